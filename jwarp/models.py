@@ -1,0 +1,273 @@
+"""Networks: the VoxelMorph-style U-Net that predicts velocities, and the WGAN critic.
+
+Both use only per-sample normalisation (or none), so one image's output never depends on the
+other images of its batch. Every convolution can run as XLA's native convolution (``"lax"``, the
+right choice on GPU/TPU) or as shifted views + one matmul (``"im2col"``): on CPU the matmul form
+runs the authors' wide U-Net about 3x faster, while narrow networks are faster with ``"lax"``
+(see ``benchmarks/bench_flow.py``). ``"auto"`` picks ``im2col`` on CPU for networks with 256 or
+more channels and ``lax`` otherwise.
+Both implementations use the same parameters, so a checkpoint moves freely between them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Float
+
+ConvImpl = Literal["auto", "lax", "im2col"]
+CONV_IMPLS = ("auto", "lax", "im2col")
+NORMS = ("none", "group", "layer")
+
+# PyTorch's default conv initialisation, U(±1/sqrt(fan_in)), as in the authors' code.
+_torch_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+# On CPU, im2col beat XLA's convolution for the authors' U-Net (up to 1024 channels: 3.5x
+# forward, 2.8x forward+backward) but lost for a small one (<= 64 channels: 3x slower gradient
+# of the unrolled neural flow); see benchmarks/bench_flow.py.
+IM2COL_MIN_WIDTH = 256
+
+
+def resolve_conv_impl(impl: str, widest: int = IM2COL_MIN_WIDTH) -> str:
+    """Resolves ``"auto"``: ``"im2col"`` on CPU for wide networks, else ``"lax"``.
+
+    Args:
+      impl: ``"auto"``, ``"lax"`` or ``"im2col"``.
+      widest: the network's largest channel count.
+    """
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv_impl: expected one of {CONV_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        wide = widest >= IM2COL_MIN_WIDTH
+        return "im2col" if jax.default_backend() == "cpu" and wide else "lax"
+    return impl
+
+
+class Conv(nn.Module):
+    """2-D convolution, NHWC, square kernel, ``"SAME"`` or ``"VALID"`` padding.
+
+    Parameters are ``kernel [k, k, C_in, C_out]`` and ``bias [C_out]`` whatever ``impl`` is.
+    """
+
+    features: int
+    kernel_size: int = 3
+    stride: int = 1
+    padding: str = "SAME"
+    impl: ConvImpl = "auto"
+    kernel_init: nn.initializers.Initializer = _torch_init
+
+    @nn.compact
+    def __call__(self, x: Float[Array, "B H W Ci"]) -> Float[Array, "B Ho Wo Co"]:
+        k, s = self.kernel_size, self.stride
+        cin = x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (k, k, cin, self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        pads = lax.padtype_to_pads(x.shape[1:3], (k, k), (s, s), self.padding)
+        if resolve_conv_impl(self.impl) == "lax":
+            y = lax.conv_general_dilated(
+                x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+        else:
+            xp = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+            ho = (xp.shape[1] - k) // s + 1
+            wo = (xp.shape[2] - k) // s + 1
+            # Patch channels are ordered (ky, kx, c_in), matching kernel.reshape below.
+            cols = jnp.concatenate(
+                [
+                    xp[:, i : i + (ho - 1) * s + 1 : s, j : j + (wo - 1) * s + 1 : s, :]
+                    for i in range(k)
+                    for j in range(k)
+                ],
+                axis=-1,
+            )
+            y = jnp.dot(cols, kernel.reshape(k * k * cin, self.features))
+        return y + bias.reshape(1, 1, 1, -1)
+
+
+def _norm(kind: str, features: int) -> nn.Module | None:
+    if kind == "none":
+        return None
+    if kind == "group":
+        return nn.GroupNorm(num_groups=min(8, features))
+    if kind == "layer":
+        return nn.LayerNorm()
+    raise ValueError(f"norm: expected one of {NORMS}, got {kind!r}")
+
+
+class ConvBlock(nn.Module):
+    """Conv -> optional per-sample norm -> LeakyReLU(0.2)."""
+
+    features: int
+    kernel_size: int = 3
+    stride: int = 1
+    norm: str = "none"
+    impl: ConvImpl = "auto"
+
+    @nn.compact
+    def __call__(self, x):
+        x = Conv(self.features, self.kernel_size, self.stride, impl=self.impl)(x)
+        norm = _norm(self.norm, self.features)
+        if norm is not None:
+            x = norm(x)
+        return nn.leaky_relu(x, 0.2)
+
+
+def upsample2x(x: Float[Array, "B H W C"]) -> Float[Array, "B 2H 2W C"]:
+    """Nearest-neighbour 2x upsampling."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def coordinate_channels(batch: int, height: int, width: int) -> Float[Array, "B H W 2"]:
+    """Pixel-centre coordinates ``(row, col)`` scaled to ``[-1, 1]``."""
+    rows = jnp.linspace(-1.0, 1.0, height, dtype=jnp.float32)
+    cols = jnp.linspace(-1.0, 1.0, width, dtype=jnp.float32)
+    grid = jnp.stack(jnp.meshgrid(rows, cols, indexing="ij"), axis=-1)
+    return jnp.broadcast_to(grid, (batch, height, width, 2))
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig:
+    """Sizes and options of the velocity U-Net.
+
+    Attributes:
+      encoder: channels of the stride-2 3x3 conv levels.
+      decoder: channels of the decoder convs, one per encoder level; the first runs at the
+        bottleneck, each later one after a nearest 2x upsampling and a skip concatenation.
+      extra: channels of the full-resolution convs after the input is concatenated back.
+      out_channels: 2 for a velocity ``(dy, dx)``.
+      out_scale: the final 1x1 conv output is multiplied by this (pixels per unit time).
+      final_init_std: std of the final 1x1 conv's normal initialisation (near zero, so training
+        starts from the identity warp).
+      add_coords: concatenate normalised ``(row, col)`` channels to the input.
+      norm: ``"none"``, ``"group"`` or ``"layer"``; per-sample only, never batch statistics.
+      conv_impl: ``"auto"``, ``"lax"`` or ``"im2col"``.
+    """
+
+    encoder: tuple[int, ...] = (16, 32, 32, 32)
+    decoder: tuple[int, ...] = (32, 32, 32, 32)
+    extra: tuple[int, ...] = (16, 16)
+    out_channels: int = 2
+    out_scale: float = 1.0
+    final_init_std: float = 1e-5
+    add_coords: bool = True
+    norm: str = "none"
+    conv_impl: str = "auto"
+
+    def __post_init__(self):
+        if len(self.encoder) != len(self.decoder) or not self.encoder:
+            raise ValueError(
+                f"unet.decoder: expected one entry per encoder level ({len(self.encoder)}), "
+                f"got {len(self.decoder)}"
+            )
+        if self.norm not in NORMS:
+            raise ValueError(f"unet.norm: expected one of {NORMS}, got {self.norm!r}")
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(
+                f"unet.conv_impl: expected one of {CONV_IMPLS}, got {self.conv_impl!r}"
+            )
+
+    @classmethod
+    def paper(cls, **overrides) -> UNetConfig:
+        """The authors' sizes (SPEC §5): about 14.1 M parameters at 32x32x1 with coordinates."""
+        sizes = dict(encoder=(64, 128, 256, 512), decoder=(1024, 512, 256, 128), extra=(64, 32))
+        return cls(**{**sizes, **overrides})
+
+    @classmethod
+    def tiny(cls, **overrides) -> UNetConfig:
+        """A few thousand parameters, for tests."""
+        sizes = dict(encoder=(8, 8), decoder=(8, 8), extra=(8,))
+        return cls(**{**sizes, **overrides})
+
+
+class UNet(nn.Module):
+    """VoxelMorph-style U-Net: ``[B, H, W, C_in] -> [B, H, W, out_channels]``.
+
+    Any ``H, W``: odd sizes are handled by cropping each upsampled map to its skip's size.
+    """
+
+    config: UNetConfig
+
+    @nn.compact
+    def __call__(self, x: Float[Array, "B H W Ci"]) -> Float[Array, "B H W 2"]:
+        cfg = self.config
+        chex.assert_rank(x, 4)
+        b, h, w, _ = x.shape
+        if cfg.add_coords:
+            x = jnp.concatenate([x, coordinate_channels(b, h, w).astype(x.dtype)], axis=-1)
+        impl = resolve_conv_impl(cfg.conv_impl, max(cfg.encoder + cfg.decoder + cfg.extra))
+        block = lambda c, stride=1: ConvBlock(c, 3, stride, cfg.norm, impl)
+
+        skips, y = [], x
+        for c in cfg.encoder:
+            y = block(c, stride=2)(y)
+            skips.append(y)
+        y = block(cfg.decoder[0])(skips.pop())
+        for c in cfg.decoder[1:]:
+            skip = skips.pop()
+            y = upsample2x(y)[:, : skip.shape[1], : skip.shape[2]]
+            y = block(c)(jnp.concatenate([y, skip], axis=-1))
+        y = upsample2x(y)[:, :h, :w]
+        y = jnp.concatenate([y, x], axis=-1)
+        for c in cfg.extra:
+            y = block(c)(y)
+        out = Conv(
+            cfg.out_channels,
+            kernel_size=1,
+            impl=impl,
+            kernel_init=nn.initializers.normal(cfg.final_init_std),
+        )(y)
+        return out * cfg.out_scale
+
+
+@dataclasses.dataclass(frozen=True)
+class CriticConfig:
+    """WGAN critic: 4x4 stride-2 convs with LeakyReLU(0.2), then a 4x4 conv to one score map.
+
+    Attributes:
+      channels: channels of the stride-2 levels (the authors': 64, 128, 256).
+      norm: ``"none"`` or ``"layer"``/``"group"`` (per-sample); never BatchNorm in WGAN-GP.
+      conv_impl: ``"auto"``, ``"lax"`` or ``"im2col"``.
+    """
+
+    channels: tuple[int, ...] = (32, 64, 128)
+    norm: str = "none"
+    conv_impl: str = "auto"
+
+    def __post_init__(self):
+        if self.norm not in NORMS:
+            raise ValueError(f"critic.norm: expected one of {NORMS}, got {self.norm!r}")
+
+    @classmethod
+    def paper(cls, **overrides) -> CriticConfig:
+        return cls(**{"channels": (64, 128, 256), **overrides})
+
+
+class Critic(nn.Module):
+    """``[B, H, W, C] -> [B]`` scores; the final map is averaged over positions."""
+
+    config: CriticConfig
+
+    @nn.compact
+    def __call__(self, x: Float[Array, "B H W C"]) -> Float[Array, " B"]:
+        cfg = self.config
+        chex.assert_rank(x, 4)
+        impl = resolve_conv_impl(cfg.conv_impl, max(cfg.channels))
+        for c in cfg.channels:
+            x = ConvBlock(c, 4, 2, cfg.norm, impl)(x)
+        # The authors' 4x4 "valid" head (32 px -> one score); smaller maps keep their size, so
+        # the parameters are the same at every image size.
+        padding = "VALID" if min(x.shape[1:3]) >= 4 else "SAME"
+        x = Conv(1, 4, padding=padding, impl=impl)(x)
+        return jnp.mean(x, axis=(1, 2, 3))
+
+
+def param_count(params) -> int:
+    """Number of scalars in a parameter pytree."""
+    return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))
