@@ -1,0 +1,37 @@
+"""jwarp: Warping Neural ODEs (Image2Gif) in JAX/Flax."""
+
+from jwarp.flow import FlowResult, SolverConfig, flow, integrate, integrate_svf
+from jwarp.models import Critic, CriticConfig, UNet, UNetConfig
+from jwarp.penalties import (
+    gradient_penalty,
+    jacobian_det,
+    negative_jacobian,
+    out_of_grid,
+)
+from jwarp.sampler import compose, identity_grid, sample, warp
+from jwarp.velocity import neural_velocity, stationary_velocity, with_penalties
+
+__all__ = [
+    "Critic",
+    "CriticConfig",
+    "FlowResult",
+    "SolverConfig",
+    "UNet",
+    "UNetConfig",
+    "compose",
+    "flow",
+    "gradient_penalty",
+    "identity_grid",
+    "integrate",
+    "integrate_svf",
+    "jacobian_det",
+    "negative_jacobian",
+    "neural_velocity",
+    "out_of_grid",
+    "sample",
+    "stationary_velocity",
+    "warp",
+    "with_penalties",
+]
+
+__version__ = "0.1.0"
