@@ -1,0 +1,1009 @@
+"""Data sources for jwarp: procedural faces, scikit-learn digits, MNIST, image folders, arrays.
+
+Every source returns ``float32`` images ``[N, H, W, C]`` with values in ``[0, 1]`` and
+``C in {1, 3, 4}`` (SPEC §2). Everything here is plain numpy + Pillow: no JAX, no network, and
+user files are never unpickled.
+
+RGBA convention (faces, folders, arrays): RGB holds *straight* (unpremultiplied) colours and
+alpha the coverage of the foreground; a fully transparent pixel is ``(0, 0, 0, 0)``. Dropping
+alpha (``channels=3``) composites on black, i.e. ``rgb * alpha``; ``channels=1`` is the Rec. 601
+luminance ``0.299 R + 0.587 G + 0.114 B`` of that composite (what Pillow's ``"L"`` uses).
+
+Sources (SPEC §6):
+
+* ``faces`` / ``faces_at``: procedurally rendered, anti-aliased faces; each face exists at any
+  smile level ``s in [0, 1]`` and the smile is purely geometric (mouth curve, cheeks, lower
+  eyelids), so ``(s=0, s=1)`` pairs are exact and every intermediate frame is known.
+* ``digits``: the real 8x8 handwritten digits bundled with scikit-learn, 3s (source) and
+  4s (target), upsampled.
+* ``load_mnist``: MNIST 3s and 4s from the standard IDX files.
+* ``load_folder``: ``source/`` and ``target/`` image folders.
+* ``load_array``: ``.npz`` / ``.npy`` arrays.
+
+``Batches`` turns a ``(source, target)`` pair of arrays into an endless, deterministic and
+resumable stream of ``{"x0", "x1"}`` minibatches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import math
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ArrayData",
+    "Batches",
+    "FaceParams",
+    "digits",
+    "face_params",
+    "faces",
+    "faces_at",
+    "load_array",
+    "load_folder",
+    "load_mnist",
+    "read_idx",
+    "render_face",
+    "render_faces",
+    "sample_face_params",
+]
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601, as Pillow's "L" conversion
+_SPLITS = {"train": 0, "test": 1}
+
+
+def _split_id(split: str) -> int:
+    if split not in _SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return _SPLITS[split]
+
+
+def _check_channels(channels: int) -> None:
+    if channels not in (1, 3, 4):
+        raise ValueError(f"channels must be 1, 3 or 4, got {channels!r}")
+
+
+def _to_channels(rgb: np.ndarray, alpha: np.ndarray, channels: int) -> np.ndarray:
+    """Straight RGB ``[..., 3]`` and alpha ``[...]`` -> ``[..., channels]`` (see module doc)."""
+    if channels == 4:
+        return np.concatenate([rgb, alpha[..., None]], axis=-1)
+    on_black = rgb * alpha[..., None]
+    if channels == 3:
+        return on_black
+    return (on_black @ _LUMA)[..., None]
+
+
+# --------------------------------------------------------------------------------------------
+# Procedural faces.
+#
+# Geometry lives in a face-local frame: origin at the head centre, y pointing down, unit = head
+# radius R (vertical). Shapes are signed distance functions (negative inside); a pixel's
+# coverage is the analytic box-filter approximation clip(0.5 - sd * R_px, 0, 1), which
+# anti-aliases every edge at a cost of one evaluation per pixel. All functions broadcast over
+# a leading face axis, so a whole batch of faces renders in one pass of numpy ops.
+# --------------------------------------------------------------------------------------------
+
+_EYE_WHITE = (0.96, 0.96, 0.94)
+_PUPIL = (0.06, 0.05, 0.05)
+_SKIN = np.array(
+    [
+        [0.99, 0.87, 0.77],
+        [0.94, 0.75, 0.62],
+        [0.80, 0.57, 0.41],
+        [0.58, 0.39, 0.26],
+        [0.38, 0.24, 0.16],
+    ]
+)
+_HAIR = np.array(
+    [
+        [0.09, 0.07, 0.06],  # black
+        [0.33, 0.20, 0.11],  # brown
+        [0.86, 0.72, 0.42],  # blond
+        [0.64, 0.27, 0.12],  # auburn
+        [0.72, 0.72, 0.74],  # grey
+    ]
+)
+_IRIS = np.array(
+    [
+        [0.36, 0.21, 0.10],  # brown
+        [0.25, 0.46, 0.76],  # blue
+        [0.28, 0.56, 0.35],  # green
+        [0.47, 0.52, 0.57],  # grey
+        [0.56, 0.42, 0.20],  # hazel
+    ]
+)
+
+# How the smile (s = 0 -> 1) changes the geometry; everything else is fixed per face.
+_SMILE_WIDEN = 0.15  # relative mouth widening
+_CHEEK_RISE = 0.09  # in units of R
+_CHEEK_GROW = 0.12  # relative cheek growth
+_LID_RISE = 0.6  # lower lid rise, in units of the eye's vertical radius
+_LID_CURVE = 0.35  # lower lid bends into an arch (happy eyes)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceParams:
+    """Everything that defines one face except the smile level.
+
+    Lengths are in units of the head's vertical radius ``R`` in the face-local frame (origin at
+    the head centre, y down) unless stated otherwise; colours are RGB in ``[0, 1]``.
+    """
+
+    center: tuple[float, float]  # head centre (dy, dx) from the image centre, / size
+    radius: float  # R, / size
+    aspect: float  # horizontal / vertical head radius
+    angle: float  # in-plane head rotation (radians)
+    shift: float  # horizontal shift of all features (a hint of yaw)
+    skin: tuple[float, float, float]
+    lip: tuple[float, float, float]
+    eye_color: tuple[float, float, float]
+    hair_color: tuple[float, float, float]  # also the brow colour
+    has_hair: bool
+    hair_line: float  # hairline height at the centre (negative: above the head centre)
+    hair_curve: float  # how far the hairline drops towards the temples
+    hair_scale: float  # hair cap size relative to the head
+    eye_y: float
+    eye_dx: float  # half the distance between the eye centres
+    eye_rx: float
+    eye_ry: float
+    iris: float  # iris radius / eye_ry
+    gaze: float  # horizontal iris offset / eye_rx
+    brow_gap: float  # from the top of the eye to the brow centre line
+    brow_len: float  # brow half length
+    brow_thick: float  # brow half thickness
+    brow_arch: float  # > 0: ends lower than the middle
+    brow_tilt: float  # > 0: inner ends lower (stern), < 0: raised (worried)
+    nose_y: float  # nose tip height
+    nose_w: float  # nose base half width
+    mouth_y: float  # height of the neutral mouth line
+    mouth_w: float  # neutral mouth half width
+    lip_thick: float  # lip line half thickness
+    mouth_curve: float  # sag of the neutral mouth (> 0: slightly downturned)
+    smile_lift: float  # how far the mouth corners rise at s = 1
+    smile_open: float  # how far the lower lip drops below the upper lip at s = 1
+
+
+def _colour(rng: np.random.Generator, palette: np.ndarray, jitter: float, blend: bool) -> tuple:
+    """A palette colour (or, with ``blend``, a mix of two neighbours) with a little jitter."""
+    if blend:
+        t = rng.uniform(0, len(palette) - 1)
+        i = min(int(t), len(palette) - 2)
+        colour = palette[i] + (t - i) * (palette[i + 1] - palette[i])
+    else:
+        colour = palette[rng.integers(len(palette))]
+    colour = colour + rng.uniform(-jitter, jitter, 3)
+    return tuple(float(c) for c in np.clip(colour, 0.0, 1.0))
+
+
+def sample_face_params(rng: np.random.Generator) -> FaceParams:
+    """Draws the parameters of one random face.
+
+    Consumes a fixed number of draws from ``rng``, so face ``i`` of a stream does not depend on
+    how many faces follow it.
+
+    Args:
+      rng: numpy random generator.
+
+    Returns:
+      A ``FaceParams``.
+    """
+    u = rng.uniform
+    skin = np.array(_colour(rng, _SKIN, 0.03, blend=True))
+    lip = np.clip(0.4 * skin + 0.6 * np.array([0.74, 0.24, 0.27]) + u(-0.05, 0.05, 3), 0, 1)
+    eye_color = _colour(rng, _IRIS, 0.05, blend=False)
+    hair_color = _colour(rng, _HAIR, 0.04, blend=False)
+    has_hair = bool(u() < 0.75)
+    if not has_hair:  # brows in a darker shade of the skin
+        hair_color = tuple(float(c) for c in skin * 0.35)
+    eye_rx = u(0.12, 0.17)
+    aspect = u(0.78, 0.92)
+    return FaceParams(
+        center=(float(u(-0.03, 0.03) + 0.03), float(u(-0.03, 0.03))),
+        radius=float(u(0.33, 0.38)),
+        aspect=float(aspect),
+        angle=float(u(-0.1, 0.1)),
+        shift=float(u(-0.04, 0.04)),
+        skin=tuple(float(c) for c in skin),
+        lip=tuple(float(c) for c in lip),
+        eye_color=eye_color,
+        hair_color=hair_color,
+        has_hair=has_hair,
+        hair_line=float(u(-0.62, -0.48)),
+        hair_curve=float(u(0.1, 0.35)),
+        hair_scale=float(u(1.05, 1.1)),
+        eye_y=float(u(-0.1, 0.02)),
+        eye_dx=float(u(0.33, 0.40) * aspect),
+        eye_rx=float(eye_rx),
+        eye_ry=float(eye_rx * u(0.6, 0.78)),
+        iris=float(u(0.8, 0.98)),
+        gaze=float(u(-0.12, 0.12)),
+        brow_gap=float(u(0.09, 0.14)),
+        brow_len=float(eye_rx * u(1.05, 1.35)),
+        brow_thick=float(u(0.025, 0.045)),
+        brow_arch=float(u(0.0, 0.08)),
+        brow_tilt=float(u(-0.15, 0.15)),
+        nose_y=float(u(0.22, 0.34)),
+        nose_w=float(u(0.06, 0.1)),
+        mouth_y=float(u(0.5, 0.6)),
+        mouth_w=float(u(0.22, 0.3)),
+        lip_thick=float(u(0.03, 0.045)),
+        mouth_curve=float(u(-0.015, 0.02)),
+        smile_lift=float(u(0.10, 0.14)),
+        smile_open=float(u(0.08, 0.13)),
+    )
+
+
+def face_params(n: int, split: str = "train", seed: int = 0) -> list[FaceParams]:
+    """The first ``n`` faces of a split's deterministic stream.
+
+    Train and test use disjoint seed streams (``SeedSequence(seed, spawn_key=(split,))``), and
+    ``face_params(m)[:n] == face_params(n)`` for ``m >= n``.
+
+    Args:
+      n: number of faces.
+      split: ``"train"`` or ``"test"``.
+      seed: non-negative dataset seed.
+
+    Returns:
+      ``n`` ``FaceParams``.
+    """
+    seq = np.random.SeedSequence(seed, spawn_key=(_split_id(split),))
+    rng = np.random.default_rng(seq)
+    return [sample_face_params(rng) for _ in range(n)]
+
+
+def _stack(params: Sequence[FaceParams]) -> dict[str, np.ndarray]:
+    """Per-field arrays broadcastable against ``[N, H, W]`` (colours: ``[N, 1, 1, 3]``)."""
+    out = {}
+    for field in dataclasses.fields(FaceParams):
+        values = np.array([getattr(p, field.name) for p in params], np.float32)
+        out[field.name] = values.reshape((len(params), 1, 1) + values.shape[1:])
+    return out
+
+
+def _coverage(sd: np.ndarray, r_px: np.ndarray) -> np.ndarray:
+    """Pixel coverage from a signed distance in units of R (box filter, 1 px ramp)."""
+    return np.clip(0.5 - sd * r_px, 0.0, 1.0)
+
+
+def _ellipse_sd(x, y, rx, ry):
+    """Approximate signed distance to an axis-aligned ellipse centred at the origin.
+
+    First-order (``f / |grad f|``) with ``f = |(x/rx, y/ry)| - 1``: exact on the boundary,
+    which is all that coverage needs. ``|grad f|`` depends only on direction and lies in
+    ``[1/max(rx, ry), 1/min(rx, ry)]``; clipping to that range also settles the centre.
+    """
+    k = np.sqrt((x / rx) ** 2 + (y / ry) ** 2)
+    grad = np.sqrt((x / rx**2) ** 2 + (y / ry**2) ** 2) / np.maximum(k, 1e-12)
+    grad = np.clip(grad, 1 / np.maximum(rx, ry), 1 / np.minimum(rx, ry))
+    return (k - 1) / grad
+
+
+def _arc_sd(x, y, half_len, sag, tilt=0.0):
+    """Unsigned distance to the arc ``y = tilt*x + sag*(x/half_len)^2``, ``|x| <= half_len``.
+
+    A symmetric quadratic Bezier through the origin; subtract a half thickness to get a stroke
+    with round caps.
+    """
+    yc = tilt * x + sag * (x / half_len) ** 2
+    slope = tilt + 2 * sag * x / half_len**2
+    d_inside = np.abs(y - yc) / np.sqrt(1 + slope**2)
+    end_x = np.where(x < 0, -half_len, half_len)
+    d_end = np.hypot(x - end_x, y - (tilt * end_x + sag))
+    return np.where(np.abs(x) <= half_len, d_inside, d_end)
+
+
+def _segment_sd(x, y, ax, ay, bx, by):
+    """Unsigned distance to the segment from ``(ax, ay)`` to ``(bx, by)``."""
+    vx, vy = bx - ax, by - ay
+    t = np.clip(((x - ax) * vx + (y - ay) * vy) / (vx**2 + vy**2), 0.0, 1.0)
+    return np.hypot(x - ax - t * vx, y - ay - t * vy)
+
+
+def _mouth_sd(x, y, half_w, dip_top, dip_bottom):
+    """Unsigned distance to the closed mouth: the lens between two arcs sharing the corners.
+
+    Corners at ``(+-half_w, 0)``; the upper and lower lip lines pass ``dip_top`` and
+    ``dip_bottom`` below the corners at the centre (equal dips give a single line).
+    """
+    bump = 1 - (x / half_w) ** 2
+    dbump = -2 * x / half_w**2
+    above_top = (dip_top * bump - y) / np.sqrt(1 + (dip_top * dbump) ** 2)
+    below_bottom = (y - dip_bottom * bump) / np.sqrt(1 + (dip_bottom * dbump) ** 2)
+    lens = np.maximum(np.maximum(above_top, below_bottom), 0.0)
+    corner = np.hypot(np.abs(x) - half_w, y)
+    return np.where(np.abs(x) <= half_w, lens, corner)
+
+
+def _lerp(a, b, s):
+    return a + (b - a) * s
+
+
+def _render_chunk(p: dict[str, np.ndarray], smile: float, size: int):
+    """Renders a stacked chunk of faces: straight RGB ``[N, H, W, 3]``, alpha ``[N, H, W]``."""
+    s = np.float32(smile)
+    r_px = p["radius"] * size  # [N, 1, 1]
+    centre = (np.arange(size, dtype=np.float32) + 0.5) - size / 2
+    dy = centre[None, :, None] - p["center"][..., 0] * size
+    dx = centre[None, None, :] - p["center"][..., 1] * size
+    cos, sin = np.cos(p["angle"]), np.sin(p["angle"])
+    x = (cos * dx + sin * dy) / r_px  # [N, H, W], face-local frame
+    y = (-sin * dx + cos * dy) / r_px
+    min_half = 0.5 / r_px  # strokes stay at least 1 px wide at small sizes
+
+    def cov(sd):
+        return _coverage(sd, r_px)
+
+    head = cov(_ellipse_sd(x, y, p["aspect"], 1.0))
+    fx = x - p["shift"]  # features share a small horizontal shift (yaw)
+    layers = [(head, p["skin"])]
+
+    # Cheeks rise, grow a little and move outwards with the smile; a skin/lip blend that is
+    # present at s = 0 already.
+    cheek_r = 0.13 * (1 + _CHEEK_GROW * s)
+    cheek_y = y - (p["mouth_y"] - 0.14 - _CHEEK_RISE * s)
+    cheek_x = np.abs(fx) - (p["mouth_w"] + 0.12 + 0.03 * s)
+    cheeks = cov(_ellipse_sd(cheek_x, cheek_y, cheek_r * 1.2, cheek_r))
+    layers.append((cheeks, 0.75 * p["skin"] + 0.25 * p["lip"]))
+
+    shade = 0.8 * p["skin"]
+    nose_x = fx - 0.015
+    nose = _arc_sd(nose_x, y - p["nose_y"], p["nose_w"], -0.05)
+    half = (p["nose_y"] - p["eye_y"]) / 2 - 0.04  # the bridge: a slanted line down to the tip
+    mid_x, mid_y = 0.6 * p["nose_w"], (p["eye_y"] + p["nose_y"]) / 2 + 0.02
+    bridge = _segment_sd(
+        nose_x, y, mid_x - 0.25 * half, mid_y - half, mid_x + 0.25 * half, mid_y + half
+    )
+    nose_sd = np.minimum(nose, bridge) - np.maximum(0.022, min_half)
+    layers.append((cov(nose_sd), shade))
+
+    # Eyes: the lower lid rises and arches with the smile (iris and pupil are clipped by it).
+    ex = np.abs(fx) - p["eye_dx"]
+    ey = y - p["eye_y"]
+    eye_sd = _ellipse_sd(ex, ey, p["eye_rx"], p["eye_ry"])
+    lid_k = _LID_CURVE * s * p["eye_ry"] / p["eye_rx"] ** 2
+    lid = p["eye_ry"] * (1.05 - _LID_RISE * s) + lid_k * ex**2
+    eye_sd = np.maximum(eye_sd, (ey - lid) / np.sqrt(1 + (2 * lid_k * ex) ** 2))
+    iris_x = ex - p["gaze"] * p["eye_rx"] * np.sign(fx)  # both eyes look the same way
+    iris_sd = np.hypot(iris_x, ey) - p["iris"] * p["eye_ry"]
+    pupil_sd = np.hypot(iris_x, ey) - 0.45 * p["iris"] * p["eye_ry"]
+    # Lashes: a dark line along the upper half of the eye outline.
+    lash_sd = np.maximum(np.abs(_ellipse_sd(ex, ey, p["eye_rx"], p["eye_ry"])) - 0.022, ey)
+    layers += [
+        (cov(eye_sd), np.float32(_EYE_WHITE)),
+        (cov(np.maximum(iris_sd, eye_sd)), p["eye_color"]),
+        (cov(np.maximum(pupil_sd, eye_sd)), np.float32(_PUPIL)),
+        (cov(lash_sd - min_half * 0.5), np.float32(_PUPIL)),
+    ]
+
+    brow_y = y - (p["eye_y"] - p["eye_ry"] - p["brow_gap"])
+    # ex is mirrored (inner ends at ex < 0), so one tilt gives symmetric brows.
+    brow_sd = _arc_sd(ex, brow_y, p["brow_len"], p["brow_arch"], -p["brow_tilt"])
+    layers.append((cov(brow_sd - np.maximum(p["brow_thick"], min_half)), p["hair_color"]))
+
+    # Mouth: a nearly flat lip line at s = 0 that widens, lifts its corners and opens into a
+    # lip-coloured crescent at s = 1.
+    lift = s * p["smile_lift"]
+    mouth_sd = _mouth_sd(
+        fx,
+        y - (p["mouth_y"] - lift),
+        p["mouth_w"] * (1 + _SMILE_WIDEN * s),
+        _lerp(p["mouth_curve"], p["smile_lift"], s),
+        _lerp(p["mouth_curve"], p["smile_lift"] + p["smile_open"], s),
+    )
+    layers.append((cov(mouth_sd - np.maximum(p["lip_thick"], min_half)), p["lip"]))
+
+    # Hair: a cap on top of the head, under the hairline (which drops towards the temples).
+    hs = p["hair_scale"]
+    cap = _ellipse_sd(x, y + 0.02, p["aspect"] * hs, hs)
+    hairline = p["hair_line"] + p["hair_curve"] * x**2
+    below = (y - hairline) / np.sqrt(1 + (2 * p["hair_curve"] * x) ** 2)
+    hair = cov(np.maximum(cap, below)) * p["has_hair"]
+    layers.append((hair, p["hair_color"]))
+
+    # Premultiplied "over" compositing, channel-major for contiguous in-place updates;
+    # features are clipped to the head.
+    premult = np.zeros((3,) + x.shape, np.float32)
+    alpha = np.zeros(x.shape, np.float32)
+    for i, (a, colour) in enumerate(layers):
+        if 0 < i < len(layers) - 1:
+            a = a * head
+        keep = 1 - a
+        colour = np.broadcast_to(colour, (len(x), 1, 1, 3))
+        for c in range(3):
+            premult[c] *= keep
+            premult[c] += a * colour[..., c]
+        alpha *= keep
+        alpha += a
+    rgb = np.divide(premult, alpha, out=np.zeros_like(premult), where=alpha > 0)
+    return np.clip(np.moveaxis(rgb, 0, -1), 0.0, 1.0), np.clip(alpha, 0.0, 1.0)
+
+
+def render_faces(
+    params: Sequence[FaceParams], smile: float, size: int = 64, channels: int = 4
+) -> np.ndarray:
+    """Renders a batch of faces at one smile level.
+
+    Args:
+      params: ``N`` face parameters.
+      smile: smile level ``s``; 0 is neutral, 1 a full smile (values in between interpolate
+        the geometry linearly).
+      size: image height and width in pixels.
+      channels: 4 (RGBA, alpha = head and hair mask), 3 (RGB on black) or 1 (luminance).
+
+    Returns:
+      ``float32 [N, size, size, channels]`` in ``[0, 1]``.
+    """
+    _check_channels(channels)
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    out = np.zeros((len(params), size, size, channels), np.float32)
+    chunk = max(1, (1 << 20) // (size * size))  # ~4 MB per [N, H, W] temporary
+    for start in range(0, len(params), chunk):
+        rgb, alpha = _render_chunk(_stack(params[start : start + chunk]), smile, size)
+        out[start : start + chunk] = _to_channels(rgb, alpha, channels)
+    return out
+
+
+def render_face(params: FaceParams, smile: float, size: int = 64, channels: int = 4) -> np.ndarray:
+    """Renders one face at smile level ``smile``.
+
+    Args:
+      params: the face, from ``sample_face_params``.
+      smile: smile level ``s in [0, 1]``.
+      size: image height and width in pixels.
+      channels: 4 (RGBA), 3 (RGB on black) or 1 (luminance).
+
+    Returns:
+      ``float32 [size, size, channels]`` in ``[0, 1]``.
+    """
+    return render_faces([params], smile, size, channels)[0]
+
+
+def faces_at(
+    n: int,
+    smiles: Sequence[float],
+    size: int = 64,
+    channels: int = 4,
+    split: str = "train",
+    seed: int = 0,
+) -> np.ndarray:
+    """The first ``n`` faces of a split, each rendered at several smile levels.
+
+    Args:
+      n: number of faces.
+      smiles: ``S`` smile levels in ``[0, 1]``.
+      size: image height and width in pixels.
+      channels: 4 (RGBA), 3 (RGB on black) or 1 (luminance).
+      split: ``"train"`` or ``"test"`` (disjoint face streams).
+      seed: dataset seed.
+
+    Returns:
+      ``float32 [S, n, size, size, channels]``; ``[k, i]`` is face ``i`` at ``smiles[k]``.
+    """
+    params = face_params(n, split, seed)
+    return np.stack([render_faces(params, s, size, channels) for s in smiles])
+
+
+def faces(
+    n: int,
+    size: int = 64,
+    channels: int = 4,
+    smile: tuple[float, float] = (0.0, 1.0),
+    split: str = "train",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paired neutral/smiling faces.
+
+    Args:
+      n: number of faces.
+      size: image height and width in pixels.
+      channels: 4 (RGBA), 3 (RGB on black) or 1 (luminance).
+      smile: smile levels of the source and target frames.
+      split: ``"train"`` or ``"test"`` (disjoint face streams).
+      seed: dataset seed.
+
+    Returns:
+      ``(x0, x1)``, each ``float32 [n, size, size, channels]``; ``x1[i]`` is ``x0[i]`` smiling.
+    """
+    x0, x1 = faces_at(n, smile, size, channels, split, seed)
+    return x0, x1
+
+
+# --------------------------------------------------------------------------------------------
+# Resizing helpers shared by the digit, MNIST, folder and array sources.
+# --------------------------------------------------------------------------------------------
+
+
+def _resize_float(images: np.ndarray, size: int, resample: int) -> np.ndarray:
+    """``[N, H, W, C]`` float -> ``[N, size, size, C]``, channel by channel in Pillow "F" mode."""
+    n, h, w, c = images.shape
+    if (h, w) == (size, size):
+        return images.astype(np.float32)
+    out = np.empty((n, size, size, c), np.float32)
+    for i in range(n):
+        for j in range(c):
+            plane = Image.fromarray(np.ascontiguousarray(images[i, :, :, j], np.float32), "F")
+            out[i, :, :, j] = np.asarray(plane.resize((size, size), resample))
+    return np.clip(out, 0.0, 1.0)
+
+
+def _center_crop_box(w: int, h: int) -> tuple[int, int, int, int]:
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return left, top, left + side, top + side
+
+
+# --------------------------------------------------------------------------------------------
+# Digits (scikit-learn) and MNIST (IDX files): 3s -> 4s.
+# --------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1797 bundled 8x8 digits (read-only): images ``[1797, 8, 8]`` in 0..16, labels."""
+    from sklearn.datasets import load_digits  # ships with scikit-learn; no download
+
+    bunch = load_digits()
+    images, labels = bunch.images.astype(np.float32), bunch.target.astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def digits(split: str = "train", size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The handwritten 3s and 4s bundled with scikit-learn, upsampled.
+
+    The 8x8 images (values 0..16) are scaled to ``[0, 1]`` and resized bicubically (clipped).
+    Each class is split 80/20 into train/test by a permutation seeded with ``(seed, label)``.
+
+    Args:
+      split: ``"train"`` or ``"test"``.
+      size: output height and width.
+      seed: split seed.
+
+    Returns:
+      ``(threes [N, size, size, 1], fours [M, size, size, 1])``, ``float32`` in ``[0, 1]``
+      (unpaired; about 146/145 train and 37/36 test images).
+    """
+    split_id = _split_id(split)
+    all_images, labels = _sklearn_digits()
+    out = []
+    for label in (3, 4):
+        images = all_images[labels == label] / np.float32(16)
+        perm = np.random.default_rng([seed, label]).permutation(len(images))
+        n_train = int(round(0.8 * len(images)))
+        keep = np.sort(perm[:n_train] if split_id == 0 else perm[n_train:])
+        out.append(_resize_float(images[keep, :, :, None], size, Image.Resampling.BICUBIC))
+    return out[0], out[1]
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Reads an unsigned-byte IDX file (``.gz`` transparently), e.g. MNIST.
+
+    Args:
+      path: the file.
+
+    Returns:
+      ``uint8`` array of the shape stored in the header.
+
+    Raises:
+      ValueError: the header or the data length is not that of a ubyte IDX file.
+    """
+    path = Path(path)
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0:3] != b"\x00\x00\x08" or data[3] == 0:
+        magic = data[:4].hex() or "<empty>"
+        raise ValueError(
+            f"{path}: not an unsigned-byte IDX file (magic 0x{magic}, expected 0x000008dd)"
+        )
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path}: IDX header truncated ({len(data)} bytes, need {header})")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    if len(data) - header != math.prod(shape):
+        raise ValueError(
+            f"{path}: IDX shape {shape} needs {math.prod(shape)} data bytes, "
+            f"found {len(data) - header}"
+        )
+    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+
+
+def _find_idx(data_dir: Path, stem: str) -> Path:
+    alt = stem.replace("-idx", ".idx")  # e.g. Kaggle's "train-images.idx3-ubyte"
+    for name in (stem, stem + ".gz", alt, alt + ".gz"):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise FileNotFoundError(f"{data_dir}: missing MNIST IDX file {stem} (or {stem}.gz)")
+
+
+def _read_idx_ndim(path: Path, ndim: int, what: str) -> np.ndarray:
+    array = read_idx(path)
+    if array.ndim != ndim:
+        raise ValueError(
+            f"{path}: IDX magic 0x000008{array.ndim:02x}, expected 0x000008{ndim:02x} ({what})"
+        )
+    return array
+
+
+def load_mnist(
+    data_dir: str | Path, split: str = "train", size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST 3s and 4s from the standard IDX files.
+
+    Reads ``{train,t10k}-images-idx3-ubyte[.gz]`` and ``{train,t10k}-labels-idx1-ubyte[.gz]``.
+    The 28x28 digits are zero-padded to 32x32 (the authors' framing) and then resized
+    bicubically if ``size != 32``.
+
+    Args:
+      data_dir: folder holding the IDX files.
+      split: ``"train"`` or ``"test"`` (the ``t10k`` files).
+      size: output height and width.
+
+    Returns:
+      ``(threes [N, size, size, 1], fours [M, size, size, 1])``, ``float32`` in ``[0, 1]``.
+
+    Raises:
+      FileNotFoundError: an IDX file is missing.
+      ValueError: a file is not the expected IDX file, or the counts disagree.
+    """
+    data_dir = Path(data_dir)
+    prefix = "train" if _split_id(split) == 0 else "t10k"
+    images_path = _find_idx(data_dir, f"{prefix}-images-idx3-ubyte")
+    labels_path = _find_idx(data_dir, f"{prefix}-labels-idx1-ubyte")
+    images = _read_idx_ndim(images_path, 3, "MNIST images")
+    labels = _read_idx_ndim(labels_path, 1, "MNIST labels")
+    if len(images) != len(labels):
+        raise ValueError(
+            f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}"
+        )
+    h, w = images.shape[1:]
+    top, left = max(32 - h, 0) // 2, max(32 - w, 0) // 2
+    out = []
+    for label in (3, 4):
+        selected = images[labels == label]
+        padded = np.zeros((len(selected), max(h, 32), max(w, 32), 1), np.float32)
+        padded[:, top : top + h, left : left + w, 0] = selected / np.float32(255)
+        out.append(_resize_float(padded, size, Image.Resampling.BICUBIC))
+    return out[0], out[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Image folders.
+# --------------------------------------------------------------------------------------------
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+_HIGH_BIT_MODES = {
+    "I;16": 65535.0,
+    "I;16B": 65535.0,
+    "I;16L": 65535.0,
+    "I;16N": 65535.0,
+    "I": 65535.0,
+    "F": 1.0,
+}
+
+
+def _load_image(path: Path, size: int, channels: int) -> np.ndarray:
+    """One image file -> ``float32 [size, size, channels]`` (see ``load_folder``)."""
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
+            img.load()
+    except Exception as e:  # Pillow raises several types for unreadable files
+        raise ValueError(f"{path}: cannot read image ({e})") from e
+    box = _center_crop_box(*img.size)
+    if img.mode in _HIGH_BIT_MODES:  # 16/32-bit grey: keep the precision, resize in float
+        grey = np.asarray(img, np.float32) / np.float32(_HIGH_BIT_MODES[img.mode])
+        grey = np.clip(grey, 0.0, 1.0)[box[1] : box[3], box[0] : box[2]]
+        grey = _resize_float(grey[None, :, :, None], size, Image.Resampling.LANCZOS)[0, ..., 0]
+        rgb, alpha = np.repeat(grey[..., None], 3, -1), np.ones_like(grey)
+    else:
+        # Pillow resamples RGBA with premultiplied alpha, so transparent pixels do not bleed.
+        rgba = img.convert("RGBA").crop(box).resize((size, size), Image.Resampling.LANCZOS)
+        rgba = np.asarray(rgba, np.float32) / np.float32(255)
+        rgb, alpha = rgba[..., :3], rgba[..., 3]
+    return _to_channels(rgb, alpha, channels).astype(np.float32)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: folder not found (expected image files in it)")
+    files = sorted(
+        f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    if not files:
+        raise ValueError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _pair_by_stem(source: list[Path], target: list[Path]) -> tuple[list[Path], list[Path]]:
+    def by_stem(files: list[Path]) -> dict[str, Path]:
+        stems: dict[str, Path] = {}
+        for f in files:
+            if f.stem in stems:
+                raise ValueError(f"{f}: same name as {stems[f.stem]}; cannot pair by name")
+            stems[f.stem] = f
+        return stems
+
+    src, tgt = by_stem(source), by_stem(target)
+    unmatched = [str(src[k]) for k in sorted(src.keys() - tgt.keys())]
+    unmatched += [str(tgt[k]) for k in sorted(tgt.keys() - src.keys())]
+    if unmatched:
+        raise ValueError(f"paired folders: no file of the same name for {', '.join(unmatched)}")
+    keys = sorted(src)
+    return [src[k] for k in keys], [tgt[k] for k in keys]
+
+
+def load_folder(
+    data_dir: str | Path, size: int, channels: int, paired: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images from ``data_dir/source/`` and ``data_dir/target/``.
+
+    Files with the extensions in ``IMAGE_EXTENSIONS`` (any case) are read in name order (the
+    first frame of animated files). Any Pillow mode is accepted: 16-bit grey (and 32-bit
+    integer grey) is scaled by 65535, float grey is clipped to ``[0, 1]``, other modes go
+    through RGBA, and alpha is dropped by compositing on black (see the module doc). Each
+    image is centre-cropped to a square and resized with Lanczos filtering.
+
+    Args:
+      data_dir: folder with ``source/`` and ``target/`` subfolders.
+      size: output height and width.
+      channels: 1 (luminance), 3 (RGB) or 4 (RGBA; opaque images get alpha 1).
+      paired: pair ``source/x.*`` with ``target/x.*`` by file stem.
+
+    Returns:
+      ``(source [N, size, size, channels], target [M, size, size, channels])``, ``float32`` in
+      ``[0, 1]``; with ``paired=True``, ``N == M`` and ``target[i]`` pairs with ``source[i]``.
+
+    Raises:
+      FileNotFoundError: a subfolder is missing.
+      ValueError: a folder has no images, a file cannot be read, or (paired) names do not
+        match; the message names the files.
+    """
+    _check_channels(channels)
+    data_dir = Path(data_dir)
+    source = _image_files(data_dir / "source")
+    target = _image_files(data_dir / "target")
+    if paired:
+        source, target = _pair_by_stem(source, target)
+    return (
+        np.stack([_load_image(f, size, channels) for f in source]),
+        np.stack([_load_image(f, size, channels) for f in target]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Arrays (.npz / .npy).
+# --------------------------------------------------------------------------------------------
+
+
+class ArrayData(NamedTuple):
+    """Images loaded by ``load_array``, and how their values were scaled to ``[0, 1]``."""
+
+    source: np.ndarray  # [N, H, W, C]
+    target: np.ndarray  # [M, H, W, C]
+    scaling: str  # "uint8/255", "uint16/65535", "float[0,1]" or "float[0,255]/255"
+
+
+def _scaling_rule(arrays: Sequence[np.ndarray], where: str) -> tuple[str, float]:
+    """One ``[0, 1]`` scaling rule (name, divisor) for arrays of one dtype."""
+    dtype = arrays[0].dtype
+    if any(a.dtype != dtype for a in arrays):
+        raise ValueError(f"{where}: dtypes differ ({', '.join(str(a.dtype) for a in arrays)})")
+    if dtype == np.uint8:
+        return "uint8/255", 255.0
+    if dtype == np.uint16:
+        return "uint16/65535", 65535.0
+    if dtype.kind != "f":
+        raise ValueError(
+            f"{where}: unsupported dtype {dtype} (use uint8, uint16, or float in [0, 1] or "
+            "[0, 255])"
+        )
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError(f"{where}: contains NaN or Inf")
+    lo = min(float(a.min()) for a in arrays)
+    hi = max(float(a.max()) for a in arrays)
+    if lo >= 0.0 and hi <= 1.0 + 1e-6:
+        return "float[0,1]", 1.0
+    if lo >= 0.0 and hi <= 255.0 + 1e-4:
+        return "float[0,255]/255", 255.0
+    raise ValueError(f"{where}: float values in [{lo:g}, {hi:g}], expected [0, 1] or [0, 255]")
+
+
+def _to_nhwc(array: np.ndarray, where: str) -> np.ndarray:
+    """``[N, H, W]``, ``[N, H, W, C]`` or ``[N, C, H, W]`` -> ``[N, H, W, C]``.
+
+    The channel axis is the one of size 1, 3 or 4 at either end; NHWC wins when both ends
+    qualify (e.g. ``[N, 3, 3, 3]``).
+    """
+    if array.ndim == 3:
+        return array[..., None]
+    if array.ndim != 4:
+        raise ValueError(
+            f"{where}: rank {array.ndim} (shape {array.shape}), expected [N, H, W, C], "
+            "[N, C, H, W] or [N, H, W]"
+        )
+    if array.shape[3] in (1, 3, 4):
+        return array
+    if array.shape[1] in (1, 3, 4):
+        return np.moveaxis(array, 1, 3)
+    raise ValueError(f"{where}: shape {array.shape} has no channel axis of size 1, 3 or 4")
+
+
+def _convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """``[N, H, W, C]`` -> ``[N, H, W, channels]`` with the module's RGBA conventions."""
+    c = images.shape[-1]
+    if c == channels:
+        return images
+    if c == 1:
+        rgb, alpha = np.repeat(images, 3, -1), np.ones(images.shape[:-1], np.float32)
+    else:
+        rgb = images[..., :3]
+        alpha = images[..., 3] if c == 4 else np.ones(images.shape[:-1], np.float32)
+    return _to_channels(rgb, alpha, channels)
+
+
+def _prepare(array: np.ndarray, where: str, scale: float, size, channels) -> np.ndarray:
+    images = _to_nhwc(array, where)
+    if images.shape[0] == 0 or min(images.shape[1:3]) == 0:
+        raise ValueError(f"{where}: empty array of shape {array.shape}")
+    images = np.clip(images.astype(np.float32) / np.float32(scale), 0.0, 1.0)
+    if channels is not None:
+        images = _convert_channels(images, channels)
+    if size is not None:
+        left, top, right, bottom = _center_crop_box(images.shape[2], images.shape[1])
+        images = _resize_float(images[:, top:bottom, left:right], size, Image.Resampling.LANCZOS)
+    return images.astype(np.float32)
+
+
+def load_array(path: str | Path, size: int | None = None, channels: int | None = None) -> ArrayData:
+    """Source and target images from a ``.npz`` or ``.npy`` file (never unpickled).
+
+    Layouts: a ``.npz`` with arrays ``source`` and ``target``, each ``[N, H, W, C]``,
+    ``[N, C, H, W]`` or ``[N, H, W]``; or a ``.npy`` of shape ``[2, N, H, W, C]`` or
+    ``[2, N, C, H, W]`` holding source and target (paired). ``C`` is 1, 3 or 4 and is found at
+    either end of the image axes (NHWC when ambiguous). One rule scales the whole file:
+    ``uint8/255``, ``uint16/65535``, ``float[0,1]`` (kept) or ``float[0,255]/255`` (floats
+    with a maximum above 1); other dtypes are rejected.
+
+    Args:
+      path: ``.npz`` or ``.npy`` file.
+      size: if given, centre-crop to square and resize (Lanczos) to ``size x size``.
+      channels: if given, convert to 1, 3 or 4 channels (alpha dropped by compositing on black).
+
+    Returns:
+      ``ArrayData(source [N, H, W, C], target [M, H, W, C], scaling)``, ``float32`` in
+      ``[0, 1]``.
+
+    Raises:
+      ValueError: naming the file and the problem (object dtype, NaN/Inf, wrong rank or keys,
+        values out of range, source and target images of different shapes).
+    """
+    path = Path(path)
+    if channels is not None:
+        _check_channels(channels)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                if not {"source", "target"} <= set(loaded.files):
+                    raise ValueError(
+                        f"{path}: a .npz needs arrays 'source' and 'target', found "
+                        f"{sorted(loaded.files)}"
+                    )
+                arrays = [loaded["source"], loaded["target"]]
+        elif loaded.ndim == 5 and loaded.shape[0] == 2:
+            arrays = [loaded[0], loaded[1]]
+        else:
+            raise ValueError(
+                f"{path}: a .npy must have shape [2, N, H, W, C] or [2, N, C, H, W] "
+                f"(source, target), found {loaded.shape}; use a .npz for unpaired sets"
+            )
+    except ValueError as e:
+        if "allow_pickle" in str(e):  # object arrays can only be unpickled
+            raise ValueError(f"{path}: object arrays are not supported (never unpickled)") from e
+        raise
+    rule, scale = _scaling_rule(arrays, str(path))
+    source, target = (
+        _prepare(a, f"{path} [{name}]", scale, size, channels)
+        for name, a in zip(("source", "target"), arrays, strict=True)
+    )
+    if source.shape[1:] != target.shape[1:]:
+        raise ValueError(
+            f"{path}: source images {source.shape[1:]} and target images {target.shape[1:]} "
+            "differ (pass size and channels to convert)"
+        )
+    return ArrayData(source, target, rule)
+
+
+# --------------------------------------------------------------------------------------------
+# Minibatches.
+# --------------------------------------------------------------------------------------------
+
+
+class Batches:
+    """Endless, deterministic, resumable minibatches ``{"x0": [B, H, W, C], "x1": ...}``.
+
+    Each epoch visits the data in an order drawn from ``(seed, epoch)`` alone, so the stream
+    is reproducible and ``restore(state())`` resumes it exactly. Paired data share one
+    permutation (``x1[i]`` stays the partner of ``x0[i]``); unpaired data use independent
+    permutations of source and target. An epoch has ``min(N, M) // batch_size`` batches (the
+    incomplete last batch is dropped); no item appears twice within an epoch.
+
+    Args:
+      x0: source images ``[N, H, W, C]``.
+      x1: target images ``[M, H, W, C]`` (``M == N`` when paired).
+      batch_size: images per batch, at most ``min(N, M)``.
+      paired: whether ``x1[i]`` is the target of ``x0[i]``.
+      seed: non-negative shuffling seed.
+    """
+
+    def __init__(
+        self,
+        x0: np.ndarray,
+        x1: np.ndarray,
+        batch_size: int,
+        *,
+        paired: bool,
+        seed: int = 0,
+    ):
+        self.x0 = np.asarray(x0, np.float32)
+        self.x1 = np.asarray(x1, np.float32)
+        self.paired = paired
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        if paired and len(self.x0) != len(self.x1):
+            raise ValueError(f"paired data need equal sizes, got {len(self.x0)} and {len(self.x1)}")
+        n = min(len(self.x0), len(self.x1))
+        if not 1 <= self.batch_size <= n:
+            raise ValueError(f"batch_size {batch_size} must be in [1, {n}] (the dataset size)")
+        self.steps_per_epoch = n // self.batch_size
+        self._epoch = 0
+        self._index = 0
+        self._perms: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def _permutations(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._perms is None or self._perms[0] != epoch:
+            perm0 = np.random.default_rng([self.seed, epoch, 0]).permutation(len(self.x0))
+            perm1 = (
+                perm0
+                if self.paired
+                else np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.x1))
+            )
+            self._perms = (epoch, perm0, perm1)
+        return self._perms[1], self._perms[2]
+
+    def __iter__(self) -> Batches:
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        perm0, perm1 = self._permutations(self._epoch)
+        batch = slice(self._index * self.batch_size, (self._index + 1) * self.batch_size)
+        out = {"x0": self.x0[perm0[batch]], "x1": self.x1[perm1[batch]]}
+        self._index += 1
+        if self._index == self.steps_per_epoch:
+            self._epoch, self._index = self._epoch + 1, 0
+        return out
+
+    def state(self) -> dict[str, int]:
+        """Position of the next batch: ``{"epoch": e, "index": i}``."""
+        return {"epoch": self._epoch, "index": self._index}
+
+    def restore(self, state: dict[str, int]) -> None:
+        """Continues from a position returned by ``state()``."""
+        epoch, index = int(state["epoch"]), int(state["index"])
+        if epoch < 0 or not 0 <= index < self.steps_per_epoch:
+            raise ValueError(
+                f"invalid batch state {state}: need epoch >= 0 and 0 <= index < "
+                f"{self.steps_per_epoch}"
+            )
+        self._epoch, self._index = epoch, index

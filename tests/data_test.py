@@ -1,0 +1,496 @@
+"""Tests for jwarp.data: every source's contract, the faces' smile geometry, batching."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jwarp import data
+
+
+def _assert_images(x, shape):
+    assert x.shape == shape
+    assert x.dtype == np.float32
+    assert np.isfinite(x).all()
+    assert x.min() >= 0.0 and x.max() <= 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# Faces.
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smile_frames():
+    """Eight faces at s = 0, 0.25, 0.5, 0.75, 1: [5, 8, 64, 64, 4]."""
+    return data.faces_at(8, [0.0, 0.25, 0.5, 0.75, 1.0], size=64, channels=4, seed=3)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("size", [16, 32, 64, 100])
+def test_faces_shapes_dtype_range(size, channels):
+    x0, x1 = data.faces(3, size=size, channels=channels, split="test", seed=1)
+    _assert_images(x0, (3, size, size, channels))
+    _assert_images(x1, (3, size, size, channels))
+
+
+def test_faces_at_shape_and_matches_faces():
+    frames = data.faces_at(2, [0.0, 0.3, 1.0], size=32, channels=3)
+    _assert_images(frames, (3, 2, 32, 32, 3))
+    x0, x1 = data.faces(2, size=32, channels=3)
+    np.testing.assert_array_equal(frames[0], x0)
+    np.testing.assert_array_equal(frames[2], x1)
+
+
+def test_render_face_matches_batch_render():
+    params = data.face_params(3, seed=5)
+    batch = data.render_faces(params, 0.4, size=48)
+    for i, p in enumerate(params):
+        np.testing.assert_array_equal(data.render_face(p, 0.4, size=48), batch[i])
+
+
+def test_faces_deterministic_and_prefix_stable():
+    a0, a1 = data.faces(4, size=32, seed=7)
+    b0, b1 = data.faces(6, size=32, seed=7)
+    np.testing.assert_array_equal(a0, b0[:4])
+    np.testing.assert_array_equal(a1, b1[:4])
+    c0, _ = data.faces(4, size=32, seed=8)
+    assert not np.array_equal(a0, c0)
+
+
+def test_sample_face_params_deterministic():
+    p = data.sample_face_params(np.random.default_rng(0))
+    q = data.sample_face_params(np.random.default_rng(0))
+    assert p == q
+    assert data.render_face(p, 1.0, 32).shape == (32, 32, 4)
+
+
+def test_train_test_disjoint():
+    train = data.face_params(200, "train", seed=0)
+    test = data.face_params(200, "test", seed=0)
+    assert not set(train) & set(test)
+    x_train, _ = data.faces(64, size=32, split="train")
+    x_test, _ = data.faces(64, size=32, split="test")
+    dist = np.abs(x_train[:, None] - x_test[None]).reshape(64, 64, -1).max(-1)
+    assert dist.min() > 0.1
+
+
+def test_channels_are_composites_of_rgba():
+    params = data.face_params(2, seed=2)
+    rgba = data.render_faces(params, 0.5, 40, channels=4)
+    rgb = data.render_faces(params, 0.5, 40, channels=3)
+    grey = data.render_faces(params, 0.5, 40, channels=1)
+    np.testing.assert_allclose(rgb, rgba[..., :3] * rgba[..., 3:], atol=1e-6)
+    np.testing.assert_allclose(grey[..., 0], rgb @ [0.299, 0.587, 0.114], atol=1e-5)
+    background = rgba[..., 3] == 0
+    assert background.any()
+    assert (rgba[background] == 0).all()
+
+
+def test_anti_aliased_head_edge():
+    alpha = data.render_face(data.face_params(1)[0], 0.0, 64)[..., 3]
+    fractional = (alpha > 0.02) & (alpha < 0.98)
+    assert fractional.sum() > 40  # most of the ~130 px head outline
+    assert len(np.unique(np.round(alpha[fractional], 2))) > 15
+
+
+def test_head_scales_with_size():
+    """The head covers the same fraction of the frame at every size (no pixel-unit geometry)."""
+    p = data.face_params(1, seed=4)[0]
+    fractions = [data.render_face(p, 0.0, s)[..., 3].mean() for s in (16, 32, 64, 100)]
+    np.testing.assert_allclose(fractions, fractions[-1], rtol=0.06)
+
+
+def test_smile_keeps_mask_pose_and_upper_face(smile_frames):
+    x0, x1 = smile_frames[0], smile_frames[-1]
+    np.testing.assert_array_equal(x0[..., 3], x1[..., 3])
+    for a, b in zip(x0, x1, strict=True):
+        rows = np.flatnonzero(a[..., 3].max(1) > 0)
+        top, height = rows[0], rows[-1] - rows[0]
+        upper = slice(0, top + int(0.35 * height))  # hair, forehead, brows
+        np.testing.assert_array_equal(a[upper], b[upper])
+
+
+def _opaque_colours(x, interior_only):
+    """Colours [K, 3] of opaque pixels; interior: the 3x3 neighbourhood is one colour."""
+    rgb, opaque = x[..., :3], x[..., 3] == 1.0
+    if interior_only:
+        padded = np.pad(rgb, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        h, w = rgb.shape[:2]
+        for dy in range(3):
+            for dx in range(3):
+                opaque &= np.all(padded[dy : dy + h, dx : dx + w] == rgb, axis=-1)
+    return rgb[opaque]
+
+
+def test_smile_adds_no_new_colours():
+    """Solid colours at s = 1 (and 0.5) all exist at s = 0: the smile is geometry only."""
+    params = data.face_params(6, seed=3)
+    frames = data.faces_at(6, [0.0, 0.5, 1.0], size=128, seed=3)
+    for i, p in enumerate(params):
+        palette = np.unique(_opaque_colours(frames[0, i], False), axis=0)
+        for k in (1, 2):
+            solid = np.unique(_opaque_colours(frames[k, i], True), axis=0)
+            assert np.abs(solid - np.float32(p.lip)).max(-1).min() < 1e-5  # the smile is there
+            nearest = np.abs(solid[:, None] - palette[None]).max(-1).min(1)
+            assert nearest.max() < 1e-5, (i, k, solid[nearest.argmax()])
+
+
+def _lip_pixels(frames, params):
+    lip = np.array([p.lip for p in params], np.float32)[:, None, None]
+    return (np.abs(frames[..., :3] - lip).max(-1) < 0.02).sum(axis=(-1, -2))
+
+
+def test_smile_changes_mouth_geometrically(smile_frames):
+    params = data.face_params(8, seed=3)
+    x0, x1 = smile_frames[0], smile_frames[-1]
+    changed = np.abs(x1 - x0).max(-1) > 0.01
+    assert (changed.sum(axis=(1, 2)) > 80).all()  # mouth, cheeks and eyes move
+    lips = _lip_pixels(smile_frames, params)  # [5, 8]
+    assert (lips[-1] > 2 * lips[0]).all()  # the lip line opens into a wide crescent
+    assert (lips[0] < lips[2]).all() and (lips[2] < lips[4]).all()  # growing with s
+    # Changes sit below the eye line: the changed pixels' centroid is in the lower face.
+    rows = np.arange(64)[None, :, None]
+    changed_rows = (changed * rows).sum(axis=(1, 2)) / changed.sum(axis=(1, 2))
+    mask_rows = (x0[..., 3] * rows).sum(axis=(1, 2)) / x0[..., 3].sum(axis=(1, 2))
+    assert (changed_rows > mask_rows).all()
+
+
+def test_intermediate_frames_lie_between(smile_frames):
+    def dist(a, b):
+        return np.sqrt(((a - b) ** 2).sum(axis=(-1, -2, -3)))
+
+    ends = dist(smile_frames[0], smile_frames[-1])
+    from_start = np.stack([dist(f, smile_frames[0]) for f in smile_frames])
+    to_end = np.stack([dist(f, smile_frames[-1]) for f in smile_frames])
+    assert (from_start[2] < ends).all() and (to_end[2] < ends).all()
+    assert (np.diff(from_start, axis=0) > 0).all()
+    assert (np.diff(to_end, axis=0) < 0).all()
+    # Continuity in s: a small step in s makes a small change.
+    near = data.faces_at(8, [0.5, 0.52], size=64, seed=3)
+    assert (dist(near[0], near[1]) < 0.2 * ends).all()
+
+
+def test_faces_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        data.faces(1, split="val")
+    with pytest.raises(ValueError, match="channels"):
+        data.faces(1, channels=2)
+
+
+# ------------------------------------------------------------------------------------------
+# Digits and MNIST.
+# ------------------------------------------------------------------------------------------
+
+
+def test_digits_shapes_split_and_classes():
+    threes, fours = data.digits("train", size=32)
+    t_threes, t_fours = data.digits("test", size=32)
+    _assert_images(threes, threes.shape)
+    assert threes.shape[1:] == fours.shape[1:] == (32, 32, 1)
+    assert len(threes) + len(t_threes) == 183 and len(fours) + len(t_fours) == 181
+    assert 0.75 < len(threes) / 183 < 0.85
+    train_flat = threes.reshape(len(threes), -1)
+    test_flat = t_threes.reshape(len(t_threes), -1)
+    assert np.abs(train_flat[:, None] - test_flat[None]).max(-1).min() > 0
+    assert np.abs(threes.mean(0) - fours.mean(0)).mean() > 0.05
+    np.testing.assert_array_equal(data.digits("train", size=32)[0], threes)
+    small, _ = data.digits("test", size=16, seed=1)
+    _assert_images(small, (len(t_threes), 16, 16, 1))
+
+
+def _write_idx(path, array, magic=None):
+    array = np.asarray(array, np.uint8)
+    magic = (0x0800 | array.ndim) if magic is None else magic
+    header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def test_mnist_idx_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    labels = np.array([3, 4, 3, 1, 4], np.uint8)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images[:3])
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels[:3])
+
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "train-images-idx3-ubyte"), images)
+    threes, fours = data.load_mnist(tmp_path, "train", size=32)
+    _assert_images(threes, (2, 32, 32, 1))
+    _assert_images(fours, (2, 32, 32, 1))
+    np.testing.assert_allclose(threes[1, 2:30, 2:30, 0], images[2] / 255, atol=1e-6)
+    assert (threes[:, :2] == 0).all() and (threes[:, :, 30:] == 0).all()
+    t_threes, t_fours = data.load_mnist(tmp_path, "test", size=20)
+    _assert_images(t_threes, (2, 20, 20, 1))
+    _assert_images(t_fours, (1, 20, 20, 1))
+
+
+def test_mnist_idx_errors(tmp_path):
+    labels = np.array([3, 4], np.uint8)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+        data.load_mnist(tmp_path)
+    bad = tmp_path / "train-images-idx3-ubyte"
+    _write_idx(bad, np.zeros((2, 28, 28)), magic=0x00000903)
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.*magic"):
+        data.load_mnist(tmp_path)
+    _write_idx(bad, np.zeros((2, 28)))  # a valid IDX file, but 2-D
+    with pytest.raises(ValueError, match="expected 0x00000803"):
+        data.load_mnist(tmp_path)
+    bad.write_bytes(struct.pack(">IIII", 0x803, 2, 28, 28) + bytes(100))
+    with pytest.raises(ValueError, match="needs 1568 data bytes"):
+        data.load_mnist(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------
+# Image folders.
+# ------------------------------------------------------------------------------------------
+
+_COLOUR = (200, 100, 50)
+
+
+def _write_mode_images(folder):
+    """One 30x20 image per Pillow mode; the central 20x20 square holds the colour of interest."""
+    folder.mkdir(parents=True)
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[:, 5:25] = _COLOUR
+    base = Image.fromarray(rgb)
+    base.save(folder / "rgb.png")
+    base.convert("L").save(folder / "l.png")
+    base.convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "p.png")
+    rgba = np.dstack([rgb, np.full((20, 30), 255, np.uint8)])
+    rgba[:10, :, 3] = 0  # top half transparent
+    Image.fromarray(rgba).save(folder / "rgba.png")
+    Image.fromarray(rgba).convert("LA").save(folder / "la.png")
+    grey16 = np.zeros((20, 30), np.uint16)
+    grey16[:, 5:25] = 40000
+    Image.fromarray(grey16).save(folder / "i16.png")
+    base.convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+
+
+def test_folder_modes_converted(tmp_path):
+    _write_mode_images(tmp_path / "source")
+    _write_mode_images(tmp_path / "target")
+    with (
+        Image.open(tmp_path / "source" / "i16.png") as i16,
+        Image.open(tmp_path / "source" / "cmyk.jpg") as cmyk,
+    ):
+        assert i16.mode.startswith("I") and cmyk.mode == "CMYK"  # the modes under test
+    names = ["cmyk", "i16", "l", "la", "p", "rgb", "rgba"]  # sorted file order
+    colour = np.array(_COLOUR) / 255
+    luma = colour @ [0.299, 0.587, 0.114]
+    for channels in (1, 3, 4):
+        source, target = data.load_folder(tmp_path, size=12, channels=channels)
+        _assert_images(source, (7, 12, 12, channels))
+        np.testing.assert_array_equal(source, target)
+        got = dict(zip(names, source, strict=True))
+        centre = (slice(2, 10), slice(2, 10))
+        if channels == 4:
+            np.testing.assert_allclose(
+                got["rgb"][..., :3], np.broadcast_to(colour, (12, 12, 3)), atol=0.01
+            )  # cropped to the coloured square
+            np.testing.assert_allclose(got["rgb"][..., 3], 1.0)
+            assert got["rgba"][:4, :, 3].max() < 0.05 and got["rgba"][-4:, :, 3].min() > 0.95
+            grey16 = np.broadcast_to([40000 / 65535] * 3 + [1.0], (8, 8, 4))
+            np.testing.assert_allclose(got["i16"][centre], grey16, atol=0.01)
+        elif channels == 3:
+            np.testing.assert_allclose(
+                got["rgb"][centre], np.broadcast_to(colour, (8, 8, 3)), atol=0.01
+            )
+            assert got["rgba"][:4].max() < 0.05  # transparent -> black
+            np.testing.assert_allclose(got["cmyk"][centre], got["rgb"][centre], atol=0.06)
+            np.testing.assert_allclose(got["l"][..., 0], got["l"][..., 1])
+        else:
+            np.testing.assert_allclose(got["rgb"][centre], luma, atol=0.01)
+            np.testing.assert_allclose(got["l"][centre], luma, atol=0.01)
+            np.testing.assert_allclose(got["p"][centre], luma, atol=0.03)
+            np.testing.assert_allclose(got["la"][-4:, 2:10], luma, atol=0.01)
+
+
+def test_folder_paired(tmp_path):
+    for side, names in (("source", ["b", "a", "c"]), ("target", ["a", "c", "b"])):
+        (tmp_path / side).mkdir()
+        for name in names:
+            value = {"a": 10, "b": 20, "c": 30}[name] + (100 if side == "target" else 0)
+            Image.fromarray(np.full((8, 8), value, np.uint8)).save(tmp_path / side / f"{name}.png")
+    source, target = data.load_folder(tmp_path, size=8, channels=1, paired=True)
+    np.testing.assert_allclose(target - source, 100 / 255, atol=1e-6)
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "source" / "lonely.png")
+    with pytest.raises(ValueError, match="lonely.png"):
+        data.load_folder(tmp_path, size=8, channels=1, paired=True)
+    assert len(data.load_folder(tmp_path, size=8, channels=1)[0]) == 4  # unpaired is fine
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="source"):
+        data.load_folder(tmp_path, size=8, channels=3)
+    (tmp_path / "source").mkdir()
+    (tmp_path / "target").mkdir()
+    (tmp_path / "source" / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match="no image files"):
+        data.load_folder(tmp_path, size=8, channels=3)
+    (tmp_path / "source" / "broken.png").write_bytes(b"not a png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "target" / "ok.png")
+    with pytest.raises(ValueError, match="broken.png"):
+        data.load_folder(tmp_path, size=8, channels=3)
+
+
+# ------------------------------------------------------------------------------------------
+# Arrays.
+# ------------------------------------------------------------------------------------------
+
+
+def test_array_nchw_and_nhwc_equal(tmp_path):
+    rng = np.random.default_rng(0)
+    nhwc = rng.integers(0, 256, (5, 6, 7, 3), dtype=np.uint8)
+    np.savez(tmp_path / "nhwc.npz", source=nhwc, target=nhwc[:2])
+    np.savez(
+        tmp_path / "nchw.npz",
+        source=nhwc.transpose(0, 3, 1, 2),
+        target=nhwc[:2].transpose(0, 3, 1, 2),
+    )
+    a, b = data.load_array(tmp_path / "nhwc.npz"), data.load_array(tmp_path / "nchw.npz")
+    assert a.scaling == b.scaling == "uint8/255"
+    _assert_images(a.source, (5, 6, 7, 3))
+    np.testing.assert_array_equal(a.source, b.source)
+    np.testing.assert_array_equal(a.target, b.target)
+    np.testing.assert_allclose(a.source, nhwc / 255, atol=1e-7)
+
+
+def test_array_npy_pairs_rules_and_conversion(tmp_path):
+    pairs = np.random.default_rng(1).uniform(0, 255, (2, 3, 4, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "pairs.npy", pairs)  # [2, N, C, H, W], float in [0, 255]
+    source, target, scaling = data.load_array(tmp_path / "pairs.npy")
+    assert scaling == "float[0,255]/255"
+    np.testing.assert_allclose(source, pairs[0].transpose(0, 2, 3, 1) / 255, atol=1e-6)
+    np.testing.assert_allclose(target, pairs[1].transpose(0, 2, 3, 1) / 255, atol=1e-6)
+
+    converted = data.load_array(tmp_path / "pairs.npy", size=5, channels=3)
+    _assert_images(converted.source, (3, 5, 5, 3))
+
+    np.savez(
+        tmp_path / "u16.npz",
+        source=np.full((2, 4, 4), 65535, np.uint16),
+        target=np.zeros((3, 4, 4), np.uint16),
+    )
+    u16 = data.load_array(tmp_path / "u16.npz")
+    assert u16.scaling == "uint16/65535"
+    _assert_images(u16.source, (2, 4, 4, 1))
+    np.testing.assert_array_equal(u16.source, 1.0)
+
+    unit = np.random.default_rng(2).uniform(0, 1, (2, 4, 4, 1)).astype(np.float64)
+    np.savez(tmp_path / "unit.npz", source=unit, target=unit)
+    assert data.load_array(tmp_path / "unit.npz").scaling == "float[0,1]"
+
+
+@pytest.mark.parametrize(
+    ("arrays", "match"),
+    [
+        ({"source": np.full((2, 4, 4, 1), np.nan), "target": np.zeros((2, 4, 4, 1))}, "NaN"),
+        ({"source": np.full((2, 4, 4, 1), np.inf), "target": np.zeros((2, 4, 4, 1))}, "NaN"),
+        ({"source": np.zeros((2, 4, 4, 1, 1)), "target": np.zeros((2, 4, 4, 1))}, "rank"),
+        ({"source": np.zeros((2, 6, 6, 5)), "target": np.zeros((2, 6, 6, 5))}, "channel"),
+        ({"source": np.full((2, 4, 4, 1), -1.0), "target": np.zeros((2, 4, 4, 1))}, "values"),
+        (
+            {
+                "source": np.zeros((2, 4, 4, 1), np.int32),
+                "target": np.zeros((2, 4, 4, 1), np.int32),
+            },
+            "dtype",
+        ),
+        ({"source": np.zeros((2, 4, 4, 1)), "target": np.zeros((2, 5, 5, 1))}, "differ"),
+        ({"images": np.zeros((2, 4, 4, 1))}, "'source' and 'target'"),
+    ],
+)
+def test_array_rejects_bad_npz(tmp_path, arrays, match):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=match) as error:
+        data.load_array(path)
+    assert "bad.npz" in str(error.value)
+
+
+def test_array_rejects_object_and_bad_npy(tmp_path):
+    objects = np.empty((2, 1, 4, 4, 1), dtype=object)
+    objects[...] = 0.5
+    np.save(tmp_path / "objects.npy", objects, allow_pickle=True)
+    with pytest.raises(ValueError, match="objects.npy.*object"):
+        data.load_array(tmp_path / "objects.npy")
+    np.savez(tmp_path / "objects.npz", source=objects[0], target=objects[1])
+    with pytest.raises(ValueError, match="objects.npz.*object"):
+        data.load_array(tmp_path / "objects.npz")
+    np.save(tmp_path / "single.npy", np.zeros((3, 4, 4, 1), np.uint8))
+    with pytest.raises(ValueError, match=r"single.npy.*\[2, N"):
+        data.load_array(tmp_path / "single.npy")
+
+
+# ------------------------------------------------------------------------------------------
+# Batches.
+# ------------------------------------------------------------------------------------------
+
+
+def _tagged(n, offset=0.0):
+    """Images whose every pixel holds their index: [n, 2, 2, 1]."""
+    return np.broadcast_to((np.arange(n) + offset)[:, None, None, None], (n, 2, 2, 1)) / 100
+
+
+def _ids(batch, key, offset=0.0):
+    return np.round(batch[key][:, 0, 0, 0] * 100 - offset).astype(int)
+
+
+def test_batches_paired_epoch_coverage_and_determinism():
+    x0, x1 = _tagged(23), _tagged(23, offset=50)
+    batches = data.Batches(x0, x1, batch_size=5, paired=True, seed=3)
+    assert batches.steps_per_epoch == 4  # the incomplete 5th batch is dropped
+    epochs = []
+    for _ in range(2):
+        seen = []
+        for _ in range(batches.steps_per_epoch):
+            batch = next(batches)
+            _assert_images(batch["x0"], (5, 2, 2, 1))
+            np.testing.assert_array_equal(_ids(batch, "x0"), _ids(batch, "x1", offset=50))
+            seen.extend(_ids(batch, "x0"))
+        assert len(set(seen)) == 20  # each item at most once per epoch
+        epochs.append(seen)
+    assert epochs[0] != epochs[1]  # reshuffled per epoch
+    assert batches.state() == {"epoch": 2, "index": 0}
+    again = data.Batches(x0, x1, batch_size=5, paired=True, seed=3)
+    assert [x for _ in range(8) for x in _ids(next(again), "x0")] == epochs[0] + epochs[1]
+
+
+def test_batches_unpaired_every_item_once_per_epoch():
+    batches = data.Batches(_tagged(12), _tagged(12), batch_size=4, paired=False, seed=0)
+    first = [next(batches) for _ in range(3)]
+    ids0 = np.concatenate([_ids(b, "x0") for b in first])
+    ids1 = np.concatenate([_ids(b, "x1") for b in first])
+    assert sorted(ids0) == sorted(ids1) == list(range(12))
+    assert not np.array_equal(ids0, ids1)  # independent permutations
+
+
+def test_batches_restore_continues_identically():
+    x0, x1 = _tagged(10), _tagged(13)
+    run = data.Batches(x0, x1, batch_size=3, paired=False, seed=9)
+    for _ in range(4):
+        next(run)
+    state = run.state()
+    expected = [next(run) for _ in range(5)]
+    resumed = data.Batches(x0, x1, batch_size=3, paired=False, seed=9)
+    resumed.restore(state)
+    for want, got in zip(expected, (next(resumed) for _ in range(5)), strict=True):
+        np.testing.assert_array_equal(want["x0"], got["x0"])
+        np.testing.assert_array_equal(want["x1"], got["x1"])
+    with pytest.raises(ValueError, match="state"):
+        resumed.restore({"epoch": 0, "index": 99})
+
+
+def test_batches_errors():
+    with pytest.raises(ValueError, match="batch_size"):
+        data.Batches(_tagged(4), _tagged(4), batch_size=5, paired=True)
+    with pytest.raises(ValueError, match="equal sizes"):
+        data.Batches(_tagged(4), _tagged(5), batch_size=2, paired=True)
