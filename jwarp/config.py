@@ -1,0 +1,682 @@
+"""The run configuration: one frozen, typed dataclass tree holding every default.
+
+A run's ``Config`` is built in three layers, each overriding the one before:
+
+1. the defaults below (and those of ``UNetConfig``, ``CriticConfig`` and ``SolverConfig``);
+2. a preset: a TOML file in ``configs/`` (or any path) that only overrides fields, in the tables
+   ``[data]``, ``[model]``, ``[model.unet]``, ``[model.critic]``, ``[flow]``, ``[loss]``,
+   ``[optim]``, ``[train]``;
+3. dotted-key overrides, e.g. ``{"train.steps": 5, "model.unet.encoder": [8, 8]}`` (what the
+   command-line flags and ``--set KEY=VALUE`` become).
+
+Values are type-checked against the field annotations as each layer is applied, and ranges and
+cross-field rules are checked once, on the final values (so a preset may leave ``data_dir``
+empty for the command line to fill in). Every problem is a ``ConfigError`` whose message is one
+line naming the key, prefixed by the file it came from when it came from a file.
+
+``save_config`` writes the fully resolved config as TOML that ``load_config`` reads back to an
+equal ``Config``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import re
+import tempfile
+import tomllib
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jwarp.flow import SolverConfig
+from jwarp.models import CONV_IMPLS, CriticConfig, UNetConfig
+
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+DATASETS = ("faces", "digits", "mnist", "folder", "npy")
+UNPAIRED_DATASETS = ("digits", "mnist")
+DIR_DATASETS = ("mnist", "folder", "npy")
+CONDITIONS = ("source", "pair")
+MODES = ("l2", "gan")
+GANS = ("wgan-gp", "lsgan")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message is one line that names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which images to train on (SPEC §6).
+
+    Attributes:
+      name: ``"faces"``, ``"digits"``, ``"mnist"``, ``"folder"`` or ``"npy"``.
+      data_dir: needed by ``mnist`` and ``folder`` (a folder) and ``npy`` (the ``.npy``/``.npz``
+        file).
+      paired: ``folder``: pair source and target files by name. Faces are always paired;
+        ``digits`` and ``mnist`` are unpaired (must be false).
+      image_size: height and width in pixels.
+      channels: 1, 3 or 4.
+      n_train: number of training faces (``faces`` only).
+      n_test: number of test faces (``faces`` only).
+    """
+
+    name: str = "faces"
+    data_dir: str = ""
+    paired: bool = True
+    image_size: int = 64
+    channels: int = 4
+    n_train: int = 2000
+    n_test: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The networks.
+
+    Attributes:
+      condition: ``"source"`` (the U-Net sees ``x0``) or ``"pair"`` (it sees ``[x0, x1]``; L2
+        mode only).
+      unet: the velocity U-Net.
+      critic: the WGAN critic (GAN mode only).
+    """
+
+    condition: str = "source"
+    unet: UNetConfig = UNetConfig()
+    critic: CriticConfig = CriticConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """The training objective (SPEC §5).
+
+    Attributes:
+      mode: ``"l2"`` (paired data) or ``"gan"`` (unpaired).
+      gan: ``"wgan-gp"`` or ``"lsgan"``.
+      w_jd: weight of the Jacobian-fold penalty (both directions).
+      w_og: weight of the out-of-grid penalty (both directions).
+      w_rec: weight of the backward reconstruction term.
+      gp_weight: WGAN-GP gradient-penalty weight (lambda).
+      n_critic: critic steps per generator step.
+    """
+
+    mode: str = "l2"
+    gan: str = "wgan-gp"
+    w_jd: float = 1.0
+    w_og: float = 1.0
+    w_rec: float = 0.01
+    gp_weight: float = 10.0
+    n_critic: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """Adam with torch-style L2 weight decay and step learning-rate decay.
+
+    Attributes:
+      lr: generator learning rate.
+      b1: Adam beta1.
+      b2: Adam beta2.
+      weight_decay: L2 coefficient, added to the gradient (torch-style), not decoupled.
+      decay_rate: the learning rate is multiplied by this every ``decay_every`` epochs.
+      decay_every: epochs between decays.
+      clip_norm: global gradient-norm clipping; 0 = off.
+      critic_lr: critic learning rate.
+    """
+
+    lr: float = 1e-4
+    b1: float = 0.5
+    b2: float = 0.999
+    weight_decay: float = 1e-5
+    decay_rate: float = 0.95
+    decay_every: int = 1
+    clip_norm: float = 0.0
+    critic_lr: float = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training loop.
+
+    Attributes:
+      steps: generator steps.
+      batch_size: images per step (global, over all devices).
+      seed: seed of the data order, initialisation and noise.
+      log_every: steps between metric lines.
+      sample_every: steps between sample GIFs.
+      checkpoint_every: steps between checkpoints.
+      max_to_keep: checkpoints kept.
+    """
+
+    steps: int = 2000
+    batch_size: int = 16
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    max_to_keep: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a run needs; each part goes to the code that uses it."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    flow: SolverConfig = SolverConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+
+
+# ---------------------------------------------------------------------------------------------
+# Types: coercion of TOML / command-line values to the field annotations.
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """Field name -> resolved annotation, in declaration order."""
+    if cls not in _HINTS:
+        resolved = typing.get_type_hints(cls)
+        _HINTS[cls] = {f.name: resolved[f.name] for f in dataclasses.fields(cls)}
+    return _HINTS[cls]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    """``value`` as the annotated type, or a ``ConfigError`` naming ``key``."""
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        # No silent truncation of 1.5, and no True-as-1.
+        if _is_int(value):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if hint is float:
+        if _is_int(value) or isinstance(value, float):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if typing.get_origin(hint) is tuple and typing.get_args(hint) == (int, Ellipsis):
+        if isinstance(value, list | tuple) and all(_is_int(v) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{key}: expected an array of integers, got {value!r}")
+    raise TypeError(f"{key}: unsupported annotation {hint!r}")  # a bug in this module
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers: a nested dict mirroring the dataclass tree, updated in place.
+
+
+def _known(cls: type, table: str) -> str:
+    names = ", ".join(sorted(_hints(cls)))
+    return f"known keys in [{table}]: {names}" if table else f"known sections: {names}"
+
+
+def _assign(
+    tree: dict,
+    cls: type,
+    parts: Sequence[str],
+    value: Any,
+    table: str,
+    source: str | None,
+    origins: dict[str, str | None],
+) -> None:
+    """Sets ``tree[parts[0]][parts[1]]... = value`` after checking the key and the type.
+
+    Args:
+      tree: the nested dict of the dataclass ``cls``.
+      parts: the key path below ``table``; a table value (a mapping) is merged key by key.
+      table: the dotted name of ``cls``'s table (``""`` at the top).
+      source: where the value came from (a file name), for messages; None for overrides.
+      origins: dotted key -> source of every assigned leaf, updated.
+    """
+    name, rest = parts[0], parts[1:]
+    hints = _hints(cls)
+    full = ".".join([table, *parts] if table else parts)
+    if name not in hints:
+        raise ConfigError(f"unknown key {full!r} ({_known(cls, table)})")
+    hint = hints[name]
+    key = f"{table}.{name}" if table else name
+    if dataclasses.is_dataclass(hint):
+        if rest:
+            _assign(tree[name], hint, rest, value, key, source, origins)
+            return
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        for sub, sub_value in value.items():
+            _assign(tree[name], hint, [sub], sub_value, key, source, origins)
+        return
+    if rest:
+        raise ConfigError(f"unknown key {full!r} ({key} is a value, not a table)")
+    tree[name] = _coerce(key, hint, value)
+    origins[key] = source
+
+
+def _with_source(source: str | None, message: str) -> ConfigError:
+    return ConfigError(f"{source}: {message}" if source else message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of the final values.
+
+
+def _one_of(allowed: tuple) -> tuple:
+    return (lambda v: v in allowed, f"one of {allowed}")
+
+
+def _int_at_least(low: int) -> tuple:
+    return (lambda v: v >= low, f"an integer >= {low}")
+
+
+def _positive() -> tuple:
+    return (lambda v: v > 0, "a number > 0")
+
+
+def _non_negative() -> tuple:
+    return (lambda v: v >= 0, "a number >= 0")
+
+
+def _channels(non_empty: bool) -> tuple:
+    what = "a non-empty array of integers >= 1" if non_empty else "an array of integers >= 1"
+    return (lambda v: (len(v) > 0 or not non_empty) and all(c >= 1 for c in v), what)
+
+
+# Checked before the nested dataclasses are built, so that each message names one key (e.g.
+# SolverConfig lumps rtol, atol and max_steps into one message).
+_RULES: dict[str, tuple] = {
+    "data.name": _one_of(DATASETS),
+    "data.image_size": _int_at_least(8),
+    "data.channels": _one_of((1, 3, 4)),
+    "data.n_train": _int_at_least(1),
+    "data.n_test": _int_at_least(1),
+    "model.condition": _one_of(CONDITIONS),
+    "model.unet.encoder": _channels(non_empty=True),
+    "model.unet.decoder": _channels(non_empty=True),
+    "model.unet.extra": _channels(non_empty=False),
+    "model.unet.out_channels": (lambda v: v == 2, "2 (the velocity's (dy, dx))"),
+    "model.unet.out_scale": _positive(),
+    "model.unet.final_init_std": _non_negative(),
+    "model.critic.channels": _channels(non_empty=True),
+    "model.critic.conv_impl": _one_of(CONV_IMPLS),
+    "flow.step_size": (lambda v: 0 < v <= 1, "0 < step_size <= 1"),
+    "flow.rtol": _positive(),
+    "flow.atol": _positive(),
+    "flow.max_steps": _int_at_least(1),
+    "flow.max_unrolled_steps": _int_at_least(0),
+    "loss.mode": _one_of(MODES),
+    "loss.gan": _one_of(GANS),
+    "loss.w_jd": _non_negative(),
+    "loss.w_og": _non_negative(),
+    "loss.w_rec": _non_negative(),
+    "loss.gp_weight": _non_negative(),
+    "loss.n_critic": _int_at_least(1),
+    "optim.lr": _positive(),
+    "optim.b1": (lambda v: 0 <= v < 1, "0 <= b1 < 1"),
+    "optim.b2": (lambda v: 0 <= v < 1, "0 <= b2 < 1"),
+    "optim.weight_decay": _non_negative(),
+    "optim.decay_rate": (lambda v: 0 < v <= 1, "0 < decay_rate <= 1"),
+    "optim.decay_every": _int_at_least(1),
+    "optim.clip_norm": _non_negative(),
+    "optim.critic_lr": _positive(),
+    "train.steps": _int_at_least(1),
+    "train.batch_size": _int_at_least(1),
+    "train.seed": _int_at_least(0),
+    "train.log_every": _int_at_least(1),
+    "train.sample_every": _int_at_least(1),
+    "train.checkpoint_every": _int_at_least(1),
+    "train.max_to_keep": _int_at_least(1),
+}
+
+
+def _get(tree: dict, key: str) -> Any:
+    for part in key.split("."):
+        tree = tree[part]
+    return tree
+
+
+def _build(cls: type, tree: dict, table: str, origins: dict[str, str | None]) -> Any:
+    """The dataclass ``cls`` from its nested dict; its own ``ValueError``s become ConfigErrors."""
+    kwargs = {}
+    for name, hint in _hints(cls).items():
+        key = f"{table}.{name}" if table else name
+        is_table = dataclasses.is_dataclass(hint)
+        kwargs[name] = _build(hint, tree[name], key, origins) if is_table else tree[name]
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        message = " ".join(str(e).split())
+        # UNetConfig/CriticConfig name their keys relative to [model] ("unet.norm: ...").
+        if table.startswith("model.") and not message.startswith("model."):
+            message = f"model.{message}"
+        bad_key = message.split(":", 1)[0]
+        raise _with_source(origins.get(bad_key), message) from None
+
+
+def _validate(tree: dict, origins: dict[str, str | None]) -> Config:
+    for key, (ok, expected) in _RULES.items():
+        value = _get(tree, key)
+        if not ok(value):
+            raise _with_source(origins.get(key), f"{key}: expected {expected}, got {value!r}")
+    config = _build(Config, tree, "", origins)
+    data, loss = config.data, config.loss
+    if data.name in DIR_DATASETS and not data.data_dir:
+        what = "the .npy/.npz file" if data.name == "npy" else "a folder"
+        raise ConfigError(
+            f"data.data_dir: data {data.name!r} needs {what} (--data-dir PATH or "
+            f"--set data.data_dir=PATH), got ''"
+        )
+    if data.name in UNPAIRED_DATASETS and data.paired:
+        raise _with_source(
+            origins.get("data.paired"),
+            f"data.paired: {data.name!r} data is unpaired (source and target are different "
+            f"images); expected false, got true",
+        )
+    if data.name == "faces" and not data.paired:
+        raise _with_source(
+            origins.get("data.paired"), "data.paired: faces are always paired; got false"
+        )
+    if loss.mode == "l2" and not data.paired:
+        raise _with_source(
+            origins.get("loss.mode"),
+            f"loss.mode: 'l2' needs paired data, but data {data.name!r} has paired = false; "
+            f"use mode 'gan'",
+        )
+    if config.model.condition == "pair" and loss.mode != "l2":
+        raise _with_source(
+            origins.get("model.condition"),
+            f"model.condition: 'pair' needs loss.mode 'l2' (a GAN has no target frame to "
+            f"condition on), got mode {loss.mode!r}",
+        )
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# Files and presets.
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def list_presets() -> list[str]:
+    """Names of the presets in ``configs/``, sorted."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def resolve_preset(name_or_path: str | os.PathLike) -> Path:
+    """The TOML file of a preset name (``"faces_l2"``) or a path (anything with ``/`` or
+    ending in ``.toml``)."""
+    text = os.fspath(name_or_path)
+    if text.endswith(".toml") or os.sep in text or "/" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {text}")
+        return path
+    path = PRESETS_DIR / f"{text}.toml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown preset {text!r} (available: {', '.join(list_presets())}; or give a path "
+            f"to a .toml file)"
+        )
+    return path
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    where = _display(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        message = str(e)
+        m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        if m:
+            message = f"line {m.group(1)}, column {m.group(2)}: {message[: m.start()]}"
+        raise ConfigError(f"{where}: {message}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read ({e.strerror or e})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Public construction.
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The nested dict of ``config`` (tuples stay tuples)."""
+    return dataclasses.asdict(config)
+
+
+def load_config(
+    preset: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """Defaults, then a preset, then dotted-key overrides; validated.
+
+    Args:
+      preset: a preset name in ``configs/`` or a path to a TOML file (e.g. a run folder's
+        ``config.toml``); None for the built-in defaults.
+      overrides: ``{"section.key": value}`` (or ``{"section": {...}}``), applied in order.
+
+    Returns:
+      The validated ``Config``.
+
+    Raises:
+      ConfigError: one line naming the offending key (and file).
+    """
+    tree = config_to_dict(Config())
+    origins: dict[str, str | None] = {}
+    if preset is not None:
+        path = resolve_preset(preset)
+        where = _display(path)
+        document = _read_toml(path)
+        try:
+            for key, value in document.items():
+                _assign(tree, Config, [key], value, "", where, origins)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    for key, value in (overrides or {}).items():
+        _assign(tree, Config, key.split("."), value, "", None, origins)
+    return _validate(tree, origins)
+
+
+def config_from_dict(d: Mapping[str, Any]) -> Config:
+    """A validated ``Config`` from a nested dict (missing keys keep their defaults)."""
+    tree = config_to_dict(Config())
+    origins: dict[str, str | None] = {}
+    for key, value in d.items():
+        _assign(tree, Config, [key], value, "", None, origins)
+    return _validate(tree, origins)
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``"section.key=value"`` -> ``("section.key", value)``; the value is read as TOML.
+
+    ``train.steps=5`` gives 5, ``loss.w_rec=0.1`` 0.1, ``data.paired=false`` False,
+    ``model.unet.encoder=[8,8]`` [8, 8]; what is not a TOML value (``flow.solver=heun``,
+    ``data.data_dir=/data/mnist``) is kept as a bare string. Quote a string that would read as
+    another type: ``data.data_dir='"2024"'``.
+    """
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.steps=100")
+    try:
+        parsed = tomllib.loads(f"v = {text}")
+    except tomllib.TOMLDecodeError:
+        return key, text.strip()
+    if set(parsed) != {"v"}:  # e.g. a newline smuggling a second assignment in
+        return key, text.strip()
+    return key, parsed["v"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing.
+
+
+def _toml_string(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # shortest round-tripping form, always with "." or "e"
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _toml_tables(tree: dict, table: str, lines: list[str]) -> None:
+    leaves = {k: v for k, v in tree.items() if not isinstance(v, dict)}
+    if table:
+        lines.extend(["", f"[{table}]"])
+    lines.extend(f"{k} = {_toml_value(v)}" for k, v in leaves.items())
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            _toml_tables(v, f"{table}.{k}" if table else k, lines)
+
+
+def to_toml(config: Config) -> str:
+    """Every field of ``config`` as TOML; ``load_config`` reads it back to an equal Config."""
+    lines = ["# jwarp resolved config: every field, as used by the run."]
+    _toml_tables(config_to_dict(config), "", lines)
+    return "\n".join(lines) + "\n"
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Writes ``to_toml(config)`` to ``path`` atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(to_toml(config))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line (train.py).
+
+# Flag destination -> config key.
+_FLAG_KEYS = {
+    "data": "data.name",
+    "mode": "loss.mode",
+    "data_dir": "data.data_dir",
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "image_size": "data.image_size",
+    "field": "flow.field",
+    "seed": "train.seed",
+    "paired": "data.paired",
+}
+
+_DEFAULT_PRESETS = {
+    ("faces", "l2"): "faces_l2",
+    ("faces", "gan"): "faces_gan",
+    ("digits", "gan"): "digits_gan",
+}
+
+
+def default_preset(data: str, mode: str) -> str | None:
+    """The CPU preset for ``--data DATA --mode MODE`` without ``--config``; None means the
+    built-in defaults (with ``data.name`` and ``loss.mode`` from the flags)."""
+    return _DEFAULT_PRESETS.get((data, mode))
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds ``--config``, the common shortcut flags and ``--set KEY=VALUE`` to ``parser``."""
+    g = parser.add_argument_group("configuration (defaults < preset < flags < --set)")
+    presets = ", ".join(list_presets())
+    g.add_argument(
+        "--config",
+        metavar="NAME_OR_PATH",
+        help=f"preset in configs/ ({presets}) or a .toml path; default: chosen by --data/--mode",
+    )
+    g.add_argument("--mode", choices=MODES, help="loss.mode (default: l2, or the preset's)")
+    g.add_argument("--data", choices=DATASETS, help="data.name (default: faces, or the preset's)")
+    g.add_argument("--data-dir", help="data.data_dir: folder (mnist, folder) or file (npy)")
+    g.add_argument("--steps", type=int, help="train.steps (generator steps)")
+    g.add_argument("--batch-size", type=int, help="train.batch_size")
+    g.add_argument("--image-size", type=int, help="data.image_size")
+    g.add_argument("--field", choices=("neural", "stationary"), help="flow.field")
+    g.add_argument("--seed", type=int, help="train.seed")
+    g.add_argument(
+        "--paired",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="data.paired (folder: pair files by name)",
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any field, e.g. --set flow.solver=heun --set model.unet.encoder=[8,8]",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[Config, str]:
+    """The ``Config`` of parsed ``add_config_args`` flags, and the preset used.
+
+    Without ``--config`` the preset is ``default_preset(--data, --mode)`` (flags defaulting to
+    ``faces`` and ``l2``). Explicit flags override the preset and ``--set`` overrides
+    everything. ``--data digits``/``mnist`` implies ``--no-paired`` unless ``--paired`` is given.
+
+    Returns:
+      The validated config and the preset's name (its path for a file outside ``configs/``, or
+      ``"defaults"`` when none applies).
+    """
+    values = {dest: getattr(args, dest, None) for dest in _FLAG_KEYS}
+    preset = getattr(args, "config", None)
+    if preset is None:
+        values["data"] = values["data"] or "faces"
+        values["mode"] = values["mode"] or "l2"
+        preset = default_preset(values["data"], values["mode"])
+    if values["data"] in UNPAIRED_DATASETS and values["paired"] is None:
+        values["paired"] = False
+    overrides = {_FLAG_KEYS[d]: v for d, v in values.items() if v is not None}
+    for item in getattr(args, "set", None) or []:
+        key, value = parse_set(item)
+        overrides.pop(key, None)  # so that --set also wins in the override order
+        overrides[key] = value
+    config = load_config(preset, overrides)
+    if preset is None:
+        return config, "defaults"
+    path = resolve_preset(preset)
+    return config, path.stem if path.resolve().parent == PRESETS_DIR else str(preset)
