@@ -1007,3 +1007,45 @@ class Batches:
                 f"{self.steps_per_epoch}"
             )
         self._epoch, self._index = epoch, index
+
+
+# --------------------------------------------------------------------------------------------
+# Data sets by configuration.
+# --------------------------------------------------------------------------------------------
+
+
+def load_dataset(cfg, split: str = "train", seed: int = 0) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Loads the data set a ``jwarp.config.DataConfig`` names.
+
+    Args:
+      cfg: the data configuration (``name``, ``data_dir``, ``paired``, ``image_size``,
+        ``channels``, ``n_train``, ``n_test``).
+      split: ``"train"`` or ``"test"``. Sources without a test split (folders, arrays) return
+        the same images for both.
+      seed: data seed (faces and digits).
+
+    Returns:
+      ``(x0 [N, H, W, C], x1 [M, H, W, C], paired)``.
+    """
+    size, channels = cfg.image_size, cfg.channels
+    if cfg.name == "faces":
+        n = cfg.n_train if split == "train" else cfg.n_test
+        x0, x1 = faces(n, size=size, channels=channels, split=split, seed=seed)
+        return x0, x1, True
+    if cfg.name in ("digits", "mnist"):
+        if cfg.name == "digits":
+            x0, x1 = digits(split=split, size=size, seed=seed)
+        else:
+            x0, x1 = load_mnist(cfg.data_dir, split=split, size=size)
+        if channels != 1:
+            x0, x1 = np.repeat(x0, channels, axis=-1), np.repeat(x1, channels, axis=-1)
+            if channels == 4:  # opaque
+                x0[..., 3], x1[..., 3] = 1.0, 1.0
+        return x0, x1, False
+    if cfg.name == "folder":
+        x0, x1 = load_folder(cfg.data_dir, size, channels, paired=cfg.paired)
+        return x0, x1, cfg.paired
+    if cfg.name == "npy":
+        arrays = load_array(cfg.data_dir, size=size, channels=channels)
+        return arrays.source, arrays.target, cfg.paired
+    raise ValueError(f"data.name: unknown data set {cfg.name!r}")

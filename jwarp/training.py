@@ -1,0 +1,450 @@
+"""Training (paper Algorithm 1): L2 mode on pairs, WGAN-GP / LSGAN mode on unpaired sets.
+
+Generator loss, both modes (SPEC §5)::
+
+    L_fit + w_jd JD + w_og OG
+          + w_rec (||warp(x1_hat, u_{-1}) - x0||^2 + w_jd JD_back + w_og OG_back)
+
+with squared errors summed over pixels and averaged over the batch; ``L_fit`` is the L2
+endpoint error (``l2``) or ``-mean D(x1_hat)`` (``gan``; ``lsgan``: ``½ mean (D(x1_hat) - 1)^2``).
+
+``generator_step`` and ``critic_step`` are pure and jitted once (``make_step_fns``); ``train``
+is the host loop around them: data, run folder, checkpoints, metrics, samples, progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from jwarp import data as data_lib
+from jwarp.checkpoint import Checkpoints
+from jwarp.config import Config, load_config, save_config
+from jwarp.flow import flow, integrate_svf
+from jwarp.models import Critic, UNet
+from jwarp.penalties import gradient_penalty, jacobian_det
+from jwarp.sampler import warp
+
+Batch = dict[str, jax.Array]  # {"x0": [B, H, W, C], "x1": [B, H, W, C]}
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot continue (non-finite loss, incompatible run folder)."""
+
+
+# --- models and optimisers ------------------------------------------------------------------
+
+
+def generator_in_channels(config: Config) -> int:
+    """Channels the U-Net sees: the conditioning image(s), plus ``u_t`` for ``neural``."""
+    c = config.data.channels * (2 if config.model.condition == "pair" else 1)
+    return c + (2 if config.flow.field == "neural" else 0)
+
+
+def conditioning(config: Config, x0: jax.Array, x1: jax.Array) -> jax.Array:
+    """``x0`` (``source``) or ``[x0, x1]`` stacked on channels (``pair``)."""
+    if config.model.condition == "pair":
+        return jnp.concatenate([x0, x1], axis=-1)
+    return x0
+
+
+def make_optimizer(lr: float, config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam with torch-style L2 weight decay and a staircase learning-rate decay.
+
+    ``weight_decay * params`` is added to the gradient before Adam (as PyTorch's
+    ``Adam(weight_decay=...)``, not AdamW); the rate is multiplied by ``decay_rate`` every
+    ``decay_every`` epochs; optional global-norm clipping comes first.
+    """
+    opt = config.optim
+    schedule = optax.exponential_decay(
+        lr,
+        transition_steps=max(1, opt.decay_every * steps_per_epoch),
+        decay_rate=opt.decay_rate,
+        staircase=True,
+    )
+    parts = []
+    if opt.clip_norm > 0:
+        parts.append(optax.clip_by_global_norm(opt.clip_norm))
+    if opt.weight_decay > 0:
+        parts.append(optax.add_decayed_weights(opt.weight_decay))
+    parts += [optax.scale_by_adam(b1=opt.b1, b2=opt.b2), optax.scale_by_learning_rate(schedule)]
+    return optax.chain(*parts)
+
+
+class States(NamedTuple):
+    generator: train_state.TrainState
+    critic: train_state.TrainState | None
+
+
+def create_states(config: Config, key: jax.Array, steps_per_epoch: int) -> States:
+    """Fresh generator (and, in GAN mode, critic) train states."""
+    size, channels = config.data.image_size, config.data.channels
+    k_gen, k_critic = jax.random.split(key)
+    unet = UNet(config.model.unet)
+    x = jnp.zeros((1, size, size, generator_in_channels(config)), jnp.float32)
+    gen = train_state.TrainState.create(
+        apply_fn=unet.apply,
+        params=jax.jit(unet.init)(k_gen, x),
+        tx=make_optimizer(config.optim.lr, config, steps_per_epoch),
+    )
+    critic = None
+    if config.loss.mode == "gan":
+        model = Critic(config.model.critic)
+        x = jnp.zeros((1, size, size, channels), jnp.float32)
+        critic = train_state.TrainState.create(
+            apply_fn=model.apply,
+            params=jax.jit(model.init)(k_critic, x),
+            tx=make_optimizer(config.optim.critic_lr, config, steps_per_epoch),
+        )
+    return States(gen, critic)
+
+
+# --- pure losses and steps ------------------------------------------------------------------
+
+
+def _sq_err(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Squared error summed over pixels, averaged over the batch."""
+    return jnp.mean(jnp.sum((a - b) ** 2, axis=(1, 2, 3)))
+
+
+def generate(config: Config, apply_fn: Callable, params: Any, batch: Batch, penalties: bool):
+    """Forward and backward solves from one set of parameters.
+
+    Returns:
+      ``(x1_hat [B,H,W,C], fwd FlowResult, bwd FlowResult)``.
+    """
+    x0, x1 = batch["x0"], batch["x1"]
+    cond = conditioning(config, x0, x1)
+    if config.flow.field == "stationary":
+        # One U-Net pass gives v for both directions.
+        v = apply_fn(params, cond)
+        fwd = integrate_svf(v, (1.0,), config=config.flow, penalties=penalties)
+        bwd = integrate_svf(
+            v, (1.0,), direction="backward", config=config.flow, penalties=penalties
+        )
+    else:
+        fwd = flow(apply_fn, params, cond, (1.0,), config=config.flow, penalties=penalties)
+        bwd = flow(
+            apply_fn,
+            params,
+            cond,
+            (1.0,),
+            direction="backward",
+            config=config.flow,
+            penalties=penalties,
+        )
+    return warp(x0, fwd.disp[-1]), fwd, bwd
+
+
+def generator_loss(params, critic_params, batch: Batch, config: Config, apply_fn, critic_fn):
+    """The generator objective of SPEC §5 and its parts."""
+    loss_cfg = config.loss
+    x1_hat, fwd, bwd = generate(config, apply_fn, params, batch, penalties=True)
+    endpoint = _sq_err(x1_hat, batch["x1"])
+    if loss_cfg.mode == "l2":
+        fit = endpoint
+    else:
+        scores = critic_fn(critic_params, x1_hat)
+        fit = -jnp.mean(scores) if loss_cfg.gan == "wgan-gp" else 0.5 * jnp.mean((scores - 1) ** 2)
+    rec = _sq_err(warp(x1_hat, bwd.disp[-1]), batch["x0"])
+    jd, og, jd_b, og_b = (jnp.mean(p) for p in (fwd.jd, fwd.og, bwd.jd, bwd.og))
+    loss = (
+        fit
+        + loss_cfg.w_jd * jd
+        + loss_cfg.w_og * og
+        + loss_cfg.w_rec * (rec + loss_cfg.w_jd * jd_b + loss_cfg.w_og * og_b)
+    )
+    metrics = {
+        "loss": loss,
+        "fit": fit,
+        "endpoint_sq": endpoint,
+        "rec_sq": rec,
+        "jd": jd,
+        "og": og,
+        "jd_back": jd_b,
+        "og_back": og_b,
+        "neg_jac_frac": jnp.mean(jacobian_det(fwd.disp[-1]) <= 0),
+    }
+    return loss, metrics
+
+
+def critic_loss(critic_params, gen_params, batch: Batch, key, config: Config, apply_fn, critic_fn):
+    """WGAN-GP: ``mean D(fake) - mean D(real) + lambda GP``; LSGAN: least squares."""
+    x1_hat, _, _ = generate(config, apply_fn, gen_params, batch, penalties=False)
+    fake = jax.lax.stop_gradient(x1_hat)
+    real = batch["x1"]
+    d = lambda x: critic_fn(critic_params, x)
+    d_real, d_fake = d(real), d(fake)
+    if config.loss.gan == "wgan-gp":
+        gp = gradient_penalty(d, real, fake, key)
+        wdist = jnp.mean(d_real) - jnp.mean(d_fake)
+        loss = -wdist + config.loss.gp_weight * gp
+        return loss, {"critic_loss": loss, "wasserstein": wdist, "gp": gp}
+    loss = 0.5 * jnp.mean((d_real - 1) ** 2) + 0.5 * jnp.mean(d_fake**2)
+    return loss, {"critic_loss": loss, "d_real": jnp.mean(d_real), "d_fake": jnp.mean(d_fake)}
+
+
+def make_step_fns(config: Config, states: States):
+    """Jitted ``generator_step`` and ``critic_step`` (states donated).
+
+    ``generator_step(gen_state, critic_params, batch) -> (gen_state, metrics)``;
+    ``critic_step(critic_state, gen_params, batch, key) -> (critic_state, metrics)``.
+    """
+    apply_fn = states.generator.apply_fn
+    critic_fn = states.critic.apply_fn if states.critic is not None else None
+
+    def generator_step(gen_state, critic_params, batch):
+        grad_fn = jax.grad(generator_loss, has_aux=True)
+        grads, metrics = grad_fn(
+            gen_state.params, critic_params, batch, config, apply_fn, critic_fn
+        )
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return gen_state.apply_gradients(grads=grads), metrics
+
+    def critic_step(critic_state, gen_params, batch, key):
+        grad_fn = jax.grad(critic_loss, has_aux=True)
+        grads, metrics = grad_fn(
+            critic_state.params, gen_params, batch, key, config, apply_fn, critic_fn
+        )
+        return critic_state.apply_gradients(grads=grads), metrics
+
+    return (jax.jit(generator_step, donate_argnums=0), jax.jit(critic_step, donate_argnums=0))
+
+
+# --- the host loop --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What ``train`` leaves behind."""
+
+    workdir: Path
+    step: int
+    states: States
+    last_metrics: dict[str, float]
+    interrupted: bool = False
+
+
+def _check_compatible(saved: Config, config: Config, path: Path) -> None:
+    """A run folder can resume only with the same model, flow and data shapes."""
+    for section in ("model", "flow", "data"):
+        a, b = getattr(saved, section), getattr(config, section)
+        if a != b:
+            fields = [
+                f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)
+            ]
+            raise TrainingError(
+                f"{path}: run folder was trained with different [{section}] settings "
+                f"({', '.join(fields)}); use another --workdir or --no-resume"
+            )
+    if saved.loss.mode != config.loss.mode:
+        raise TrainingError(
+            f"{path}: run folder was trained with loss.mode = "
+            f"{saved.loss.mode!r}; use another --workdir or --no-resume"
+        )
+
+
+def _sample_frames(config: Config, states: States, x0, x1, t_steps: int = 16):
+    """Forward animation of the fixed sample batch: ``[T, H, B*W, C]`` side by side."""
+    cond = conditioning(config, x0, x1)
+    res = flow(
+        states.generator.apply_fn,
+        states.generator.params,
+        cond,
+        jnp.linspace(0.0, 1.0, t_steps),
+        config=config.flow,
+        penalties=False,
+    )
+    frames = jax.vmap(lambda u: warp(x0, u))(res.disp)  # [T, B, H, W, C]
+    frames = np.asarray(frames)
+    return np.concatenate(list(frames.transpose(1, 0, 2, 3, 4)), axis=2)
+
+
+def train(
+    config: Config,
+    workdir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint unless told not to.
+
+    Writes ``config.toml``, ``checkpoints/``, ``metrics.jsonl`` and ``samples/*.gif``. Ctrl-C
+    or SIGTERM saves a checkpoint at the next step boundary and returns with
+    ``interrupted=True``. A non-finite loss raises ``TrainingError`` naming the step; the last
+    checkpoint written before it stays the latest.
+    """
+    from jwarp.media import write_gif  # host-side only
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = workdir / "checkpoints"
+    tcfg = config.train
+    checkpoints = Checkpoints(ckpt_dir, max_to_keep=tcfg.max_to_keep)
+    latest = checkpoints.latest_step() if resume else None
+    config_path = workdir / "config.toml"
+    if latest is not None and config_path.exists():
+        _check_compatible(load_config(str(config_path)), config, config_path)
+    if not resume and checkpoints.all_steps():
+        for step in checkpoints.all_steps():
+            checkpoints.manager.delete(step)
+        (workdir / "metrics.jsonl").unlink(missing_ok=True)
+    save_config(config, config_path)
+
+    x0_train, x1_train, paired = data_lib.load_dataset(config.data, "train", tcfg.seed)
+    batches = data_lib.Batches(x0_train, x1_train, tcfg.batch_size, paired=paired, seed=tcfg.seed)
+    x0_test, x1_test, _ = data_lib.load_dataset(config.data, "test", tcfg.seed)
+    n_samples = min(4, len(x0_test), len(x1_test))
+    sample_x0, sample_x1 = jnp.asarray(x0_test[:n_samples]), jnp.asarray(x1_test[:n_samples])
+
+    init_key, base_key = jax.random.split(jax.random.key(tcfg.seed))
+    states = create_states(config, init_key, batches.steps_per_epoch)
+    step = 0
+    if latest is not None:
+        target = {"generator": states.generator, "critic": states.critic}
+        restored, record = checkpoints.restore(latest, target)
+        states = States(restored["generator"], restored["critic"])
+        batches.restore(record["data"])
+        step = int(record["step"])
+        log(f"resuming {workdir} from step {step}")
+    generator_step, critic_step = make_step_fns(config, states)
+
+    metrics_path = workdir / "metrics.jsonl"
+    _truncate_metrics(metrics_path, step)
+
+    stop = {"signal": None}
+
+    def request_stop(signum, frame):
+        stop["signal"] = signum
+
+    old_handlers = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=tcfg.steps, initial=step, unit="step", dynamic_ncols=True)
+
+    def save(at_step: int):
+        checkpoints.save(
+            at_step,
+            {"generator": states.generator, "critic": states.critic},
+            {"step": at_step, "data": batches.state(), "seed": tcfg.seed},
+        )
+
+    pending = None  # (step, device metrics, step time) read one step late: no sync per step
+    last: dict[str, float] = {}
+    interrupted = False
+    try:
+        with open(metrics_path, "a") as metrics_file:
+
+            def flush(item):
+                nonlocal last
+                at, device_metrics, seconds = item
+                host = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+                if not all(math.isfinite(v) for v in host.values()):
+                    bad = [k for k, v in host.items() if not math.isfinite(v)]
+                    raise TrainingError(
+                        f"non-finite {', '.join(bad)} at step {at}; the last good checkpoint "
+                        f"is step {checkpoints.latest_step()} in {ckpt_dir}"
+                    )
+                last = host
+                if at % tcfg.log_every == 0 or at == tcfg.steps:
+                    record = {"step": at, **host, "step_time_s": seconds}
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                if bar is not None:
+                    bar.set_postfix(
+                        loss=f"{host['loss']:.4g}", fit=f"{host['fit']:.4g}", refresh=False
+                    )
+
+            while step < tcfg.steps and stop["signal"] is None:
+                t0 = time.perf_counter()
+                key = jax.random.fold_in(base_key, step)
+                metrics = {}
+                if states.critic is not None:
+                    critic = states.critic
+                    for i in range(config.loss.n_critic):
+                        batch = _device_batch(next(batches))
+                        critic, cm = critic_step(
+                            critic, states.generator.params, batch, jax.random.fold_in(key, i)
+                        )
+                    states = States(states.generator, critic)
+                    metrics.update(cm)
+                batch = _device_batch(next(batches))
+                critic_params = states.critic.params if states.critic is not None else None
+                gen, gm = generator_step(states.generator, critic_params, batch)
+                states = States(gen, states.critic)
+                metrics.update(gm)
+                step += 1
+                if pending is not None:
+                    flush(pending)
+                pending = (step, metrics, time.perf_counter() - t0)
+                if bar is not None:
+                    bar.update(1)
+                boundary = step % tcfg.checkpoint_every == 0 or step == tcfg.steps
+                if boundary or stop["signal"] is not None:
+                    flush(pending)  # never checkpoint a non-finite state
+                    pending = None
+                    save(step)
+                if step % tcfg.sample_every == 0 or step == tcfg.steps:
+                    frames = _sample_frames(config, states, sample_x0, sample_x1)
+                    write_gif(
+                        workdir / "samples" / f"step_{step:07d}.gif",
+                        frames,
+                        fps=8,
+                        scale=max(1, 128 // config.data.image_size),
+                    )
+            if pending is not None:
+                flush(pending)
+            if stop["signal"] is not None and step < tcfg.steps:
+                interrupted = True
+                if checkpoints.latest_step() != step:
+                    save(step)
+                log(f"\nstopped by signal {stop['signal']} at step {step}; checkpoint saved")
+    finally:
+        if bar is not None:
+            bar.close()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        checkpoints.close()
+    return TrainResult(workdir, step, states, last, interrupted)
+
+
+def _device_batch(batch: dict[str, np.ndarray]) -> Batch:
+    return {k: jnp.asarray(v) for k, v in batch.items()}
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drops records after ``step`` (written after the checkpoint a resume starts from)."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(ln + "\n" for ln in kept))
+
+
+__all__ = [
+    "States",
+    "TrainResult",
+    "TrainingError",
+    "create_states",
+    "critic_loss",
+    "generator_loss",
+    "make_optimizer",
+    "make_step_fns",
+    "train",
+]
