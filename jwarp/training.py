@@ -256,18 +256,20 @@ def _check_compatible(saved: Config, config: Config, path: Path) -> None:
         )
 
 
-def _sample_frames(config: Config, states: States, x0, x1, t_steps: int = 16):
-    """Forward animation of the fixed sample batch: ``[T, H, B*W, C]`` side by side."""
-    cond = conditioning(config, x0, x1)
-    res = flow(
-        states.generator.apply_fn,
-        states.generator.params,
-        cond,
-        jnp.linspace(0.0, 1.0, t_steps),
-        config=config.flow,
-        penalties=False,
-    )
-    frames = jax.vmap(lambda u: warp(x0, u))(res.disp)  # [T, B, H, W, C]
+def _sample_fn(config: Config, apply_fn: Callable, t_steps: int = 16):
+    """Jitted forward animation of a batch: ``(params, x0, x1) -> [T, B, H, W, C]``."""
+    ts = np.linspace(0.0, 1.0, t_steps)
+
+    def frames(params, x0, x1):
+        cond = conditioning(config, x0, x1)
+        res = flow(apply_fn, params, cond, ts, config=config.flow, penalties=False)
+        return jax.vmap(lambda u: warp(x0, u))(res.disp)
+
+    return jax.jit(frames)
+
+
+def _side_by_side(frames) -> np.ndarray:
+    """``[T, B, H, W, C] -> [T, H, B*W, C]``."""
     frames = np.asarray(frames)
     return np.concatenate(list(frames.transpose(1, 0, 2, 3, 4)), axis=2)
 
@@ -321,6 +323,7 @@ def train(
         step = int(record["step"])
         log(f"resuming {workdir} from step {step}")
     generator_step, critic_step = make_step_fns(config, states)
+    sample_fn = _sample_fn(config, states.generator.apply_fn)
 
     metrics_path = workdir / "metrics.jsonl"
     _truncate_metrics(metrics_path, step)
@@ -328,6 +331,8 @@ def train(
     stop = {"signal": None}
 
     def request_stop(signum, frame):
+        if stop["signal"] is not None:  # asked twice: stop now, without a checkpoint
+            raise KeyboardInterrupt
         stop["signal"] = signum
 
     old_handlers = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -400,7 +405,8 @@ def train(
                     pending = None
                     save(step)
                 if step % tcfg.sample_every == 0 or step == tcfg.steps:
-                    frames = _sample_frames(config, states, sample_x0, sample_x1)
+                    params = states.generator.params
+                    frames = _side_by_side(sample_fn(params, sample_x0, sample_x1))
                     write_gif(
                         workdir / "samples" / f"step_{step:07d}.gif",
                         frames,

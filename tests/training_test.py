@@ -1,8 +1,11 @@
 """Training: smoke runs in both modes, learning through the ODE, exact resume, CLI errors."""
 
 import json
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import chex
@@ -14,7 +17,7 @@ from scipy import ndimage
 
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import load_config
-from jwarp.training import create_states, make_step_fns, train
+from jwarp.training import TrainingError, create_states, make_step_fns, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,3 +130,52 @@ def test_config_errors_are_one_line_exit_2(tmp_path, args, needle):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = load_config(
+        "smoke",
+        {"train.steps": 6, "train.checkpoint_every": 1, "optim.lr": 1e30, "optim.b1": 0.0},
+    )
+    with pytest.raises(TrainingError, match=r"non-finite .* at step (\d+)") as info:
+        train(config, tmp_path, progress=False, log=lambda s: None)
+    bad_step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
+    latest = Checkpoints(tmp_path / "checkpoints").latest_step()
+    assert latest is not None and latest < bad_step
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in records)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_0(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "--config",
+            "smoke",
+            "--workdir",
+            str(tmp_path),
+            "--steps",
+            "1000000",
+            "--no-progress",
+            "--set",
+            "train.log_every=20",
+            "--set",
+            "train.checkpoint_every=1000000",
+            "--set",
+            "train.sample_every=1000000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.time() + 180
+    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    latest = Checkpoints(tmp_path / "checkpoints").latest_step()
+    assert latest is not None and 20 <= latest < 1000000
