@@ -241,6 +241,27 @@ def _use_unrolled(config: SolverConfig, ts_np: np.ndarray | None) -> bool:
     )
 
 
+def resolve_loop(config: SolverConfig, conv_impl: str) -> SolverConfig:
+    """Resolves ``loop = "auto"`` for a ``neural`` field whose network uses ``conv_impl``.
+
+    Unrolling helps only with XLA's convolutions (``"lax"``), which XLA:CPU differentiates very
+    slowly inside a rolled loop; with ``"im2col"`` (wide networks) the rolled diffrax loop is
+    fast enough and keeps memory at one network pass (XLA:CPU does not bound the memory of 40
+    unrolled, rematerialised passes of the authors' U-Net: it ran out of 24 GB).
+
+    Args:
+      config: solver settings.
+      conv_impl: the resolved convolution implementation, ``"lax"`` or ``"im2col"``.
+
+    Returns:
+      ``config`` with ``loop`` set to ``"diffrax"`` or ``"unrolled"`` (unless already set).
+    """
+    if config.loop != "auto":
+        return config
+    unroll = conv_impl == "lax" and _use_unrolled(config, np.array([1.0]))
+    return dataclasses.replace(config, loop="unrolled" if unroll else "diffrax")
+
+
 def integrate(
     velocity: VectorField,
     args: Any,

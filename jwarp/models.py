@@ -173,6 +173,10 @@ class UNetConfig:
                 f"unet.conv_impl: expected one of {CONV_IMPLS}, got {self.conv_impl!r}"
             )
 
+    def resolved_conv_impl(self) -> str:
+        """The convolution implementation ``"auto"`` stands for on this backend."""
+        return resolve_conv_impl(self.conv_impl, max(self.encoder + self.decoder + self.extra))
+
     @classmethod
     def paper(cls, **overrides) -> UNetConfig:
         """The authors' sizes (SPEC §5): about 14.1 M parameters at 32x32x1 with coordinates."""
@@ -201,7 +205,7 @@ class UNet(nn.Module):
         b, h, w, _ = x.shape
         if cfg.add_coords:
             x = jnp.concatenate([x, coordinate_channels(b, h, w).astype(x.dtype)], axis=-1)
-        impl = resolve_conv_impl(cfg.conv_impl, max(cfg.encoder + cfg.decoder + cfg.extra))
+        impl = cfg.resolved_conv_impl()
         block = lambda c, stride=1: ConvBlock(c, 3, stride, cfg.norm, impl)
 
         skips, y = [], x

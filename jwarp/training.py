@@ -32,7 +32,7 @@ from flax.training import train_state
 from jwarp import data as data_lib
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config, save_config
-from jwarp.flow import flow, integrate_svf
+from jwarp.flow import flow, integrate_svf, resolve_loop
 from jwarp.models import Critic, UNet
 from jwarp.penalties import gradient_penalty, jacobian_det
 from jwarp.sampler import warp
@@ -196,12 +196,19 @@ def critic_loss(critic_params, gen_params, batch: Batch, key, config: Config, ap
     return loss, {"critic_loss": loss, "d_real": jnp.mean(d_real), "d_fake": jnp.mean(d_fake)}
 
 
+def resolve(config: Config) -> Config:
+    """``config`` with ``flow.loop = "auto"`` resolved for its U-Net (see ``resolve_loop``)."""
+    flow_cfg = resolve_loop(config.flow, config.model.unet.resolved_conv_impl())
+    return dataclasses.replace(config, flow=flow_cfg)
+
+
 def make_step_fns(config: Config, states: States):
     """Jitted ``generator_step`` and ``critic_step`` (states donated).
 
     ``generator_step(gen_state, critic_params, batch) -> (gen_state, metrics)``;
     ``critic_step(critic_state, gen_params, batch, key) -> (critic_state, metrics)``.
     """
+    config = resolve(config)
     apply_fn = states.generator.apply_fn
     critic_fn = states.critic.apply_fn if states.critic is not None else None
 
@@ -258,6 +265,7 @@ def _check_compatible(saved: Config, config: Config, path: Path) -> None:
 
 def _sample_fn(config: Config, apply_fn: Callable, t_steps: int = 16):
     """Jitted forward animation of a batch: ``(params, x0, x1) -> [T, B, H, W, C]``."""
+    config = resolve(config)
     ts = np.linspace(0.0, 1.0, t_steps)
 
     def frames(params, x0, x1):

@@ -283,3 +283,17 @@ def test_gradient_through_diffeqsolve_matches_finite_differences():
         eps = 1e-2
         fd = (loss(v + eps * direction) - loss(v - eps * direction)) / (2 * eps)
         np.testing.assert_allclose(jnp.vdot(grad, direction), fd, rtol=2e-2)
+
+
+def test_resolve_loop_unrolls_only_narrow_neural_fields_on_cpu():
+    from jwarp.flow import resolve_loop
+
+    cpu = jax.default_backend() == "cpu"
+    neural = SolverConfig(field="neural")
+    assert resolve_loop(neural, "lax").loop == ("unrolled" if cpu else "diffrax")
+    assert resolve_loop(neural, "im2col").loop == "diffrax"  # memory stays at one pass
+    assert resolve_loop(SolverConfig(field="stationary"), "lax").loop == "diffrax"
+    assert resolve_loop(SolverConfig(field="neural", adjoint="backsolve"), "lax").loop == (
+        "diffrax"
+    )
+    assert resolve_loop(SolverConfig(field="neural", loop="diffrax"), "lax").loop == "diffrax"
