@@ -78,6 +78,7 @@ def test_l2_learns_a_translation_through_the_ode():
         gen, metrics = generator_step(gen, None, batch)
         errors.append(float(metrics["endpoint_sq"]))
     assert errors[-1] < errors[0] / 10, (errors[0], errors[-1])
+    assert generator_step._cache_size() == 1  # jitted once: no retracing across steps
 
 
 def test_resume_is_exact(tmp_path):
