@@ -108,6 +108,12 @@ def create_states(config: Config, key: jax.Array, steps_per_epoch: int) -> State
             params=jax.jit(model.init)(k_critic, x),
             tx=make_optimizer(config.optim.critic_lr, config, steps_per_epoch),
         )
+    # An int32 array, not TrainState's Python 0: otherwise the first step is traced with a
+    # weakly typed int and every run compiles its step functions twice.
+    # Separate buffers: the step functions donate their state.
+    gen = gen.replace(step=jnp.zeros((), jnp.int32))
+    if critic is not None:
+        critic = critic.replace(step=jnp.zeros((), jnp.int32))
     return States(gen, critic)
 
 
