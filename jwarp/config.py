@@ -25,13 +25,13 @@ import dataclasses
 import math
 import os
 import re
-import tempfile
 import tomllib
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jwarp.files import atomic_write
 from jwarp.flow import SolverConfig
 from jwarp.models import CONV_IMPLS, CriticConfig, UNetConfig
 
@@ -577,16 +577,7 @@ def to_toml(config: Config) -> str:
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Writes ``to_toml(config)`` to ``path`` atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(to_toml(config))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, to_toml(config))
 
 
 # ---------------------------------------------------------------------------------------------

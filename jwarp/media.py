@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from jwarp.files import atomic_write
 
 
 def to_uint8_rgb(frames: np.ndarray, background: float = 1.0) -> np.ndarray:
@@ -40,20 +41,13 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = 24.0, sc
     if scale > 1:
         rgb = rgb.repeat(scale, axis=1).repeat(scale, axis=2)
     images = [Image.fromarray(f) for f in rgb]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            images[0].save(
-                f,
-                format="GIF",
-                save_all=True,
-                append_images=images[1:],
-                duration=round(1000.0 / fps),
-                loop=0,
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=round(1000.0 / fps),
+        loop=0,
+    )
+    atomic_write(path, buffer.getvalue())

@@ -1,5 +1,7 @@
 """Pair fitting recovers a known smooth warp; GIFs are written whole."""
 
+import os
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -44,3 +46,16 @@ def test_write_gif_frames_loop_and_atomicity(tmp_path):
         write_gif(tmp_path / "bad.gif", np.zeros((3, 5, 5, 2)))
     assert not (tmp_path / "bad.gif").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out.gif"]
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    from jwarp.files import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.txt", "x")
+        write_gif(tmp_path / "b.gif", np.zeros((2, 4, 4, 1)))
+    finally:
+        os.umask(old)
+    for name in ("a.txt", "b.gif"):
+        assert (tmp_path / name).stat().st_mode & 0o044 == 0o044  # group/other readable
