@@ -254,12 +254,12 @@ def resolve_loop(config: SolverConfig, conv_impl: str) -> SolverConfig:
       conv_impl: the resolved convolution implementation, ``"lax"`` or ``"im2col"``.
 
     Returns:
-      ``config`` with ``loop`` set to ``"diffrax"`` or ``"unrolled"`` (unless already set).
+      ``config`` with ``loop = "diffrax"`` for im2col networks; otherwise unchanged (``"auto"``
+      then decides per call, from the number of steps the save times need).
     """
-    if config.loop != "auto":
-        return config
-    unroll = conv_impl == "lax" and _use_unrolled(config, np.array([1.0]))
-    return dataclasses.replace(config, loop="unrolled" if unroll else "diffrax")
+    if config.loop == "auto" and conv_impl == "im2col":
+        return dataclasses.replace(config, loop="diffrax")
+    return config
 
 
 def integrate(

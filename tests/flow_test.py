@@ -285,15 +285,18 @@ def test_gradient_through_diffeqsolve_matches_finite_differences():
         np.testing.assert_allclose(jnp.vdot(grad, direction), fd, rtol=2e-2)
 
 
-def test_resolve_loop_unrolls_only_narrow_neural_fields_on_cpu():
-    from jwarp.flow import resolve_loop
+def test_resolve_loop_keeps_wide_networks_rolled():
+    from jwarp.flow import _use_unrolled, resolve_loop
 
     cpu = jax.default_backend() == "cpu"
     neural = SolverConfig(field="neural")
-    assert resolve_loop(neural, "lax").loop == ("unrolled" if cpu else "diffrax")
     assert resolve_loop(neural, "im2col").loop == "diffrax"  # memory stays at one pass
-    assert resolve_loop(SolverConfig(field="stationary"), "lax").loop == "diffrax"
-    assert resolve_loop(SolverConfig(field="neural", adjoint="backsolve"), "lax").loop == (
-        "diffrax"
+    assert resolve_loop(neural, "lax").loop == "auto"
+    one = np.array([1.0])
+    assert _use_unrolled(resolve_loop(neural, "lax"), one) == cpu
+    assert not _use_unrolled(resolve_loop(neural, "lax"), np.linspace(0, 1, 120))  # > 64 steps
+    assert not _use_unrolled(SolverConfig(field="stationary"), one)
+    assert not _use_unrolled(SolverConfig(field="neural", adjoint="backsolve"), one)
+    assert resolve_loop(SolverConfig(field="neural", loop="unrolled"), "im2col").loop == (
+        "unrolled"
     )
-    assert resolve_loop(SolverConfig(field="neural", loop="diffrax"), "lax").loop == "diffrax"
