@@ -385,9 +385,9 @@ def train(
                     metrics_file.write(json.dumps(record) + "\n")
                     metrics_file.flush()
                 if bar is not None:
-                    bar.set_postfix(
-                        loss=f"{host['loss']:.4g}", fit=f"{host['fit']:.4g}", refresh=False
-                    )
+                    shown = ("loss", "fit", "wasserstein", "critic_loss", "neg_jac_frac")
+                    postfix = {k: f"{host[k]:.4g}" for k in shown if k in host}
+                    bar.set_postfix(postfix, refresh=False)
 
             while step < tcfg.steps and stop["signal"] is None:
                 t0 = time.perf_counter()
