@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from jwarp.training import TrainingError, train
 
-    workdir = args.workdir or f"runs/{preset or 'custom'}"
+    workdir = args.workdir or f"runs/{Path(preset).stem}"
     try:
         result = train(config, workdir, resume=args.resume, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, TrainingError) as e:
