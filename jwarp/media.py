@@ -1,14 +1,50 @@
-"""Host-side image output: animated GIFs (Pillow), written atomically."""
+"""Host-side image input and output: animated GIFs, PNG frames, contact sheets, grid overlays.
+
+Frames are ``float [T, H, W, C]`` in ``[0, 1]`` with ``C in {1, 3, 4}`` (SPEC §2; RGBA holds
+straight colours, alpha is coverage). Every file is written atomically
+(``jwarp.files.atomic_write``): a killed writer never leaves a partial file under the final
+name.
+
+GIFs are encoded here (Pillow does the LZW compression) rather than by ``Image.save``, which
+merges identical consecutive frames: a GIF asked to have 120 frames has 120 frames. Colours:
+
+* one global palette for all frames, so a pixel that does not change never flickers, and no
+  dithering (dither noise would crawl from frame to frame). When the animation has at most 256
+  distinct colours (always for grey images) the palette is exact; otherwise it is a median-cut
+  palette of all frames' pixels.
+* RGBA: pixels with alpha < 0.5 use a reserved transparent palette index, the other 255 entries
+  hold the opaque colours, and every frame is disposed to the background (disposal 2) so a
+  moving shape leaves no trail over the transparent background.
+"""
 
 from __future__ import annotations
 
 import io
+import math
 import os
+import struct
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import GifImagePlugin, Image, UnidentifiedImageError
 
 from jwarp.files import atomic_write
+
+_GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_MODE_BY_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
+_CHANNEL_NAMES = {1: "grey", 3: "RGB", 4: "RGBA"}
+_MIN_DELAY_CS = 2  # browsers slow shorter GIF delays down to 0.1 s
+
+
+def _check_frames(frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames, np.float32)
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4) or frames.shape[0] == 0:
+        raise ValueError(f"frames: expected [T, H, W, C] with C in (1, 3, 4), got {frames.shape}")
+    return frames
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def to_uint8_rgb(frames: np.ndarray, background: float = 1.0) -> np.ndarray:
@@ -17,37 +53,378 @@ def to_uint8_rgb(frames: np.ndarray, background: float = 1.0) -> np.ndarray:
     Grey (``C = 1``) is repeated to RGB; RGBA (``C = 4``, straight alpha) is composited over a
     constant ``background`` grey level.
     """
-    frames = np.clip(np.asarray(frames, np.float32), 0.0, 1.0)
-    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"frames: expected [T, H, W, C] with C in (1, 3, 4), got {frames.shape}")
+    frames = np.clip(_check_frames(frames), 0.0, 1.0)
     if frames.shape[-1] == 1:
         frames = np.repeat(frames, 3, axis=-1)
     elif frames.shape[-1] == 4:
         alpha = frames[..., 3:]
         frames = frames[..., :3] * alpha + background * (1.0 - alpha)
-    return np.round(frames * 255.0).astype(np.uint8)
+    return _to_uint8(frames)
 
 
-def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = 24.0, scale: int = 1):
+# --- GIF ------------------------------------------------------------------------------------
+
+
+def _global_palette(rgb_Nx3: np.ndarray, capacity: int) -> tuple[np.ndarray, np.ndarray]:
+    """One palette of at most ``capacity`` colours for ``[N, 3]`` uint8 pixels.
+
+    Returns:
+      ``(palette [K, 3] uint8, index [N] uint8)``; exact when there are at most ``capacity``
+      distinct colours, otherwise median cut without dithering.
+    """
+    keys = (rgb_Nx3[:, 0].astype(np.int32) << 16) | (rgb_Nx3[:, 1].astype(np.int32) << 8)
+    keys |= rgb_Nx3[:, 2].astype(np.int32)
+    unique, index = np.unique(keys, return_inverse=True)
+    if len(unique) <= capacity:
+        palette = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=-1)
+        return palette.astype(np.uint8), index.astype(np.uint8)
+    # Median cut over all pixels at once; Pillow maps each pixel to its palette colour.
+    strip = Image.fromarray(np.ascontiguousarray(rgb_Nx3.reshape(-1, 1, 3)), "RGB")
+    quantized = strip.quantize(capacity, Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    palette = np.asarray(quantized.getpalette()[: 3 * capacity], np.uint8).reshape(-1, 3)
+    return palette, np.asarray(quantized, np.uint8).reshape(-1)
+
+
+def _delays_cs(n: int, fps: float, pause: float) -> list[int]:
+    """Per-frame delays in centiseconds whose running sum follows ``k / fps`` (so 30 fps is
+    3, 4, 3, 3, 4, ... rather than 3 throughout), with ``pause`` seconds added to the last."""
+    edges = [round(100.0 * k / fps) for k in range(n + 1)]
+    delays = [max(_MIN_DELAY_CS, b - a) for a, b in zip(edges[:-1], edges[1:])]
+    delays[-1] += round(100.0 * pause)
+    return delays
+
+
+def encode_gif(
+    frames: np.ndarray,
+    fps: float = 24.0,
+    scale: int = 1,
+    *,
+    pause: float = 0.0,
+    transparent: bool = True,
+    background: float = 1.0,
+) -> bytes:
+    """Encodes frames as a looping animated GIF (see the module docstring for colours).
+
+    Args:
+      frames: ``[T, H, W, C]`` floats in ``[0, 1]``, ``C in {1, 3, 4}``.
+      fps: frames per second (GIF delays are whole centiseconds, at least 2).
+      scale: integer nearest-neighbour upscaling, for small images.
+      pause: extra seconds the last frame is held before the loop restarts.
+      transparent: RGBA only: alpha < 0.5 becomes transparent; otherwise frames are composited
+        over ``background``.
+      background: grey level RGBA is composited over when not ``transparent``.
+
+    Returns:
+      The GIF file's bytes.
+    """
+    frames = _check_frames(frames)
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"fps: expected a positive number, got {fps}")
+    if pause < 0 or scale < 1:
+        raise ValueError(f"pause must be >= 0 and scale >= 1, got {pause}, {scale}")
+    t, h, w, c = frames.shape
+    clear = None
+    if c == 4 and transparent:
+        clear = frames[..., 3] < 0.5  # [T, H, W]
+        rgb = _to_uint8(frames[..., :3])
+    else:
+        rgb = to_uint8_rgb(frames, background)
+    if clear is not None and clear.any():
+        palette, index = _global_palette(rgb[~clear], 255)
+        indices = np.full((t, h, w), 255, np.uint8)
+        indices[~clear] = index
+        palette = np.concatenate([palette, np.zeros((256 - len(palette), 3), np.uint8)])
+        transparency = 255
+    else:
+        palette, index = _global_palette(rgb.reshape(-1, 3), 256)
+        indices = index.reshape(t, h, w)
+        palette = np.concatenate([palette, np.zeros((256 - len(palette), 3), np.uint8)])
+        transparency = None
+    if scale > 1:
+        indices = indices.repeat(scale, axis=1).repeat(scale, axis=2)
+        h, w = h * scale, w * scale
+
+    out = [
+        b"GIF89a",
+        struct.pack("<HHBBB", w, h, 0xF7, 0, 0),  # global table of 256 colours, 8-bit
+        palette.tobytes(),
+        b"!\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", 0) + b"\x00",  # loop forever
+    ]
+    params = {"disposal": 2} if transparency is not None else {"disposal": 1}
+    if transparency is not None:
+        params["transparency"] = transparency
+    flat_palette = palette.reshape(-1).tolist()
+    for frame, delay in zip(indices, _delays_cs(t, fps, pause)):
+        image = Image.fromarray(np.ascontiguousarray(frame), "P")
+        image.putpalette(flat_palette)
+        # The graphic control block, the image descriptor and the LZW data, without a local
+        # colour table: every frame uses the global palette.
+        out += GifImagePlugin.getdata(image, (0, 0), duration=10 * delay, **params)
+    out.append(b";")
+    return b"".join(out)
+
+
+def write_gif(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: float = 24.0,
+    scale: int = 1,
+    *,
+    pause: float = 0.0,
+    transparent: bool = True,
+    background: float = 1.0,
+) -> Path:
     """Writes a looping animated GIF; a killed writer never leaves a partial file at ``path``.
 
     Args:
       path: output file.
-      frames: ``[T, H, W, C]`` floats in ``[0, 1]``.
+      frames: ``[T, H, W, C]`` floats in ``[0, 1]``; the GIF has exactly ``T`` frames.
       fps: frames per second.
       scale: integer nearest-neighbour upscaling, for small images.
+      pause: extra seconds the last frame is held.
+      transparent: RGBA only: alpha < 0.5 is transparent (else composited on ``background``).
+      background: grey level for compositing RGBA when not ``transparent``.
+
+    Returns:
+      ``path``.
     """
-    rgb = to_uint8_rgb(frames)
-    if scale > 1:
-        rgb = rgb.repeat(scale, axis=1).repeat(scale, axis=2)
-    images = [Image.fromarray(f) for f in rgb]
-    buffer = io.BytesIO()
-    images[0].save(
-        buffer,
-        format="GIF",
-        save_all=True,
-        append_images=images[1:],
-        duration=round(1000.0 / fps),
-        loop=0,
+    data = encode_gif(
+        frames, fps, scale, pause=pause, transparent=transparent, background=background
     )
-    atomic_write(path, buffer.getvalue())
+    atomic_write(path, data)
+    return Path(path)
+
+
+# --- PNG frames and contact sheets -----------------------------------------------------------
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """``[H, W, C]`` floats in ``[0, 1]`` -> PNG bytes (grey, RGB or RGBA with straight alpha)."""
+    image = np.asarray(image, np.float32)
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"image: expected [H, W, C] with C in (1, 3, 4), got {image.shape}")
+    pixels = _to_uint8(image)
+    mode = _MODE_BY_CHANNELS[image.shape[-1]]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Writes one ``[H, W, C]`` image as PNG, atomically; returns ``path``."""
+    atomic_write(path, encode_png(image))
+    return Path(path)
+
+
+def write_frames(
+    directory: str | os.PathLike, frames: np.ndarray, prefix: str = "frame_"
+) -> list[Path]:
+    """Writes ``frames[k]`` as ``directory/{prefix}{k:04d}.png``, each atomically.
+
+    Frames of the same prefix left in ``directory`` by a longer earlier animation are removed,
+    so the folder holds exactly this animation.
+
+    Args:
+      directory: output folder (created if needed).
+      frames: ``[T, H, W, C]`` floats in ``[0, 1]``.
+      prefix: file name prefix.
+
+    Returns:
+      The ``T`` paths, in frame order.
+    """
+    frames = _check_frames(frames)
+    directory = Path(directory)
+    paths = [directory / f"{prefix}{k:04d}.png" for k in range(len(frames))]
+    for path, frame in zip(paths, frames):
+        write_png(path, frame)
+    keep = {p.name for p in paths}
+    for old in directory.glob(f"{prefix}*.png"):
+        if old.name not in keep and old.stem[len(prefix) :].isdigit():
+            old.unlink()
+    return paths
+
+
+def contact_sheet(frames: np.ndarray, n: int = 8) -> np.ndarray:
+    """``n`` evenly spaced frames (first and last included) side by side.
+
+    Args:
+      frames: ``[T, H, W, C]``.
+      n: frames on the sheet (at most ``T``).
+
+    Returns:
+      ``[H, min(n, T) * W, C]`` float32.
+    """
+    frames = _check_frames(frames)
+    if n < 1:
+        raise ValueError(f"n: expected at least 1 frame on the sheet, got {n}")
+    picks = np.round(np.linspace(0, len(frames) - 1, min(n, len(frames)))).astype(int)
+    return np.concatenate(list(frames[picks]), axis=1)
+
+
+# --- deformation grid -----------------------------------------------------------------------
+
+
+def grid_lines(height: int, width: int, spacing: int) -> np.ndarray:
+    """``[H, W]`` float32 image: 1 on every ``spacing``-th row and column, else 0.
+
+    The lines sit half a spacing in from the top-left edge, away from the clamped border.
+    """
+    if spacing < 2:
+        raise ValueError(f"grid spacing: expected at least 2 pixels, got {spacing}")
+    rows = (np.arange(height) % spacing) == spacing // 2
+    cols = (np.arange(width) % spacing) == spacing // 2
+    return (rows[:, None] | cols[None, :]).astype(np.float32)
+
+
+def draw_grid(
+    frames: np.ndarray,
+    disp: np.ndarray,
+    spacing: int = 8,
+    color: tuple[float, ...] | None = None,
+    opacity: float = 0.9,
+) -> np.ndarray:
+    """Draws the deformation grid over the frames.
+
+    The grid is an image of straight lines on the undeformed frame, warped by the same
+    pull-back as the frames (``lines_t(s) = lines(g(s) + u_t(s))``, bilinear): a line pixel
+    appears wherever the flow carries a point of an undeformed grid line, so the lines move
+    with the content.
+
+    Args:
+      frames: ``[T, H, W, C]`` floats in ``[0, 1]``.
+      disp: ``[T, H, W, 2]`` displacements ``(dy, dx)`` in pixels, ``frames[k] = warp(x, disp[k])``.
+      spacing: pixels between grid lines on the undeformed frame.
+      color: line colour with ``C`` (or 3 for RGBA) entries; default cyan, mid-grey for grey.
+      opacity: line opacity.
+
+    Returns:
+      ``[T, H, W, C]`` float32 frames with the lines blended in (and made opaque for RGBA).
+    """
+    import jax.numpy as jnp
+
+    from jwarp.sampler import warp
+
+    frames = _check_frames(frames)
+    disp = np.asarray(disp, np.float32)
+    t, h, w, c = frames.shape
+    if disp.shape != (t, h, w, 2):
+        raise ValueError(f"disp: expected shape {(t, h, w, 2)} to match frames, got {disp.shape}")
+    lines = np.broadcast_to(grid_lines(h, w, spacing)[None, :, :, None], (t, h, w, 1))
+    weight = opacity * np.asarray(warp(jnp.asarray(lines), jnp.asarray(disp)))
+    if color is None:
+        color = (0.5,) if c == 1 else (0.0, 0.8, 1.0)
+    colour = np.asarray(color, np.float32)
+    out = frames.copy()
+    n = min(c, 3)
+    if colour.shape != (n,):
+        raise ValueError(f"color: expected {n} values for {c}-channel frames, got {color}")
+    out[..., :n] = frames[..., :n] * (1.0 - weight) + colour * weight
+    if c == 4:
+        out[..., 3:] = np.maximum(frames[..., 3:], weight)
+    return out
+
+
+# --- input images ---------------------------------------------------------------------------
+
+
+def _natural_channels(img: Image.Image) -> int:
+    """1 for grey images, 4 for images with any transparency, else 3."""
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+    if has_alpha:
+        alpha = np.asarray(img.convert("RGBA"))[..., 3]
+        if alpha.min() < 255:
+            return 4
+    if img.mode in _GREY_MODES or img.mode == "LA":
+        return 1
+    if img.mode == "P" and img.palette is not None:
+        colours = np.asarray(img.convert("RGB")).reshape(-1, 3)
+        if np.all(colours == colours[:, :1]):
+            return 1
+    return 3
+
+
+def load_image(
+    path: str | os.PathLike,
+    size: int | None,
+    channels: int | None,
+    max_size: int | None = None,
+) -> tuple[np.ndarray, str | None]:
+    """Reads any image file as a model input: centre-cropped square, resized, converted.
+
+    The conversion is the one training data from image folders gets (``jwarp.data``): EXIF
+    orientation applied, 16-bit grey kept at full precision, Lanczos resampling with
+    premultiplied alpha, alpha dropped by compositing on black, grey as Rec. 601 luminance,
+    opaque alpha for images without one.
+
+    Args:
+      path: image file (PNG, JPEG, GIF (first frame), WebP, TIFF, BMP, ...).
+      size: output height and width; None keeps the centre square's own size (at most
+        ``max_size``).
+      channels: 1, 3 or 4; None keeps the image's own (1 grey, 3 colour, 4 with transparency).
+      max_size: with ``size=None``, larger images are resized down to this.
+
+    Returns:
+      ``(image [size, size, channels] float32 in [0, 1], note)``; ``note`` says what was
+      converted (crop, resize, channels), or is None when nothing was.
+
+    Raises:
+      ValueError: the file cannot be read as an image (one line naming it).
+    """
+    from jwarp.data import load_image as load_data_image  # the training data's conversion
+
+    if channels is not None and channels not in (1, 3, 4):
+        raise ValueError(f"channels must be 1, 3 or 4, got {channels!r}")
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode, (w, h), own = img.mode, img.size, _natural_channels(img)
+            orientation = img.getexif().get(0x0112, 1)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path}: cannot read image ({reason})") from None
+    rotated = orientation in (2, 3, 4, 5, 6, 7, 8)
+    if orientation in (5, 6, 7, 8):  # these orientations swap the axes
+        w, h = h, w
+    side = min(w, h)
+    if size is None:
+        size = side if max_size is None else min(side, max_size)
+    channels = own if channels is None else channels
+    image = load_data_image(path, size, channels)
+    changes = []
+    if rotated:
+        changes.append(f"turned upright (EXIF orientation {orientation})")
+    if w != h:
+        changes.append(f"centre-cropped to {side}x{side}")
+    if side != size:
+        changes.append(f"resized to {size}x{size}")
+    if own != channels:
+        how = {
+            (4, 3): "alpha composited on black",
+            (4, 1): "alpha composited on black, luminance",
+            (3, 1): "luminance",
+            (1, 3): "grey repeated",
+            (1, 4): "opaque alpha",
+            (3, 4): "opaque alpha",
+        }[own, channels]
+        changes.append(f"{_CHANNEL_NAMES[own]} -> {_CHANNEL_NAMES[channels]} ({how})")
+    elif mode != _MODE_BY_CHANNELS[channels]:
+        changes.append(f"{mode} -> {_MODE_BY_CHANNELS[channels]}")
+    note = None
+    if changes:
+        note = f"{path}: {w}x{h} {mode} image " + ", ".join(changes)
+    return image, note
+
+
+__all__ = [
+    "contact_sheet",
+    "draw_grid",
+    "encode_gif",
+    "encode_png",
+    "grid_lines",
+    "load_image",
+    "to_uint8_rgb",
+    "write_frames",
+    "write_gif",
+    "write_png",
+]
