@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_flow.py --json benchmarks/results_flow.json
 	$(BIN)/python benchmarks/bench_train.py faces_l2 faces_gan digits_gan \
 		--json benchmarks/results_train.json
+	$(BIN)/python benchmarks/bench_animate.py --json benchmarks/results_animate.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,5 +1,6 @@
 """jwarp: Warping Neural ODEs (Image2Gif) in JAX/Flax."""
 
+from jwarp.animation import Animator, RenderOptions, animate_pair, render
 from jwarp.config import Config, ConfigError, load_config
 from jwarp.flow import FlowResult, SolverConfig, flow, integrate, integrate_svf
 from jwarp.models import Critic, CriticConfig, UNet, UNetConfig
@@ -13,6 +14,10 @@ from jwarp.sampler import compose, identity_grid, sample, warp
 from jwarp.velocity import neural_velocity, stationary_velocity, with_penalties
 
 __all__ = [
+    "Animator",
+    "RenderOptions",
+    "animate_pair",
+    "render",
     "Config",
     "ConfigError",
     "load_config",

@@ -692,7 +692,7 @@ _HIGH_BIT_MODES = {
 }
 
 
-def _load_image(path: Path, size: int, channels: int) -> np.ndarray:
+def load_image(path: Path, size: int, channels: int) -> np.ndarray:
     """One image file -> ``float32 [size, size, channels]`` (see ``load_folder``)."""
     try:
         with Image.open(path) as img:
@@ -776,8 +776,8 @@ def load_folder(
     if paired:
         source, target = _pair_by_stem(source, target)
     return (
-        np.stack([_load_image(f, size, channels) for f in source]),
-        np.stack([_load_image(f, size, channels) for f in target]),
+        np.stack([load_image(f, size, channels) for f in source]),
+        np.stack([load_image(f, size, channels) for f in target]),
     )
 
 
