@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import row, timed, write_json
 
 from jwarp.animation import Animator
 from jwarp.config import load_config
@@ -32,31 +30,6 @@ from jwarp.training import generator_in_channels
 
 AUTHORS_MS = {32: 221.0, 64: 481.0}
 SHAPES = ((32, 1), (64, 4))  # (size, channels)
-
-
-def timed(fn, repeats):
-    """Compile (first call) time and the times of ``repeats`` further calls."""
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    compile_s = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return compile_s, times
-
-
-def row(name, compile_s, times, **extra):
-    return {
-        "name": name,
-        "compile_s": compile_s,
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "max_s": max(times),
-        "repeats": len(times),
-        **extra,
-    }
 
 
 def print_row(r):
@@ -112,7 +85,7 @@ def bench_frames(args):
                         fn = lambda a=animator, x=x0: a.frames(x, ts)
                     else:  # what training's resolve() picks for a narrow neural field on CPU
                         fn = _unrolled_fn(config, params, x0, ts)
-                    compile_s, times = timed(fn, args.repeats)
+                    compile_s, times = timed(fn, repeats=args.repeats)
                     r = row(
                         f"{field:10s} {unet_name:5s} {size}x{size}x{channels} {loop}",
                         compile_s,
@@ -161,7 +134,9 @@ def bench_gif(args):
                 base[..., 3] = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (size / 3) ** 2
             frames = np.stack([np.roll(base, k * size // t, axis=1) for k in range(t)])
             path = Path(tmp) / "bench.gif"
-            compile_s, times = timed(lambda f=frames, p=path: write_gif(p, f, fps=30), args.repeats)
+            compile_s, times = timed(
+                lambda f=frames, p=path: write_gif(p, f, fps=30), repeats=args.repeats
+            )
             r = row(
                 f"write GIF {t} frames {size}x{size}x{channels}",
                 compile_s,
@@ -197,17 +172,7 @@ def main():
     )
     rows = bench_frames(args) + bench_gif(args)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "jax": jax.__version__,
-                    "backend": jax.default_backend(),
-                    "device": jax.devices()[0].device_kind,
-                    "rows": rows,
-                },
-                f,
-                indent=1,
-            )
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

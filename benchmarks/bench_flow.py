@@ -11,41 +11,14 @@ compile time separately) and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
+from common import row, timed, write_json
 
 from jwarp import SolverConfig, UNet, UNetConfig, flow, warp
 from jwarp.models import param_count
-
-
-def timed(fn, *args, repeats):
-    """Compile time (first call) and per-call times of the following calls."""
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    compile_s = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return compile_s, times
-
-
-def row(name, compile_s, times, **extra):
-    return {
-        "name": name,
-        "compile_s": compile_s,
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "max_s": max(times),
-        "repeats": len(times),
-        **extra,
-    }
 
 
 def bench_fields(args):
@@ -146,17 +119,7 @@ def main():
     rows = [] if args.skip_fields else bench_fields(args)
     rows += bench_paper_unet(args)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "jax": jax.__version__,
-                    "backend": jax.default_backend(),
-                    "device": jax.devices()[0].device_kind,
-                    "rows": rows,
-                },
-                f,
-                indent=1,
-            )
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":

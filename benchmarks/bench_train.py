@@ -11,13 +11,13 @@ one generator step), medians over ``--repeats`` after a warm-up call, peak RSS o
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+from common import write_json
 
 from jwarp import data as data_lib
 from jwarp.config import load_config
@@ -108,12 +108,7 @@ def main():
             flush=True,
         )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {"jax": jax.__version__, "device": jax.devices()[0].device_kind, "rows": rows},
-                f,
-                indent=1,
-            )
+        write_json(args.json, rows)
 
 
 if __name__ == "__main__":
