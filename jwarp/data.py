@@ -573,16 +573,33 @@ def digits(split: str = "train", size: int = 32, seed: int = 0) -> tuple[np.ndar
       ``(threes [N, size, size, 1], fours [M, size, size, 1])``, ``float32`` in ``[0, 1]``
       (unpaired; about 146/145 train and 37/36 test images).
     """
+    threes, _ = digits_labelled(split, size, seed, classes=(3,))
+    fours, _ = digits_labelled(split, size, seed, classes=(4,))
+    return threes, fours
+
+
+def digits_labelled(
+    split: str = "train", size: int = 32, seed: int = 0, classes: Sequence[int] = tuple(range(10))
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bundled digits of several classes with their labels, split as ``digits`` splits them.
+
+    The test 3s and 4s of ``digits(split="test")`` are exactly the test images of their classes
+    here, so a classifier fitted on ``split="train"`` never sees them.
+
+    Returns:
+      ``(images [N, size, size, 1] float32 in [0, 1], labels [N] int64)``, class by class.
+    """
     split_id = _split_id(split)
-    all_images, labels = _sklearn_digits()
-    out = []
-    for label in (3, 4):
-        images = all_images[labels == label] / np.float32(16)
+    all_images, all_labels = _sklearn_digits()
+    images_out, labels_out = [], []
+    for label in classes:
+        images = all_images[all_labels == label] / np.float32(16)
         perm = np.random.default_rng([seed, label]).permutation(len(images))
         n_train = int(round(0.8 * len(images)))
         keep = np.sort(perm[:n_train] if split_id == 0 else perm[n_train:])
-        out.append(_resize_float(images[keep, :, :, None], size, Image.Resampling.BICUBIC))
-    return out[0], out[1]
+        images_out.append(_resize_float(images[keep, :, :, None], size, Image.Resampling.BICUBIC))
+        labels_out.append(np.full(len(keep), label, np.int64))
+    return np.concatenate(images_out), np.concatenate(labels_out)
 
 
 def read_idx(path: str | Path) -> np.ndarray:
