@@ -321,6 +321,8 @@ def train(
     save_config(config, config_path)
 
     x0_train, x1_train, paired = data_lib.load_dataset(config.data, "train", tcfg.seed)
+    # GAN mode is unpaired even on paired data: sources and targets are shuffled separately.
+    paired = paired and config.loss.mode == "l2"
     batches = data_lib.Batches(x0_train, x1_train, tcfg.batch_size, paired=paired, seed=tcfg.seed)
     x0_test, x1_test, _ = data_lib.load_dataset(config.data, "test", tcfg.seed)
     n_samples = min(4, len(x0_test), len(x1_test))
