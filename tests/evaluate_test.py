@@ -1,0 +1,113 @@
+"""``python -m jwarp.evaluate`` on tiny runs: the baselines against hand-computed values."""
+
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage.metrics import structural_similarity
+
+from jwarp import evaluate
+from jwarp.checkpoint import Checkpoints
+from jwarp.config import load_config, save_config
+from jwarp.data import digits, faces_at, load_dataset
+from jwarp.training import create_states
+
+
+def _write_run(workdir, config):
+    """A run folder holding the untrained networks of ``config`` as checkpoint 0."""
+    save_config(config, workdir / "config.toml")
+    states = create_states(config, jax.random.key(0), 1)
+    checkpoints = Checkpoints(workdir / "checkpoints")
+    checkpoints.save(0, {"generator": states.generator, "critic": states.critic},
+                     {"step": 0, "data": {}, "seed": 0})
+    checkpoints.close()
+    return workdir
+
+
+def _psnr(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.mean([10 * math.log10(1 / np.mean((x - y) ** 2)) for x, y in zip(a, b)])
+
+
+@pytest.fixture(scope="module")
+def faces_run(tmp_path_factory):
+    return _write_run(tmp_path_factory.mktemp("faces_run"), load_config("smoke"))
+
+
+def test_faces_table_baselines_match_hand_computed_values(faces_run, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert evaluate.main(["--workdir", str(faces_run), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    config = load_config(str(faces_run / "config.toml"))
+    x0, x1, _ = load_dataset(config.data, "test", config.train.seed)
+    assert result["n_images"] == len(x0) == 4
+    m = result["metrics"]
+
+    np.testing.assert_allclose(m["endpoint_psnr"]["identity"], _psnr(x0, x1), rtol=1e-4)
+    assert m["endpoint_psnr"]["cross_dissolve"] is None  # exact: it is given x1
+    want_ssim = np.mean([structural_similarity(a, b, data_range=1.0, channel_axis=-1,
+                                               gaussian_weights=True, sigma=1.5,
+                                               use_sample_covariance=False)
+                         for a, b in zip(x0, x1)])
+    np.testing.assert_allclose(m["endpoint_ssim"]["identity"], want_ssim, atol=1e-4)
+    moving = ndimage.maximum_filter(np.abs(x1 - x0).max(-1) > 1 / 255, size=(1, 5, 5))
+    sq = ((x0 - x1).astype(np.float64) ** 2).sum(-1)
+    want_moving = np.mean([10 * math.log10(1 / (s[k].sum() / (k.sum() * 4)))
+                           for s, k in zip(sq, moving)])
+    np.testing.assert_allclose(m["endpoint_psnr_moving"]["identity"], want_moving, rtol=1e-4)
+
+    true = faces_at(4, evaluate.SMILES, 16, 4, "test", config.train.seed)
+    for level, truth in zip(evaluate.SMILES, true):
+        np.testing.assert_allclose(m[f"psnr@{level:g}"]["identity"], _psnr(x0, truth), rtol=1e-4)
+        dissolve = (1 - level) * x0 + level * x1
+        np.testing.assert_allclose(
+            m[f"psnr@{level:g}"]["cross_dissolve"], _psnr(dissolve, truth), rtol=1e-4
+        )
+        best = np.mean([max(10 * math.log10(1 / np.mean(((1 - t) * a + t * b - c) ** 2))
+                            for t in evaluate.TIMES) for a, b, c in zip(x0, x1, truth)])
+        np.testing.assert_allclose(m[f"best_psnr@{level:g}"]["cross_dissolve"], best, rtol=1e-4)
+    assert m["neg_jacobian_pct"]["identity"] == 0 and m["inverse_psnr"]["identity"] is None
+    # The untrained field is nearly zero: the model is close to no motion, and diffeomorphic.
+    assert abs(m["endpoint_psnr"]["model"] - m["endpoint_psnr"]["identity"]) < 1.0
+    assert m["neg_jacobian_pct"]["model"] == 0.0
+    # The printed table carries the same numbers.
+    assert f"{m['endpoint_psnr']['identity']:.2f}" in printed and "exact" in printed
+    # Deterministic.
+    again = evaluate.evaluate_run(faces_run)
+    assert again["metrics"] == result["metrics"]
+
+
+def test_digits_table_counts_the_classifier_and_strokes(tmp_path):
+    config = load_config(
+        "smoke",
+        {"data.name": "digits", "data.image_size": 32, "data.channels": 1,
+         "data.paired": False, "loss.mode": "gan"},
+    )
+    run = _write_run(tmp_path / "digits_run", config)
+    result = evaluate.evaluate_run(run, n=8)
+    threes, fours = digits("test")
+    from jwarp.metrics import digit_classifier
+
+    clf = digit_classifier(32, 0)
+    m = result["metrics"]
+    assert result["n_images"] == 8 and result["classifier_accuracy"] == clf.accuracy
+    np.testing.assert_allclose(m["reached_target_pct"]["identity"],
+                               100 * np.mean(clf.predict(threes[:8]) == 4))
+    np.testing.assert_allclose(m["reached_target_pct"]["real_targets"],
+                               100 * np.mean(clf.predict(fours) == 4))
+    pieces = [ndimage.label(im[..., 0] > 0.5, np.ones((3, 3)))[1] for im in threes[:8]]
+    np.testing.assert_allclose(m["single_stroke_pct"]["identity"],
+                               100 * np.mean(np.array(pieces) == 1))
+    assert "endpoint_psnr" not in m  # unpaired: no target frame to compare with
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert evaluate.main(["--workdir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere" in err[0] and "run folder" in err[0]
+    assert evaluate.main([]) == 2
+    assert "--workdir" in capsys.readouterr().err
