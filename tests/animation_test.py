@@ -3,8 +3,6 @@
 import importlib.util
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import chex
@@ -336,6 +334,17 @@ def test_load_image_converts_and_says_what_it_did(tmp_path):
     assert "\n" not in str(info.value)
 
 
+def test_load_image_says_an_animated_input_gives_its_first_frame(tmp_path, write_bad_images):
+    frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (40, 200, 120)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    image, note = load_image(tmp_path / "anim.gif", None, 1)
+    np.testing.assert_allclose(image, 40 / 255, atol=1e-6)
+    assert note is not None and "first of its 3 frames" in note
+    write_bad_images(tmp_path)
+    with pytest.raises(ValueError, match="bomb.png: cannot read image .*decompression-bomb"):
+        load_image(tmp_path / "bomb.png", 16, 1)
+
+
 # --- animate.py -----------------------------------------------------------------------------
 
 
@@ -410,16 +419,3 @@ def test_cli_errors_are_one_line(cli, run_dir, tmp_path, capsys):
     _one_line_error(capsys, cli.main([*w, "--checkpoint", "5"]), "no checkpoint at step 5")
     _one_line_error(capsys, cli.main([*w, "--input", str(tmp_path / "*.jpg")]), "no files")
     _one_line_error(capsys, cli.main([*w, "--t-steps", "1"]), "--t-steps")
-
-
-def test_cli_no_run_found_exits_2_with_a_hint(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "animate.py")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "python train.py --mode l2 --data faces" in lines[0], proc.stderr
