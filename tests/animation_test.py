@@ -291,6 +291,46 @@ def _gif_frames_from_bytes(data):
         return [np.asarray(f.convert("RGBA")) for f in ImageSequence.Iterator(im)]
 
 
+def test_a_gif_write_that_dies_or_fails_leaves_the_old_file_and_no_part(tmp_path, monkeypatch):
+    import jwarp.files
+
+    gif = tmp_path / "a.gif"
+    write_gif(gif, np.zeros((3, 4, 4, 1)))
+    before = gif.read_bytes()
+
+    def dies(src, dst):  # killed between writing the temporary file and renaming it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jwarp.files.os, "replace", dies)
+    with pytest.raises(KeyboardInterrupt):
+        write_gif(gif, np.ones((3, 4, 4, 1)))
+    monkeypatch.undo()
+    assert gif.read_bytes() == before and os.listdir(tmp_path) == ["a.gif"]
+
+    monkeypatch.setattr(jwarp.files.os, "fdopen", lambda fd, mode: _Failing(fd))
+    with pytest.raises(OSError) as info:
+        write_png(tmp_path / "b.png", np.zeros((4, 4, 1)))
+    assert info.value.filename == str(tmp_path / "b.png")  # the file asked for, not its temp
+    assert info.value.strerror == "No space left on device"
+    assert os.listdir(tmp_path) == ["a.gif"]
+
+
+class _Failing:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+    def write(self, data):
+        raise OSError(28, "No space left on device")
+
+
 def test_png_frames_and_contact_sheet(tmp_path):
     frames = np.linspace(0, 1, 10, dtype=np.float32)[:, None, None, None] * np.ones((10, 4, 5, 4))
     write_frames(tmp_path / "f", np.zeros((12, 4, 5, 4)))  # stale frames of an earlier run
