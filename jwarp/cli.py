@@ -107,12 +107,15 @@ def run_cli(
       prog: the command's name in messages, e.g. ``"train.py"``.
       main: parses ``argv`` (with ``ArgumentParser`` for ``--debug``) and does the work;
         returns an exit code (None: 0).
-      argv: the arguments; default ``sys.argv[1:]``.
+      argv: the arguments; default ``sys.argv[1:]``, which also marks this call as the
+        process's entry point (after an error, library threads' "exception ignored"
+        reports stay hidden until the process exits).
       errors: more exception types to report in one line (``USER_ERRORS`` always are).
 
     Returns:
       The exit code: ``main``'s, 2 for bad input, 1 for a failed run, 130 for Ctrl-C.
     """
+    entry_point = argv is None  # the process's own arguments: it exits when this returns
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = wants_debug(argv)
     with _quiet_libraries(debug), _one_line_warnings(prog, debug):
@@ -128,10 +131,11 @@ def run_cli(
                 raise
             print(f"{prog}: error: {error_message(e)}", file=sys.stderr)
             code = exit_code(e)
-    # The command is about to exit with the error. Threads of a failed checkpoint save or
-    # restore may still report into orbax's closed event loop until then: noise after the
-    # one line that said what matters.
-    sys.unraisablehook = _ignore
+    if entry_point:
+        # The process is about to exit with the error. Threads of a failed checkpoint save or
+        # restore may still report into orbax's closed event loop until then: noise after
+        # the one line that said what matters. (An in-process caller keeps its hook.)
+        sys.unraisablehook = _ignore
     return code
 
 
