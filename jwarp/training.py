@@ -464,9 +464,10 @@ def _truncate_metrics(path: Path, step: int) -> None:
     a last line cut short by a killed run."""
     if not path.exists():
         return
-    lines = path.read_text().splitlines()
+    text = path.read_text()
+    lines = text.splitlines()
     kept = [ln for ln in lines if (record := _parse_record(ln)) and record.get("step", 0) <= step]
-    if len(kept) != len(lines):
+    if len(kept) != len(lines) or not text.endswith("\n"):  # the next record starts a line
         atomic_write(path, "".join(ln + "\n" for ln in kept))
 
 

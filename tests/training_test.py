@@ -172,3 +172,6 @@ def test_resume_drops_metrics_after_its_step_and_a_line_cut_short_by_kill_9(tmp_
     assert path.read_text() == lines[0] + "\n" + lines[1] + "\n"
     _truncate_metrics(path, 2)  # nothing left to drop: the file is kept as it is
     assert path.read_text() == lines[0] + "\n" + lines[1] + "\n"
+    path.write_text(lines[0] + "\n" + lines[1])  # died just before the newline
+    _truncate_metrics(path, 2)
+    assert path.read_text() == lines[0] + "\n" + lines[1] + "\n"
