@@ -4,7 +4,8 @@ One table of bad inputs. A module fixture writes them all into one scene folder 
 command in its own subprocess, a few at a time (each one imports JAX: seconds), and the
 parametrized test checks each result: exit code 2, exactly one stderr line
 ``PROG: error: ...`` naming the path or key and what was expected, no traceback.
-In-process tests below cover ``jwarp.cli`` itself.
+animate.py's flag checks and its --checkpoint and --target rules are tested in-process in
+animation_test.py; ``jwarp.cli`` itself in-process below.
 """
 
 import concurrent.futures
@@ -128,7 +129,6 @@ CASES = [
     ),
     # --- animate.py --------------------------------------------------------------------------
     _animate("input-missing", (*_FIT, "nothere.png"), ("--input nothere.png: file not found",)),
-    _animate("input-folder", (*_FIT, "empty"), ("--input empty: a folder",)),
     _animate("input-empty", (*_FIT, "bad/empty.png"), ("bad/empty.png", "empty file", "expected")),
     _animate("input-truncated", (*_FIT, "bad/truncated.png"), ("bad/truncated.png", "truncated")),
     _animate("input-not-image", (*_FIT, "bad/text.png"), ("bad/text.png", "not an image file")),
@@ -141,11 +141,6 @@ CASES = [
     _animate("run-missing", ("--workdir", "nothere"), ("nothere: folder not found", "run folder")),
     _animate("no-run", (), ("no trained run found under runs/", "python train.py --mode l2")),
     _animate(
-        "checkpoint-missing",
-        ("--workdir", "runs/trained", "--checkpoint", "5"),
-        ("no checkpoint at step 5", "available: 2"),
-    ),
-    _animate(
         "incomplete-checkpoint",
         ("--workdir", "runs/damaged"),
         ("runs/damaged/checkpoints/2: cannot restore", "expected a complete checkpoint"),
@@ -156,7 +151,6 @@ CASES = [
         ("--workdir", "runs/edited"),
         ("runs/edited/checkpoints/2: cannot restore", "matching the run's config.toml"),
     ),
-    _animate("t-steps", ("--fit", "--t-steps", "1"), ("--t-steps", "expected at least 2")),
     _animate(
         "out-under-a-file",
         (*_FIT, "ok.png", "--out", "ok.png/anim.gif"),
