@@ -10,12 +10,15 @@ Outputs go to animations/ unless --out names a .gif file or a folder.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from jwarp.animation import RenderOptions, render
+from jwarp.cli import ArgumentParser, run_cli
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+
+def _main(argv: list[str]) -> int:
+    parser = ArgumentParser(
+        prog="animate.py",
         description="Animate images with a trained run, or fit one image pair.",
         epilog="Without --input: a few test images of the run. Without a run: --input and "
         "--target fit a stationary field to the pair.",
@@ -56,34 +59,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-size", type=int, default=64, help="pair fitting: fit resolution")
     parser.add_argument("--fit-steps", type=int, default=300, help="pair fitting: Adam steps")
     args = parser.parse_args(argv)
-
-    from jwarp.animation import AnimationError, RenderOptions, render
-
-    try:
-        options = RenderOptions(
-            inputs=tuple(args.input),
-            targets=tuple(args.target),
-            workdir=args.workdir,
-            checkpoint=args.checkpoint,
-            out=args.out,
-            t_steps=args.t_steps,
-            fps=args.fps,
-            pause=args.pause,
-            direction=args.direction,
-            frames_dir=args.frames_dir,
-            sheet=args.sheet,
-            grid=args.grid,
-            scale=args.scale,
-            fit=args.fit,
-            size=args.size,
-            fit_size=args.fit_size,
-            fit_steps=args.fit_steps,
-        )
-        render(options)
-    except AnimationError as e:
-        print(f"animate.py: error: {e}", file=sys.stderr)
-        return 2
+    options = RenderOptions(
+        inputs=tuple(args.input),
+        targets=tuple(args.target),
+        workdir=args.workdir,
+        checkpoint=args.checkpoint,
+        out=args.out,
+        t_steps=args.t_steps,
+        fps=args.fps,
+        pause=args.pause,
+        direction=args.direction,
+        frames_dir=args.frames_dir,
+        sheet=args.sheet,
+        grid=args.grid,
+        scale=args.scale,
+        fit=args.fit,
+        size=args.size,
+        fit_size=args.fit_size,
+        fit_steps=args.fit_steps,
+    )
+    render(options)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 written, 2 bad input (one line on stderr; ``--debug`` for the
+    traceback), 130 Ctrl-C (outputs are renamed into place only when complete)."""
+    return run_cli("animate.py", _main, argv)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from jwarp.cli import ArgumentParser, run_cli
+from jwarp.config import add_config_args, config_from_args
+from jwarp.training import train
 
-def main(argv: list[str] | None = None) -> int:
-    from jwarp.config import ConfigError, add_config_args, config_from_args
 
-    parser = argparse.ArgumentParser(
-        description="Train a Warping Neural ODE.", epilog="Presets live in configs/."
+def _main(argv: list[str]) -> int:
+    parser = ArgumentParser(
+        prog="train.py",
+        description="Train a Warping Neural ODE.",
+        epilog="Presets live in configs/.",
     )
     add_config_args(parser)
     parser.add_argument("--workdir", help="run folder (default: runs/<preset>)")
@@ -31,26 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    try:
-        config, preset = config_from_args(args)
-    except ConfigError as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        return 2
-
-    from jwarp.training import TrainingError, train
-
+    config, preset = config_from_args(args)
     workdir = args.workdir or f"runs/{Path(preset).stem}"
-    try:
-        result = train(config, workdir, resume=args.resume, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, TrainingError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        return 2 if not isinstance(e, TrainingError) else 1
+    result = train(config, workdir, resume=args.resume, progress=not args.no_progress)
     state = "interrupted" if result.interrupted else "done"
     print(
         f"{state} at step {result.step}: checkpoints in {result.workdir}/checkpoints, "
         f"samples in {result.workdir}/samples, metrics in {result.workdir}/metrics.jsonl"
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done or stopped by Ctrl-C/SIGTERM (checkpoint saved), 1 the run failed
+    (a non-finite loss), 2 bad input (one line on stderr; ``--debug`` for the traceback)."""
+    return run_cli("train.py", _main, argv)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import time
 
 import jax
 
+from jwarp.files import atomic_write
+
 
 def timed(fn, *args, repeats: int):
     """Compile time (the first call) and the times of ``repeats`` further calls."""
@@ -42,5 +44,4 @@ def write_json(path: str, rows: list[dict]) -> None:
         "backend": jax.default_backend(),
         "device": jax.devices()[0].device_kind,
     }
-    with open(path, "w") as f:
-        json.dump({**meta, "rows": rows}, f, indent=1)
+    atomic_write(path, json.dumps({**meta, "rows": rows}, indent=1))

@@ -229,11 +229,17 @@ class Animator:
           checkpoint: the step to load; default the latest.
 
         Raises:
-          ValueError: not a run folder, no checkpoint, or no checkpoint at ``checkpoint``
+          ValueError: not a run folder, no checkpoint, no checkpoint at ``checkpoint``, or
+            (``CheckpointError``) one that is incomplete or does not match ``config.toml``
             (one line).
         """
         workdir = Path(workdir)
         config_path = workdir / "config.toml"
+        if not workdir.is_dir():
+            raise ValueError(
+                f"{workdir}: folder not found (expected a run folder with config.toml and "
+                "checkpoints/)"
+            )
         if not config_path.is_file():
             raise ValueError(f"{workdir}: not a run folder (no config.toml); {TRAIN_HINT}")
         config = load_config(str(config_path))
@@ -255,10 +261,7 @@ class Animator:
         target = {"generator": states.generator, "critic": states.critic}
         checkpoints = Checkpoints(workdir / "checkpoints")
         try:
-            restored, _ = checkpoints.restore(step, target)
-        except Exception as e:  # orbax raises many types for damaged or foreign folders
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{workdir}: cannot restore step {step} ({first})") from e
+            restored, _ = checkpoints.restore(step, target)  # CheckpointError: one line
         finally:
             checkpoints.close()
         return cls(config, restored["generator"].params, step=step, workdir=workdir)
@@ -526,7 +529,8 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 def expand_inputs(patterns: Sequence[str], flag: str = "--input") -> list[Path]:
-    """Paths and glob patterns -> paths (a pattern must match at least one file)."""
+    """Paths and glob patterns -> paths (a pattern must match at least one file, and a path
+    must be an existing file)."""
     paths: list[Path] = []
     for pattern in patterns:
         if _GLOB_CHARS & set(pattern):
@@ -534,6 +538,9 @@ def expand_inputs(patterns: Sequence[str], flag: str = "--input") -> list[Path]:
             if not matches:
                 raise AnimationError(f"{flag} {pattern}: no files match")
             paths += [Path(p) for p in matches]
+        elif not Path(pattern).is_file():
+            what = "a folder, not an image file" if Path(pattern).is_dir() else "file not found"
+            raise AnimationError(f"{flag} {pattern}: {what}")
         else:
             paths.append(Path(pattern))
     return paths
@@ -681,6 +688,15 @@ def _gif_paths(names: list[str], out: str | None, direction: str) -> list[Path]:
     return [folder / f"{name}{suffix}.gif" for name in _unique_names(names)]
 
 
+def _check_folder(flag: str, value: str, folder: Path) -> None:
+    """``folder`` exists as a folder or can be created (no file in the way)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise AnimationError(f"{flag} {value}: {existing} is a file; expected a folder there")
+
+
 def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path]:
     """Everything ``animate.py`` does: animate, then write GIFs and the extras asked for.
 
@@ -694,6 +710,15 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
     Raises:
       AnimationError: one line saying what is wrong (no run, unreadable image, ...).
     """
+    # Missing inputs and impossible output paths fail now, before a model is loaded or a
+    # pair fitted.
+    expand_inputs(opts.inputs)
+    expand_inputs(opts.targets, "--target")
+    if opts.out is not None:
+        out = Path(opts.out)
+        _check_folder("--out", opts.out, out.parent if out.suffix.lower() == ".gif" else out)
+    if opts.frames_dir is not None:
+        _check_folder("--frames-dir", opts.frames_dir, Path(opts.frames_dir))
     ts = np.linspace(0.0, 1.0, opts.t_steps, dtype=np.float32)
     workdir = None if opts.workdir is None else Path(opts.workdir)
     if opts.fit:

@@ -2,57 +2,146 @@
 
 A checkpoint holds the training states (generator and, in GAN mode, critic: parameters,
 optimiser states and step counters) as one pytree and a small JSON record (step, data
-position, seed). Orbax writes each step into a temporary folder and renames it when complete,
-so an interrupted save never replaces the previous checkpoint. Paths may be local or ``gs://``.
+position, seed); nothing is pickled. Orbax writes each step into a temporary folder
+(``<step>.orbax-checkpoint-tmp``) and renames it to ``<step>`` when complete, and deletes
+older steps only after that, so a save that is killed (even with ``kill -9``) or that fails
+(a full disk) never replaces or damages the previous checkpoint: ``latest_step`` only sees
+complete ones. A writer (``cleanup=True``) removes leftover temporary folders when it opens the
+run. Paths may be local or ``gs://``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import threading
+import time
 from typing import Any
 
 import orbax.checkpoint as ocp
 
+_TMP_SUFFIX = ".orbax-checkpoint-tmp"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be written or read; the message is one line naming it."""
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of an orbax/tensorstore error, shortened (their specs run to pages)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
 
 class Checkpoints:
-    """The ``checkpoints/`` folder of a run."""
+    """The ``checkpoints/`` folder of a run.
 
-    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3):
+    Args:
+      directory: the folder (created if missing).
+      max_to_keep: older steps are deleted once a newer one is complete.
+      cleanup: remove temporary folders left by interrupted saves. Only the run's writer
+        should: a reader would delete the save a live training run is making.
+    """
+
+    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3, *, cleanup=False):
         directory = str(directory)
-        if "://" not in directory:
+        local = "://" not in directory
+        if local:
             directory = os.path.abspath(directory)
+        self.directory = directory
+        if cleanup and local:
+            self._remove_temporaries()  # now, not in orbax's background thread
         self.manager = ocp.CheckpointManager(
             directory,
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+                max_to_keep=max_to_keep,
+                create=True,
+                enable_async_checkpointing=False,
+                cleanup_tmp_directories=cleanup and not local,
             ),
         )
 
     def latest_step(self) -> int | None:
+        """The newest complete step, or None."""
         return self.manager.latest_step()
 
     def all_steps(self) -> list[int]:
-        return list(self.manager.all_steps())
+        """The complete steps, oldest first."""
+        return sorted(self.manager.all_steps())
 
     def save(self, step: int, state: Any, record: dict) -> None:
-        """Saves ``state`` (a pytree of arrays) and ``record`` (JSON) as ``step``."""
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)
-            ),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        """Saves ``state`` (a pytree of arrays) and ``record`` (JSON) as ``step``.
+
+        Raises:
+          CheckpointError: the save failed (e.g. the disk is full); its partial folder is
+            removed and the previous checkpoints are untouched.
+        """
+        threads = set(threading.enumerate())
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)
+                ),
+                force=True,
+            )
+            self.manager.wait_until_finished()
+        except Exception as e:  # orbax and tensorstore raise many types for I/O failures
+            self._discard_partial(step, set(threading.enumerate()) - threads)
+            previous = self.latest_step()
+            kept = "no earlier checkpoint" if previous is None else f"step {previous} is kept"
+            raise CheckpointError(
+                f"{self.directory}: cannot save step {step} ({_reason(e)}); {kept}"
+            ) from e
+
+    def _discard_partial(self, step: int, writers: set[threading.Thread]) -> None:
+        """Removes ``step``'s temporary folder (space matters when the disk is full).
+
+        One failed part of a save does not stop the others: ``writers``, the threads the save
+        started, may still be writing into the folder, so they are waited for first.
+        """
+        try:
+            self.manager.wait_until_finished()
+        except Exception:
+            pass  # the same failure again
+        deadline = time.monotonic() + 60
+        for thread in writers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if "://" not in self.directory:  # orbax cleans remote ones when a writer opens the run
+            self._remove_temporaries(step)
+
+    def _remove_temporaries(self, step: int | None = None) -> None:
+        """Deletes the temporary folders of interrupted saves (of ``step``, or all)."""
+        if not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            ours = step is None or name.startswith(f"{step}{_TMP_SUFFIX}")
+            if ours and _TMP_SUFFIX in name:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     def restore(self, step: int, target: Any) -> tuple[Any, dict]:
-        """Restores ``step`` into the structure, shapes and dtypes of ``target``."""
-        restored = self.manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()
-            ),
-        )
+        """Restores ``step`` into the structure, shapes and dtypes of ``target``.
+
+        Raises:
+          CheckpointError: the step is missing, incomplete or damaged, or its arrays do not
+            match ``target`` (one line naming the step's folder).
+        """
+        try:
+            restored = self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as e:  # orbax raises many types for damaged or foreign folders
+            others = [s for s in self.all_steps() if s != step]
+            hint = f"; other steps here: {', '.join(map(str, others))}" if others else ""
+            raise CheckpointError(
+                f"{self.directory}/{step}: cannot restore this checkpoint ({_reason(e)}); "
+                f"expected a complete checkpoint matching the run's config.toml{hint}"
+            ) from e
         return restored["state"], dict(restored["record"])
 
     def close(self) -> None:

@@ -31,18 +31,22 @@ import functools
 import gzip
 import math
 import struct
+import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ArrayData",
     "Batches",
+    "DataError",
     "FaceParams",
+    "SkippedFilesWarning",
     "digits",
     "face_params",
     "faces",
@@ -50,11 +54,22 @@ __all__ = [
     "load_array",
     "load_folder",
     "load_mnist",
+    "open_image",
     "read_idx",
     "render_face",
     "render_faces",
     "sample_face_params",
 ]
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message is one line naming the file or folder and
+    what was expected."""
+
+
+class SkippedFilesWarning(UserWarning):
+    """Some files of an image folder could not be read and were left out (one line)."""
+
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601, as Pillow's "L" conversion
 _SPLITS = {"train": 0, "test": 1}
@@ -612,23 +627,27 @@ def read_idx(path: str | Path) -> np.ndarray:
       ``uint8`` array of the shape stored in the header.
 
     Raises:
-      ValueError: the header or the data length is not that of a ubyte IDX file.
+      DataError: the header or the data length is not that of a ubyte IDX file.
     """
     path = Path(path)
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        data = f.read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:  # e.g. a cut-off .gz download
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise DataError(f"{path}: cannot read ({reason}); expected an IDX file") from None
     if len(data) < 4 or data[0:3] != b"\x00\x00\x08" or data[3] == 0:
         magic = data[:4].hex() or "<empty>"
-        raise ValueError(
+        raise DataError(
             f"{path}: not an unsigned-byte IDX file (magic 0x{magic}, expected 0x000008dd)"
         )
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{path}: IDX header truncated ({len(data)} bytes, need {header})")
+        raise DataError(f"{path}: IDX header truncated ({len(data)} bytes, need {header})")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     if len(data) - header != math.prod(shape):
-        raise ValueError(
+        raise DataError(
             f"{path}: IDX shape {shape} needs {math.prod(shape)} data bytes, "
             f"found {len(data) - header}"
         )
@@ -640,13 +659,15 @@ def _find_idx(data_dir: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", alt, alt + ".gz"):
         if (data_dir / name).is_file():
             return data_dir / name
-    raise FileNotFoundError(f"{data_dir}: missing MNIST IDX file {stem} (or {stem}.gz)")
+    raise DataError(
+        f"{data_dir}: missing MNIST IDX file {stem} (expected it, or {stem}.gz, in that folder)"
+    )
 
 
 def _read_idx_ndim(path: Path, ndim: int, what: str) -> np.ndarray:
     array = read_idx(path)
     if array.ndim != ndim:
-        raise ValueError(
+        raise DataError(
             f"{path}: IDX magic 0x000008{array.ndim:02x}, expected 0x000008{ndim:02x} ({what})"
         )
     return array
@@ -670,8 +691,8 @@ def load_mnist(
       ``(threes [N, size, size, 1], fours [M, size, size, 1])``, ``float32`` in ``[0, 1]``.
 
     Raises:
-      FileNotFoundError: an IDX file is missing.
-      ValueError: a file is not the expected IDX file, or the counts disagree.
+      DataError: an IDX file is missing or is not the expected IDX file, or the counts
+        disagree (one line naming the file).
     """
     data_dir = Path(data_dir)
     prefix = "train" if _split_id(split) == 0 else "t10k"
@@ -680,7 +701,7 @@ def load_mnist(
     images = _read_idx_ndim(images_path, 3, "MNIST images")
     labels = _read_idx_ndim(labels_path, 1, "MNIST labels")
     if len(images) != len(labels):
-        raise ValueError(
+        raise DataError(
             f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}"
         )
     h, w = images.shape[1:]
@@ -699,6 +720,7 @@ def load_mnist(
 # --------------------------------------------------------------------------------------------
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+_EXPECTED_IMAGE = "expected a PNG, JPEG, GIF, BMP, WebP or TIFF image"
 _HIGH_BIT_MODES = {
     "I;16": 65535.0,
     "I;16B": 65535.0,
@@ -709,45 +731,134 @@ _HIGH_BIT_MODES = {
 }
 
 
-def load_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """One image file -> ``float32 [size, size, channels]`` (see ``load_folder``)."""
+class _Unreadable(Exception):
+    """A file ``load_folder`` skips; ``str()`` is the short reason."""
+
+
+def _why_unreadable(path: Path, error: BaseException) -> str:
+    """A short reason for a Pillow failure."""
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"over {Image.MAX_IMAGE_PIXELS} pixels, Pillow's decompression-bomb limit"
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    if isinstance(error, IsADirectoryError):
+        return "a folder, not a file"
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
-            img.load()
-    except Exception as e:  # Pillow raises several types for unreadable files
-        raise ValueError(f"{path}: cannot read image ({e})") from e
-    box = _center_crop_box(*img.size)
-    if img.mode in _HIGH_BIT_MODES:  # 16/32-bit grey: keep the precision, resize in float
-        grey = np.asarray(img, np.float32) / np.float32(_HIGH_BIT_MODES[img.mode])
-        grey = np.clip(grey, 0.0, 1.0)[box[1] : box[3], box[0] : box[2]]
-        grey = _resize_float(grey[None, :, :, None], size, Image.Resampling.LANCZOS)[0, ..., 0]
-        rgb, alpha = np.repeat(grey[..., None], 3, -1), np.ones_like(grey)
-    else:
-        # Pillow resamples RGBA with premultiplied alpha, so transparent pixels do not bleed.
-        rgba = img.convert("RGBA").crop(box).resize((size, size), Image.Resampling.LANCZOS)
-        rgba = np.asarray(rgba, np.float32) / np.float32(255)
-        rgb, alpha = rgba[..., :3], rgba[..., 3]
+        if path.stat().st_size == 0:
+            return "empty file"
+    except OSError:
+        pass
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image file Pillow can identify"
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"truncated or damaged: {text}"
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                frames = getattr(img, "n_frames", 1)
+                img.seek(0)  # n_frames may have moved an animated file on
+                first = img.copy()
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, bomb errors, ...
+        raise _Unreadable(_why_unreadable(path, e)) from None
+    first.info["n_frames"] = frames
+    return first
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Opens and decodes an image file (the first frame of an animated one).
+
+    Pillow's decompression-bomb guard stays on, and its warning (images over
+    ``Image.MAX_IMAGE_PIXELS``) is an error here too: a training or animation input never
+    needs that many pixels, and decoding them could exhaust memory.
+
+    Args:
+      path: image file.
+
+    Returns:
+      The decoded first frame (file closed); ``info["n_frames"]`` holds the file's frame count.
+
+    Raises:
+      DataError: one line naming the file and why it cannot be read (missing, empty,
+        truncated, not an image, too large).
+    """
+    path = Path(path)
+    try:
+        return _open(path)
+    except _Unreadable as e:
+        raise DataError(f"{path}: cannot read image ({e}); {_EXPECTED_IMAGE}") from None
+
+
+def _read(path: Path, size: int, channels: int) -> np.ndarray:
+    """``load_image`` raising ``_Unreadable``."""
+    img = _open(path)
+    try:
+        img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
+        box = _center_crop_box(*img.size)
+        if img.mode in _HIGH_BIT_MODES:  # 16/32-bit grey: keep the precision, resize in float
+            grey = np.asarray(img, np.float32) / np.float32(_HIGH_BIT_MODES[img.mode])
+            grey = np.clip(grey, 0.0, 1.0)[box[1] : box[3], box[0] : box[2]]
+            grey = _resize_float(grey[None, :, :, None], size, Image.Resampling.LANCZOS)[0, ..., 0]
+            rgb, alpha = np.repeat(grey[..., None], 3, -1), np.ones_like(grey)
+        else:
+            # Pillow resamples RGBA with premultiplied alpha, so transparent pixels do not bleed.
+            rgba = img.convert("RGBA").crop(box).resize((size, size), Image.Resampling.LANCZOS)
+            rgba = np.asarray(rgba, np.float32) / np.float32(255)
+            rgb, alpha = rgba[..., :3], rgba[..., 3]
+    except (OSError, ValueError) as e:  # e.g. a mode Pillow cannot convert to RGBA
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise _Unreadable(f"cannot convert its {img.mode} pixels: {reason}") from None
     return _to_channels(rgb, alpha, channels).astype(np.float32)
+
+
+def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
+    """One image file -> ``float32 [size, size, channels]`` (see ``load_folder``).
+
+    Raises:
+      DataError: the file cannot be read or converted (one line naming it).
+    """
+    path = Path(path)
+    try:
+        return _read(path, size, channels)
+    except _Unreadable as e:
+        raise DataError(f"{path}: cannot read image ({e}); {_EXPECTED_IMAGE}") from None
+
+
+def _list_some(items: Sequence, n: int = 3) -> str:
+    shown = ", ".join(str(x) for x in items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 def _image_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: folder not found (expected image files in it)")
-    files = sorted(
-        f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-    )
+        what = "not a folder" if folder.exists() else "folder not found"
+        raise DataError(f"{folder}: {what} (expected a folder of images)")
+    entries = sorted(folder.iterdir())
+    files = [f for f in entries if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
-        raise ValueError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        others = [f.name for f in entries]
+        found = f"found only {_list_some(others)}" if others else "the folder is empty"
+        raise DataError(
+            f"{folder}: no image files ({found}); expected files ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)}"
+        )
     return files
 
 
-def _pair_by_stem(source: list[Path], target: list[Path]) -> tuple[list[Path], list[Path]]:
+def _pair_by_stem(
+    data_dir: Path, source: list[Path], target: list[Path]
+) -> tuple[list[Path], list[Path]]:
     def by_stem(files: list[Path]) -> dict[str, Path]:
         stems: dict[str, Path] = {}
         for f in files:
             if f.stem in stems:
-                raise ValueError(f"{f}: same name as {stems[f.stem]}; cannot pair by name")
+                raise DataError(
+                    f"{f}: same name as {stems[f.stem]}; paired folders need one file per name"
+                )
             stems[f.stem] = f
         return stems
 
@@ -755,9 +866,24 @@ def _pair_by_stem(source: list[Path], target: list[Path]) -> tuple[list[Path], l
     unmatched = [str(src[k]) for k in sorted(src.keys() - tgt.keys())]
     unmatched += [str(tgt[k]) for k in sorted(tgt.keys() - src.keys())]
     if unmatched:
-        raise ValueError(f"paired folders: no file of the same name for {', '.join(unmatched)}")
+        raise DataError(
+            f"{data_dir}: paired folders need the same file names in source/ and target/; "
+            f"no partner for {_list_some(unmatched)}"
+        )
     keys = sorted(src)
     return [src[k] for k in keys], [tgt[k] for k in keys]
+
+
+def _read_all(files: list[Path], size: int, channels: int) -> tuple[list, list[str]]:
+    """Images (None where unreadable) and ``"name (reason)"`` for each unreadable file."""
+    images, skipped = [], []
+    for f in files:
+        try:
+            images.append(_read(f, size, channels))
+        except _Unreadable as e:
+            images.append(None)
+            skipped.append(f"{f.parent.name}/{f.name} ({e})")
+    return images, skipped
 
 
 def load_folder(
@@ -765,11 +891,17 @@ def load_folder(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images from ``data_dir/source/`` and ``data_dir/target/``.
 
-    Files with the extensions in ``IMAGE_EXTENSIONS`` (any case) are read in name order (the
-    first frame of animated files). Any Pillow mode is accepted: 16-bit grey (and 32-bit
-    integer grey) is scaled by 65535, float grey is clipped to ``[0, 1]``, other modes go
-    through RGBA, and alpha is dropped by compositing on black (see the module doc). Each
+    Files with the extensions in ``IMAGE_EXTENSIONS`` (any case) are read in name order; other
+    files are ignored. Any Pillow mode is accepted: 16-bit grey (and 32-bit integer grey) is
+    scaled by 65535, float grey is clipped to ``[0, 1]``, other modes (palette, CMYK, grey
+    with alpha, ...) go through RGBA, and alpha is dropped by compositing on black (see the
+    module doc). Animated files (GIF, APNG, multi-page TIFF) give their first frame. Each
     image is centre-cropped to a square and resized with Lanczos filtering.
+
+    Files that cannot be read (empty, truncated, not an image, over Pillow's
+    decompression-bomb limit) are skipped with one ``SkippedFilesWarning`` per folder (per
+    data set when paired: the partner of a skipped file is left out too) that counts and
+    names them. A folder (or paired set) with nothing readable left is an error.
 
     Args:
       data_dir: folder with ``source/`` and ``target/`` subfolders.
@@ -782,19 +914,53 @@ def load_folder(
       ``[0, 1]``; with ``paired=True``, ``N == M`` and ``target[i]`` pairs with ``source[i]``.
 
     Raises:
-      FileNotFoundError: a subfolder is missing.
-      ValueError: a folder has no images, a file cannot be read, or (paired) names do not
-        match; the message names the files.
+      DataError: a folder is missing, has no image files or none that can be read, or
+        (paired) names do not match; one line naming the folder or files.
     """
     _check_channels(channels)
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        what = "not a folder" if data_dir.exists() else "folder not found"
+        raise DataError(
+            f"{data_dir}: {what} (expected a folder with source/ and target/ image folders)"
+        )
     source = _image_files(data_dir / "source")
     target = _image_files(data_dir / "target")
     if paired:
-        source, target = _pair_by_stem(source, target)
+        source, target = _pair_by_stem(data_dir, source, target)
+    x0, skipped0 = _read_all(source, size, channels)
+    x1, skipped1 = _read_all(target, size, channels)
+    if paired:
+        keep = [a is not None and b is not None for a, b in zip(x0, x1, strict=True)]
+        x0 = [x for x, k in zip(x0, keep, strict=True) if k]
+        x1 = [x for x, k in zip(x1, keep, strict=True) if k]
+        groups = [(data_dir, "pairs", len(keep), keep.count(False), skipped0 + skipped1, x0)]
+    else:
+        groups = [
+            (data_dir / side, "image files", len(files), len(skipped), skipped, images)
+            for side, files, skipped, images in (
+                ("source", source, skipped0, x0),
+                ("target", target, skipped1, x1),
+            )
+        ]
+    for where, unit, total, n_skipped, reasons, images in groups:
+        images = [x for x in images if x is not None]
+        if not images:
+            raise DataError(
+                f"{where}: none of the {total} {unit} can be read ({_list_some(reasons, 2)}); "
+                f"{_EXPECTED_IMAGE}"
+            )
+        if n_skipped:
+            warnings.warn(
+                SkippedFilesWarning(
+                    f"{where}: skipped {n_skipped} of {total} {unit} that cannot be read: "
+                    f"{_list_some(reasons)}"
+                ),
+                stacklevel=2,
+            )
     return (
-        np.stack([load_image(f, size, channels) for f in source]),
-        np.stack([load_image(f, size, channels) for f in target]),
+        np.stack([x for x in x0 if x is not None]),
+        np.stack([x for x in x1 if x is not None]),
     )
 
 
@@ -815,25 +981,26 @@ def _scaling_rule(arrays: Sequence[np.ndarray], where: str) -> tuple[str, float]
     """One ``[0, 1]`` scaling rule (name, divisor) for arrays of one dtype."""
     dtype = arrays[0].dtype
     if any(a.dtype != dtype for a in arrays):
-        raise ValueError(f"{where}: dtypes differ ({', '.join(str(a.dtype) for a in arrays)})")
+        raise DataError(f"{where}: dtypes differ ({', '.join(str(a.dtype) for a in arrays)})")
     if dtype == np.uint8:
         return "uint8/255", 255.0
     if dtype == np.uint16:
         return "uint16/65535", 65535.0
     if dtype.kind != "f":
-        raise ValueError(
+        raise DataError(
             f"{where}: unsupported dtype {dtype} (use uint8, uint16, or float in [0, 1] or "
             "[0, 255])"
         )
     if not all(np.isfinite(a).all() for a in arrays):
-        raise ValueError(f"{where}: contains NaN or Inf")
+        bad = sum(int(np.size(a) - np.isfinite(a).sum()) for a in arrays)
+        raise DataError(f"{where}: {bad} values are NaN or Inf; expected finite values")
     lo = min(float(a.min()) for a in arrays)
     hi = max(float(a.max()) for a in arrays)
     if lo >= 0.0 and hi <= 1.0 + 1e-6:
         return "float[0,1]", 1.0
     if lo >= 0.0 and hi <= 255.0 + 1e-4:
         return "float[0,255]/255", 255.0
-    raise ValueError(f"{where}: float values in [{lo:g}, {hi:g}], expected [0, 1] or [0, 255]")
+    raise DataError(f"{where}: float values in [{lo:g}, {hi:g}], expected [0, 1] or [0, 255]")
 
 
 def _to_nhwc(array: np.ndarray, where: str) -> np.ndarray:
@@ -845,7 +1012,7 @@ def _to_nhwc(array: np.ndarray, where: str) -> np.ndarray:
     if array.ndim == 3:
         return array[..., None]
     if array.ndim != 4:
-        raise ValueError(
+        raise DataError(
             f"{where}: rank {array.ndim} (shape {array.shape}), expected [N, H, W, C], "
             "[N, C, H, W] or [N, H, W]"
         )
@@ -853,7 +1020,7 @@ def _to_nhwc(array: np.ndarray, where: str) -> np.ndarray:
         return array
     if array.shape[1] in (1, 3, 4):
         return np.moveaxis(array, 1, 3)
-    raise ValueError(f"{where}: shape {array.shape} has no channel axis of size 1, 3 or 4")
+    raise DataError(f"{where}: shape {array.shape} has no channel axis of size 1, 3 or 4")
 
 
 def _convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
@@ -872,7 +1039,7 @@ def _convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
 def _prepare(array: np.ndarray, where: str, scale: float, size, channels) -> np.ndarray:
     images = _to_nhwc(array, where)
     if images.shape[0] == 0 or min(images.shape[1:3]) == 0:
-        raise ValueError(f"{where}: empty array of shape {array.shape}")
+        raise DataError(f"{where}: empty array of shape {array.shape}")
     images = np.clip(images.astype(np.float32) / np.float32(scale), 0.0, 1.0)
     if channels is not None:
         images = _convert_channels(images, channels)
@@ -880,6 +1047,65 @@ def _prepare(array: np.ndarray, where: str, scale: float, size, channels) -> np.
         left, top, right, bottom = _center_crop_box(images.shape[2], images.shape[1])
         images = _resize_float(images[:, top:bottom, left:right], size, Image.Resampling.LANCZOS)
     return images.astype(np.float32)
+
+
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".p", ".pck", ".joblib", ".pt", ".pth")
+_ARRAY_HOW = "expected a .npz with arrays 'source' and 'target', or a .npy [2, N, H, W, C]"
+
+
+def _read_arrays(path: Path) -> list[np.ndarray]:
+    """``[source, target]`` from a ``.npz``/``.npy`` file; nothing is ever unpickled."""
+    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        # Unpickling runs arbitrary code from the file: never, whatever it holds.
+        raise DataError(
+            f"{path}: pickle files are never loaded (unpickling can run code); convert it "
+            "once with numpy: np.savez('data.npz', source=..., target=...)"
+        )
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "file not found"
+        raise DataError(f"{path}: {what}; {_ARRAY_HOW}")
+    try:
+        with open(path, "rb") as f:  # a .npz is read lazily, from this open file
+            loaded = np.load(f, allow_pickle=False)
+            if isinstance(loaded, np.lib.npyio.NpzFile):
+                if not {"source", "target"} <= set(loaded.files):
+                    raise DataError(
+                        f"{path}: a .npz needs arrays 'source' and 'target', found "
+                        f"{sorted(loaded.files)}"
+                    )
+                arrays = [loaded["source"], loaded["target"]]
+            elif loaded.ndim == 5 and loaded.shape[0] == 2:
+                arrays = [loaded[0], loaded[1]]
+            else:
+                raise DataError(
+                    f"{path}: a .npy must have shape [2, N, H, W, C] or [2, N, C, H, W] "
+                    f"(source, target), found {loaded.shape}; use a .npz for unpaired sets"
+                )
+    except DataError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            reason = " ".join(str(e).split())
+            raise DataError(f"{path}: truncated or damaged ({reason}); {_ARRAY_HOW}") from None
+        if "bject arrays" in str(e):
+            raise DataError(
+                f"{path}: holds an object array, which only unpickling could read (never done "
+                "here); expected numeric arrays (uint8, uint16 or float)"
+            ) from None
+        raise DataError(
+            f"{path}: not a .npy/.npz file (it looks like a pickle, which is never loaded); "
+            f"{_ARRAY_HOW}"
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise DataError(f"{path}: truncated or damaged ({reason}); {_ARRAY_HOW}") from None
+    for name, a in zip(("source", "target"), arrays, strict=True):
+        if a.dtype.kind not in "uif":
+            raise DataError(
+                f"{path} [{name}]: dtype {a.dtype}; expected numeric arrays (uint8, uint16 or "
+                "float)"
+            )
+    return arrays
 
 
 def load_array(path: str | Path, size: int | None = None, channels: int | None = None) -> ArrayData:
@@ -902,40 +1128,21 @@ def load_array(path: str | Path, size: int | None = None, channels: int | None =
       ``[0, 1]``.
 
     Raises:
-      ValueError: naming the file and the problem (object dtype, NaN/Inf, wrong rank or keys,
-        values out of range, source and target images of different shapes).
+      DataError: one line naming the file and the problem (missing, not a .npy/.npz (a pickle
+        is refused), object dtype, NaN/Inf, wrong rank or keys, values out of range, source
+        and target images of different shapes).
     """
     path = Path(path)
     if channels is not None:
         _check_channels(channels)
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded:
-                if not {"source", "target"} <= set(loaded.files):
-                    raise ValueError(
-                        f"{path}: a .npz needs arrays 'source' and 'target', found "
-                        f"{sorted(loaded.files)}"
-                    )
-                arrays = [loaded["source"], loaded["target"]]
-        elif loaded.ndim == 5 and loaded.shape[0] == 2:
-            arrays = [loaded[0], loaded[1]]
-        else:
-            raise ValueError(
-                f"{path}: a .npy must have shape [2, N, H, W, C] or [2, N, C, H, W] "
-                f"(source, target), found {loaded.shape}; use a .npz for unpaired sets"
-            )
-    except ValueError as e:
-        if "allow_pickle" in str(e):  # object arrays can only be unpickled
-            raise ValueError(f"{path}: object arrays are not supported (never unpickled)") from e
-        raise
+    arrays = _read_arrays(path)
     rule, scale = _scaling_rule(arrays, str(path))
     source, target = (
         _prepare(a, f"{path} [{name}]", scale, size, channels)
         for name, a in zip(("source", "target"), arrays, strict=True)
     )
     if source.shape[1:] != target.shape[1:]:
-        raise ValueError(
+        raise DataError(
             f"{path}: source images {source.shape[1:]} and target images {target.shape[1:]} "
             "differ (pass size and channels to convert)"
         )
@@ -979,10 +1186,15 @@ class Batches:
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         if paired and len(self.x0) != len(self.x1):
-            raise ValueError(f"paired data need equal sizes, got {len(self.x0)} and {len(self.x1)}")
+            raise DataError(
+                f"data.paired: paired data need equal sizes (a target for each source), got "
+                f"{len(self.x0)} sources and {len(self.x1)} targets"
+            )
         n = min(len(self.x0), len(self.x1))
         if not 1 <= self.batch_size <= n:
-            raise ValueError(f"batch_size {batch_size} must be in [1, {n}] (the dataset size)")
+            raise DataError(
+                f"train.batch_size: expected 1 to {n} (the data set's size), got {batch_size}"
+            )
         self.steps_per_epoch = n // self.batch_size
         self._epoch = 0
         self._index = 0

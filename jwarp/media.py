@@ -26,7 +26,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from PIL import GifImagePlugin, Image, UnidentifiedImageError
+from PIL import GifImagePlugin, Image
 
 from jwarp.files import atomic_write
 
@@ -368,21 +368,24 @@ def load_image(
       converted (crop, resize, channels), or is None when nothing was.
 
     Raises:
-      ValueError: the file cannot be read as an image (one line naming it).
+      ValueError: the file cannot be read as an image (``jwarp.data.DataError``: missing,
+        empty, truncated, not an image, over Pillow's decompression-bomb limit; one line
+        naming it).
     """
     from jwarp.data import load_image as load_data_image  # the training data's conversion
+    from jwarp.data import open_image
 
     if channels is not None and channels not in (1, 3, 4):
         raise ValueError(f"channels must be 1, 3 or 4, got {channels!r}")
     path = Path(path)
+    img = open_image(path)  # DataError (a ValueError) naming the file if it cannot be read
     try:
-        with Image.open(path) as img:
-            img.load()
-            mode, (w, h), own = img.mode, img.size, _natural_channels(img)
-            orientation = img.getexif().get(0x0112, 1)
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"{path}: cannot read image ({reason})") from None
+        mode, (w, h), own = img.mode, img.size, _natural_channels(img)
+        orientation = img.getexif().get(0x0112, 1)
+    except (OSError, ValueError) as e:  # e.g. a mode Pillow cannot convert
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"{path}: cannot read {img.mode} image ({reason})") from None
+    frames = img.info.get("n_frames", 1)
     rotated = orientation in (2, 3, 4, 5, 6, 7, 8)
     if orientation in (5, 6, 7, 8):  # these orientations swap the axes
         w, h = h, w
@@ -392,6 +395,8 @@ def load_image(
     channels = own if channels is None else channels
     image = load_data_image(path, size, channels)
     changes = []
+    if frames > 1:
+        changes.append(f"first of its {frames} frames")
     if rotated:
         changes.append(f"turned upright (EXIF orientation {orientation})")
     if w != h:

@@ -32,6 +32,7 @@ from flax.training import train_state
 from jwarp import data as data_lib
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config, save_config
+from jwarp.files import atomic_write
 from jwarp.flow import flow, integrate_svf, resolve_loop
 from jwarp.models import Critic, UNet
 from jwarp.penalties import gradient_penalty, jacobian_det
@@ -41,7 +42,18 @@ Batch = dict[str, jax.Array]  # {"x0": [B, H, W, C], "x1": [B, H, W, C]}
 
 
 class TrainingError(RuntimeError):
-    """A run that cannot continue (non-finite loss, incompatible run folder)."""
+    """A run that cannot continue (non-finite loss, incompatible run folder).
+
+    ``exit_code`` is what the command-line tools exit with (``jwarp.cli``): 1, the run failed.
+    """
+
+    exit_code = 1
+
+
+class RunFolderError(TrainingError):
+    """The run folder belongs to an incompatible configuration (bad input: exit code 2)."""
+
+    exit_code = 2
 
 
 # --- models and optimisers ------------------------------------------------------------------
@@ -258,12 +270,12 @@ def _check_compatible(saved: Config, config: Config, path: Path) -> None:
             fields = [
                 f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)
             ]
-            raise TrainingError(
+            raise RunFolderError(
                 f"{path}: run folder was trained with different [{section}] settings "
                 f"({', '.join(fields)}); use another --workdir or --no-resume"
             )
     if saved.loss.mode != config.loss.mode:
-        raise TrainingError(
+        raise RunFolderError(
             f"{path}: run folder was trained with loss.mode = "
             f"{saved.loss.mode!r}; use another --workdir or --no-resume"
         )
@@ -309,7 +321,7 @@ def train(
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = workdir / "checkpoints"
     tcfg = config.train
-    checkpoints = Checkpoints(ckpt_dir, max_to_keep=tcfg.max_to_keep)
+    checkpoints = Checkpoints(ckpt_dir, max_to_keep=tcfg.max_to_keep, cleanup=True)
     latest = checkpoints.latest_step() if resume else None
     config_path = workdir / "config.toml"
     if latest is not None and config_path.exists():
@@ -450,16 +462,27 @@ def _device_batch(batch: dict[str, np.ndarray]) -> Batch:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drops records after ``step`` (written after the checkpoint a resume starts from)."""
+    """Drops records after ``step`` (written after the checkpoint a resume starts from), and
+    a last line cut short by a killed run."""
     if not path.exists():
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
-    if len(kept) != len(lines):
-        path.write_text("".join(ln + "\n" for ln in kept))
+    text = path.read_text()
+    lines = text.splitlines()
+    kept = [ln for ln in lines if (record := _parse_record(ln)) and record.get("step", 0) <= step]
+    if len(kept) != len(lines) or not text.endswith("\n"):  # the next record starts a line
+        atomic_write(path, "".join(ln + "\n" for ln in kept))
+
+
+def _parse_record(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 __all__ = [
+    "RunFolderError",
     "States",
     "TrainResult",
     "TrainingError",

@@ -3,8 +3,6 @@
 import importlib.util
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import chex
@@ -293,6 +291,46 @@ def _gif_frames_from_bytes(data):
         return [np.asarray(f.convert("RGBA")) for f in ImageSequence.Iterator(im)]
 
 
+def test_a_gif_write_that_dies_or_fails_leaves_the_old_file_and_no_part(tmp_path, monkeypatch):
+    import jwarp.files
+
+    gif = tmp_path / "a.gif"
+    write_gif(gif, np.zeros((3, 4, 4, 1)))
+    before = gif.read_bytes()
+
+    def dies(src, dst):  # killed between writing the temporary file and renaming it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jwarp.files.os, "replace", dies)
+    with pytest.raises(KeyboardInterrupt):
+        write_gif(gif, np.ones((3, 4, 4, 1)))
+    monkeypatch.undo()
+    assert gif.read_bytes() == before and os.listdir(tmp_path) == ["a.gif"]
+
+    monkeypatch.setattr(jwarp.files.os, "fdopen", lambda fd, mode: _Failing(fd))
+    with pytest.raises(OSError) as info:
+        write_png(tmp_path / "b.png", np.zeros((4, 4, 1)))
+    assert info.value.filename == str(tmp_path / "b.png")  # the file asked for, not its temp
+    assert info.value.strerror == "No space left on device"
+    assert os.listdir(tmp_path) == ["a.gif"]
+
+
+class _Failing:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+    def write(self, data):
+        raise OSError(28, "No space left on device")
+
+
 def test_png_frames_and_contact_sheet(tmp_path):
     frames = np.linspace(0, 1, 10, dtype=np.float32)[:, None, None, None] * np.ones((10, 4, 5, 4))
     write_frames(tmp_path / "f", np.zeros((12, 4, 5, 4)))  # stale frames of an earlier run
@@ -334,6 +372,17 @@ def test_load_image_converts_and_says_what_it_did(tmp_path):
     with pytest.raises(ValueError, match="bad.png: cannot read image") as info:
         load_image(tmp_path / "bad.png", 16, 1)
     assert "\n" not in str(info.value)
+
+
+def test_load_image_says_an_animated_input_gives_its_first_frame(tmp_path, write_bad_images):
+    frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (40, 200, 120)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    image, note = load_image(tmp_path / "anim.gif", None, 1)
+    np.testing.assert_allclose(image, 40 / 255, atol=1e-6)
+    assert note is not None and "first of its 3 frames" in note
+    write_bad_images(tmp_path)
+    with pytest.raises(ValueError, match="bomb.png: cannot read image .*decompression-bomb"):
+        load_image(tmp_path / "bomb.png", 16, 1)
 
 
 # --- animate.py -----------------------------------------------------------------------------
@@ -410,16 +459,3 @@ def test_cli_errors_are_one_line(cli, run_dir, tmp_path, capsys):
     _one_line_error(capsys, cli.main([*w, "--checkpoint", "5"]), "no checkpoint at step 5")
     _one_line_error(capsys, cli.main([*w, "--input", str(tmp_path / "*.jpg")]), "no files")
     _one_line_error(capsys, cli.main([*w, "--t-steps", "1"]), "--t-steps")
-
-
-def test_cli_no_run_found_exits_2_with_a_hint(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "animate.py")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "python train.py --mode l2 --data faces" in lines[0], proc.stderr

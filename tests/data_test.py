@@ -233,7 +233,7 @@ def test_mnist_idx_round_trip(tmp_path):
 def test_mnist_idx_errors(tmp_path):
     labels = np.array([3, 4], np.uint8)
     _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
-    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+    with pytest.raises(data.DataError, match="missing MNIST IDX file train-images-idx3-ubyte"):
         data.load_mnist(tmp_path)
     bad = tmp_path / "train-images-idx3-ubyte"
     _write_idx(bad, np.zeros((2, 28, 28)), magic=0x00000903)
@@ -328,17 +328,85 @@ def test_folder_paired(tmp_path):
 
 
 def test_folder_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="source"):
+    with pytest.raises(data.DataError, match="nothere: folder not found"):
+        data.load_folder(tmp_path / "nothere", size=8, channels=3)
+    with pytest.raises(data.DataError, match="source: folder not found"):
         data.load_folder(tmp_path, size=8, channels=3)
     (tmp_path / "source").mkdir()
     (tmp_path / "target").mkdir()
+    with pytest.raises(data.DataError, match="no image files .the folder is empty"):
+        data.load_folder(tmp_path, size=8, channels=3)
     (tmp_path / "source" / "notes.txt").write_text("hi")
-    with pytest.raises(ValueError, match="no image files"):
+    with pytest.raises(data.DataError, match="no image files .found only notes.txt"):
         data.load_folder(tmp_path, size=8, channels=3)
     (tmp_path / "source" / "broken.png").write_bytes(b"not a png")
     Image.new("RGB", (8, 8)).save(tmp_path / "target" / "ok.png")
-    with pytest.raises(ValueError, match="broken.png"):
+    with pytest.raises(data.DataError, match="none of the 1 image files can be read.*broken.png"):
         data.load_folder(tmp_path, size=8, channels=3)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("empty.png", "empty file"),
+        ("truncated.png", "truncated"),
+        ("text.png", "not an image file"),
+        ("bomb.png", "decompression-bomb limit"),
+        ("big.png", "decompression-bomb limit"),
+        ("missing.png", "file not found"),
+    ],
+)
+def test_load_image_errors_name_the_file_and_the_reason(tmp_path, write_bad_images, name, reason):
+    write_bad_images(tmp_path)
+    limit = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(data.DataError) as info:
+        data.load_image(tmp_path / name, 8, 3)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / name}: cannot read image") and reason in message
+    assert "expected a PNG" in message and "\n" not in message
+    assert limit is not None and Image.MAX_IMAGE_PIXELS == limit  # the guard stays on
+
+
+def test_folder_skips_unreadable_files_with_one_warning_that_counts_them(
+    tmp_path, write_bad_images
+):
+    bad = write_bad_images(tmp_path / "source")
+    (tmp_path / "target").mkdir()
+    for name in ("a", "b"):
+        value = {"a": 10, "b": 20}[name]
+        for side in ("source", "target"):
+            Image.fromarray(np.full((8, 8), value, np.uint8)).save(tmp_path / side / f"{name}.png")
+    with pytest.warns(data.SkippedFilesWarning) as record:
+        source, target = data.load_folder(tmp_path, size=8, channels=1)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert f"skipped {len(bad)} of {len(bad) + 2} image files" in message
+    assert "source/big.png" in message and "and 2 more" in message and "\n" not in message
+    np.testing.assert_allclose(source[:, 0, 0, 0], [10 / 255, 20 / 255], atol=1e-6)
+    assert len(target) == 2
+
+    # Paired: a pair with an unreadable file is left out as a whole.
+    write_bad_images(tmp_path / "target")
+    (tmp_path / "target" / "b.png").write_bytes(b"")
+    with pytest.warns(data.SkippedFilesWarning, match=f"skipped {len(bad) + 1} of 7 pairs"):
+        source, target = data.load_folder(tmp_path, size=8, channels=1, paired=True)
+    np.testing.assert_allclose(source[:, 0, 0, 0], [10 / 255], atol=1e-6)
+    np.testing.assert_allclose(target[:, 0, 0, 0], [10 / 255], atol=1e-6)
+    (tmp_path / "target" / "a.png").write_bytes(b"GIF89a")
+    with pytest.raises(data.DataError, match="none of the 7 pairs can be read"):
+        data.load_folder(tmp_path, size=8, channels=1, paired=True)
+
+
+def test_animated_files_give_their_first_frame(tmp_path):
+    frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (40, 200, 120)]
+    for side in ("source", "target"):
+        (tmp_path / side).mkdir()
+        frames[0].save(tmp_path / side / "anim.gif", save_all=True, append_images=frames[1:])
+    with Image.open(tmp_path / "source" / "anim.gif") as im:
+        assert im.n_frames == 3
+    source, _ = data.load_folder(tmp_path, size=8, channels=1)
+    np.testing.assert_allclose(source, 40 / 255, atol=1e-6)
+    assert data.open_image(tmp_path / "source" / "anim.gif").info["n_frames"] == 3
 
 
 # ------------------------------------------------------------------------------------------
@@ -428,6 +496,40 @@ def test_array_rejects_object_and_bad_npy(tmp_path):
     np.save(tmp_path / "single.npy", np.zeros((3, 4, 4, 1), np.uint8))
     with pytest.raises(ValueError, match=r"single.npy.*\[2, N"):
         data.load_array(tmp_path / "single.npy")
+
+
+def test_array_never_unpickles_and_names_damaged_files(tmp_path, monkeypatch):
+    import pickle
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("something tried to unpickle")
+
+    good = np.zeros((2, 2, 4, 4, 1), np.uint8)
+    np.save(tmp_path / "good.npy", good)
+    (tmp_path / "data.pkl").write_bytes(pickle.dumps({"source": good[0], "target": good[1]}))
+    (tmp_path / "disguised.npy").write_bytes((tmp_path / "data.pkl").read_bytes())
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "good.npy").read_bytes()[:90])
+    np.savez(tmp_path / "good.npz", source=good[0], target=good[1])
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:60])
+    np.save(tmp_path / "complex.npy", good.astype(np.complex64))
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    cases = {
+        "data.pkl": "pickle files are never loaded",
+        "disguised.npy": "looks like a pickle",
+        "cut.npy": "truncated or damaged",
+        "cut.npz": "truncated or damaged",
+        "complex.npy": "dtype complex64; expected numeric",
+        "missing.npz": "file not found",
+    }
+    for name, needle in cases.items():
+        with pytest.raises(data.DataError) as info:
+            data.load_array(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(str(tmp_path / name)) and needle in message, message
+        assert "\n" not in message
+        if name == "data.pkl":
+            assert "convert it once with numpy: np.savez(" in message
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,0 +1,193 @@
+"""What every jwarp command does when something goes wrong (``train.py``, ``animate.py``,
+``python -m jwarp.evaluate``).
+
+A problem with what the user gave (a missing or unreadable file, an image folder with nothing
+usable in it, a config key out of range, a run folder from another configuration, a damaged
+checkpoint, a full disk) ends the command with **one line** on stderr, ``PROG: error: MESSAGE``,
+where the message names the path or key and what was expected, and exit code 2. A run that
+fails on its own (``TrainingError``: a non-finite loss) exits with 1. Ctrl-C outside a training
+loop prints ``PROG: interrupted`` and exits with 130. ``--debug`` (or ``JWARP_DEBUG=1``) lets
+the exception through with its traceback instead, and shows the libraries' log messages.
+
+Usage::
+
+    from jwarp.cli import ArgumentParser, run_cli
+
+    def _main(argv):
+        args = ArgumentParser(prog="tool.py", description="...").parse_args(argv)
+        ...                      # raise ConfigError, DataError, ... with a one-line message
+        return 0
+
+    def main(argv=None):
+        return run_cli("tool.py", _main, argv)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+
+from jwarp.animation import AnimationError
+from jwarp.checkpoint import CheckpointError
+from jwarp.config import ConfigError
+from jwarp.data import DataError
+from jwarp.training import TrainingError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError,
+    DataError,
+    AnimationError,
+    CheckpointError,
+    TrainingError,  # exit code 1, except RunFolderError (2): see their ``exit_code``
+    OSError,  # a missing file, a full disk, no permission, ...
+)
+MAX_MESSAGE = 1000  # characters; a message is one line, not a page
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` with a ``--debug`` flag and one-line usage errors.
+
+    argparse prints the whole usage before an error; here a bad flag is one line too:
+    ``PROG: error: MESSAGE (see PROG --help)``, exit code 2.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--debug",
+            action="store_true",
+            help="on an error, show the full traceback and the libraries' log messages",
+        )
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def error_message(error: BaseException) -> str:
+    """The one-line text of ``error``: an ``OSError`` as ``path: reason``."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        text = f"{where}{error.strerror}"
+        if error.filename2 is not None:
+            text += f" (-> {error.filename2})"
+    else:
+        text = str(error) or type(error).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def exit_code(error: BaseException) -> int:
+    """2 for bad input, or the error's own ``exit_code`` (``TrainingError``: 1)."""
+    return int(getattr(error, "exit_code", 2))
+
+
+def wants_debug(argv: Sequence[str]) -> bool:
+    """True for ``--debug`` (or an abbreviation argparse accepts) or ``JWARP_DEBUG=1``."""
+    env = os.environ.get("JWARP_DEBUG", "").strip().lower()
+    if env not in ("", "0", "false", "no"):
+        return True
+    return any(a.startswith("--deb") and "--debug".startswith(a) for a in argv)
+
+
+def run_cli(
+    prog: str,
+    main: Callable[[list[str]], int | None],
+    argv: Sequence[str] | None = None,
+    *,
+    errors: tuple[type[BaseException], ...] = (),
+) -> int:
+    """Runs ``main(argv)`` with jwarp's error conventions (see the module docstring).
+
+    Args:
+      prog: the command's name in messages, e.g. ``"train.py"``.
+      main: parses ``argv`` (with ``ArgumentParser`` for ``--debug``) and does the work;
+        returns an exit code (None: 0).
+      argv: the arguments; default ``sys.argv[1:]``, which also marks this call as the
+        process's entry point (after an error, library threads' "exception ignored"
+        reports stay hidden until the process exits).
+      errors: more exception types to report in one line (``USER_ERRORS`` always are).
+
+    Returns:
+      The exit code: ``main``'s, 2 for bad input, 1 for a failed run, 130 for Ctrl-C.
+    """
+    entry_point = argv is None  # the process's own arguments: it exits when this returns
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = wants_debug(argv)
+    with _quiet_libraries(debug), _one_line_warnings(prog, debug):
+        try:
+            return int(main(argv) or 0)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            print(f"{prog}: interrupted", file=sys.stderr)
+            code = 130
+        except (*USER_ERRORS, *errors) as e:
+            if debug:
+                raise
+            print(f"{prog}: error: {error_message(e)}", file=sys.stderr)
+            code = exit_code(e)
+    if entry_point:
+        # The process is about to exit with the error. Threads of a failed checkpoint save or
+        # restore may still report into orbax's closed event loop until then: noise after
+        # the one line that said what matters. (An in-process caller keeps its hook.)
+        sys.unraisablehook = _ignore
+    return code
+
+
+def _ignore(report) -> None:
+    pass
+
+
+@contextlib.contextmanager
+def _quiet_libraries(debug: bool) -> Iterator[None]:
+    """Hides the libraries' own reports of a failure unless debugging.
+
+    A failed checkpoint save logs a traceback per orbax writer thread (absl), and a failed
+    restore leaves tensorstore callbacks that find orbax's event loop closed ("exception
+    ignored" reports); the one-line error says what matters.
+    """
+    if debug:
+        yield
+        return
+    logger = logging.getLogger("absl")
+    level, unraisable = logger.level, sys.unraisablehook
+    logger.setLevel(logging.CRITICAL)
+    sys.unraisablehook = _ignore
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        sys.unraisablehook = unraisable
+
+
+@contextlib.contextmanager
+def _one_line_warnings(prog: str, debug: bool) -> Iterator[None]:
+    """jwarp's own warnings (e.g. skipped image files) as ``PROG: warning: MESSAGE``."""
+    show = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        if debug or not category.__module__.startswith("jwarp"):
+            return show(message, category, filename, lineno, file, line)
+        print(f"{prog}: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+    warnings.showwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
+
+
+__all__ = [
+    "MAX_MESSAGE",
+    "USER_ERRORS",
+    "ArgumentParser",
+    "error_message",
+    "exit_code",
+    "run_cli",
+    "wants_debug",
+]

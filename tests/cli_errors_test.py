@@ -1,0 +1,373 @@
+"""Every bad input to train.py and animate.py ends in one line on stderr and exit code 2.
+
+One table of bad inputs. A module fixture writes them all into one scene folder and runs every
+command in its own subprocess, a few at a time (each one imports JAX: seconds), and the
+parametrized test checks each result: exit code 2, exactly one stderr line
+``PROG: error: ...`` naming the path or key and what was expected, no traceback.
+animate.py's flag checks and its --checkpoint and --target rules are tested in-process in
+animation_test.py; ``jwarp.cli`` itself in-process below.
+"""
+
+import concurrent.futures
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from jwarp.checkpoint import CheckpointError, Checkpoints
+from jwarp.cli import ArgumentParser, error_message, run_cli
+from jwarp.config import ConfigError, load_config, save_config
+from jwarp.data import DataError, SkippedFilesWarning
+from jwarp.training import RunFolderError, TrainingError, create_states
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKERS = 4  # subprocesses at once: enough to keep 2 cores busy, little memory
+
+# A checkpoint save that meets a full disk, reported through run_cli (no training: cheap).
+_DISK_FULL = textwrap.dedent(
+    """
+    import errno, sys
+    import numpy as np
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler
+    from jwarp.checkpoint import Checkpoints
+    from jwarp.cli import run_cli
+
+    async def disk_full(self, item, directory):
+        raise OSError(errno.ENOSPC, "No space left on device", str(directory))
+
+    def main(argv):
+        checkpoints = Checkpoints(argv[0], cleanup=True)
+        try:
+            checkpoints.save(1, {"w": np.zeros(64, np.float32)}, {"step": 1})
+            json_checkpoint_handler.JsonCheckpointHandler._save_fn = disk_full
+            checkpoints.save(2, {"w": np.ones(64, np.float32)}, {"step": 2})
+        finally:
+            checkpoints.close()
+
+    sys.exit(run_cli("train.py", main, sys.argv[1:]))
+    """
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A bad input: ``prog argv`` run in the scene folder must fail naming ``needles``."""
+
+    id: str
+    prog: str  # "train.py", "animate.py" or "-c" (argv[0] is then the script)
+    argv: tuple[str, ...]
+    needles: tuple[str, ...]  # all in the one stderr line: the path or key, the expectation
+    behaviour: str  # what jwarp does with it, for the reader of this table
+
+
+def _train(id, argv, needles, behaviour="refused"):
+    workdir = ("--workdir", f"runs/{id}", "--no-progress")
+    return Case(id, "train.py", (*argv, *workdir), needles, behaviour)
+
+
+def _animate(id, argv, needles, behaviour="refused"):
+    return Case(id, "animate.py", tuple(argv), needles, behaviour)
+
+
+_FOLDER = ("--data", "folder", "--mode", "gan", "--no-paired", "--data-dir")
+_NPY = ("--data", "npy", "--data-dir")
+_FIT = ("--fit", "--target", "ok.png", "--input")
+
+CASES = [
+    # --- train.py: data --------------------------------------------------------------------
+    _train("missing-folder", (*_FOLDER, "nothere"), ("nothere: folder not found", "expected")),
+    _train("empty-folders", (*_FOLDER, "empty"), ("empty/source", "the folder is empty")),
+    _train("no-images", (*_FOLDER, "notimg"), ("notimg/source", "found only notes.txt")),
+    _train(
+        "unreadable-only",
+        (*_FOLDER, "unreadable"),
+        ("unreadable/source", "none of the 5 image files can be read", "expected a PNG"),
+        "unreadable files are skipped with a warning; an error when none is left",
+    ),
+    _train(
+        "paired-names",
+        ("--data", "folder", "--paired", "--data-dir", "mismatch"),
+        ("mismatch", "same file names in source/ and target/", "lonely.png"),
+    ),
+    _train(
+        "batch-too-large",
+        (*_FOLDER, "tiny", "--batch-size", "8"),
+        ("train.batch_size", "expected 1 to 1", "got 8"),
+    ),
+    _train("npy-rank", (*_NPY, "rank.npy"), ("rank.npy", "[2, N, H, W, C]", "found (2, 3, 4)")),
+    _train("npy-nan", (*_NPY, "nan.npz"), ("nan.npz", "NaN or Inf", "expected finite values")),
+    _train("npy-object", (*_NPY, "objects.npy"), ("objects.npy", "object array", "expected")),
+    _train("pickle", (*_NPY, "data.pkl"), ("data.pkl", "never loaded", "np.savez(")),
+    _train("npy-missing", (*_NPY, "nothere.npz"), ("nothere.npz: file not found", "expected")),
+    # --- train.py: configuration and run folders ----------------------------------------------
+    _train("unknown-key", ("--set", "train.stepz=3"), ("train.stepz", "known keys in [train]")),
+    _train("out-of-range", ("--set", "flow.step_size=-0.1"), ("flow.step_size", "expected")),
+    _train("bad-flag", ("--steps", "many"), ("--steps", "invalid int value: 'many'")),
+    Case(
+        "incompatible-run",
+        "train.py",
+        ("--config", "smoke", "--workdir", "runs/trained", "--set", "model.unet.encoder=[4,4]"),
+        ("runs/trained/config.toml", "different [model] settings", "--no-resume"),
+        "refused before anything is written",
+    ),
+    Case(
+        "disk-full",
+        "-c",
+        (_DISK_FULL, "runs/full"),
+        ("runs/full: cannot save step 2 (No space left on device)", "step 1 is kept"),
+        "reported; the partial step removed, the previous one kept",
+    ),
+    # --- animate.py --------------------------------------------------------------------------
+    _animate("input-missing", (*_FIT, "nothere.png"), ("--input nothere.png: file not found",)),
+    _animate("input-empty", (*_FIT, "bad/empty.png"), ("bad/empty.png", "empty file", "expected")),
+    _animate("input-truncated", (*_FIT, "bad/truncated.png"), ("bad/truncated.png", "truncated")),
+    _animate("input-not-image", (*_FIT, "bad/text.png"), ("bad/text.png", "not an image file")),
+    _animate(
+        "input-bomb",
+        (*_FIT, "bad/bomb.png"),
+        ("bad/bomb.png", "decompression-bomb limit", "expected"),
+        "refused; Pillow's guard stays on and its warning is an error too",
+    ),
+    _animate("run-missing", ("--workdir", "nothere"), ("nothere: folder not found", "run folder")),
+    _animate("no-run", (), ("no trained run found under runs/", "python train.py --mode l2")),
+    _animate(
+        "incomplete-checkpoint",
+        ("--workdir", "runs/damaged"),
+        ("runs/damaged/checkpoints/2: cannot restore", "expected a complete checkpoint"),
+        "refused; other complete steps are listed (train.py: the slow test below)",
+    ),
+    _animate(
+        "edited-config",
+        ("--workdir", "runs/edited"),
+        ("runs/edited/checkpoints/2: cannot restore", "matching the run's config.toml"),
+    ),
+    _animate(
+        "out-under-a-file",
+        (*_FIT, "ok.png", "--out", "ok.png/anim.gif"),
+        ("--out ok.png/anim.gif", "ok.png is a file", "expected a folder"),
+    ),
+]
+
+
+def _write_run(workdir: Path, config) -> None:
+    """A run folder with a checkpoint at step 2 (zeros: only its shapes matter)."""
+    save_config(config, workdir / "config.toml")
+    shapes = jax.eval_shape(lambda: create_states(config, jax.random.key(0), 1))
+    zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    checkpoints = Checkpoints(workdir / "checkpoints")
+    record = {"step": 2, "data": {"epoch": 0, "index": 0}, "seed": 0}
+    checkpoints.save(2, {"generator": zeros.generator, "critic": zeros.critic}, record)
+    checkpoints.close()
+
+
+def _write_scene(scene: Path, write_bad_images) -> None:
+    """Every bad input of ``CASES``, by the relative paths the cases use."""
+    Image.fromarray(np.full((16, 16, 3), 120, np.uint8)).save(scene / "ok.png")
+    for side in ("source", "target"):
+        (scene / "empty" / side).mkdir(parents=True)
+        (scene / "notimg" / side).mkdir(parents=True)
+        (scene / "notimg" / side / "notes.txt").write_text("not an image")
+        (scene / "mismatch" / side).mkdir(parents=True)
+        shutil.copy(scene / "ok.png", scene / "mismatch" / side / "a.png")
+        (scene / "tiny" / side).mkdir(parents=True)
+        shutil.copy(scene / "ok.png", scene / "tiny" / side / "a.png")
+        write_bad_images(scene / "unreadable" / side)
+    shutil.copy(scene / "ok.png", scene / "mismatch" / "source" / "lonely.png")
+    write_bad_images(scene / "bad")
+
+    np.save(scene / "rank.npy", np.zeros((2, 3, 4), np.uint8))
+    np.savez(scene / "nan.npz", source=np.full((2, 4, 4, 1), np.nan), target=np.zeros((2, 4, 4, 1)))
+    objects = np.empty((2, 2, 4, 4, 1), dtype=object)
+    np.save(scene / "objects.npy", objects, allow_pickle=True)  # the test writes it; jwarp never
+    (scene / "data.pkl").write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00}\x94.")
+
+    config = load_config("smoke", {"model.unet.encoder": [4, 4], "model.unet.decoder": [4, 4]})
+    _write_run(scene / "runs" / "trained", config)
+    shutil.copytree(scene / "runs" / "trained", scene / "runs" / "damaged")
+    state = scene / "runs" / "damaged" / "checkpoints" / "2" / "state"
+    for f in state.rglob("*"):
+        if f.is_file() and "ocdbt" in str(f.relative_to(state)):
+            f.unlink()  # the arrays are gone, the folder still looks like a step
+    shutil.copytree(scene / "runs" / "trained", scene / "runs" / "edited")
+    edited = load_config("smoke", {"model.unet.encoder": [8, 8], "model.unet.decoder": [4, 4]})
+    save_config(edited, scene / "runs" / "edited" / "config.toml")
+    # "no-run" runs where there is no runs/ folder: its own cwd.
+    (scene / "norun").mkdir()
+
+
+def _run(case: Case, scene: Path) -> tuple[int, str, float]:
+    if case.prog == "-c":
+        command = [sys.executable, "-c", *case.argv]
+    else:
+        command = [sys.executable, str(ROOT / case.prog), *case.argv]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    env.pop("JWARP_DEBUG", None)
+    cwd = scene / "norun" if case.id == "no-run" else scene
+    start = time.perf_counter()
+    proc = subprocess.run(
+        command, capture_output=True, text=True, cwd=cwd, env=env, timeout=300, check=False
+    )
+    return proc.returncode, proc.stderr, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory, write_bad_images):
+    """The folder holding every bad input of ``CASES``."""
+    scene = tmp_path_factory.mktemp("scene")
+    _write_scene(scene, write_bad_images)
+    return scene
+
+
+@pytest.fixture(scope="module")
+def results(scene):
+    """``{(prog, case id): (exit code, stderr, seconds)}`` for every case, run concurrently."""
+    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+        futures = {(c.prog, c.id): pool.submit(_run, c, scene) for c in CASES}
+        return {key: f.result() for key, f in futures.items()}
+
+
+def test_the_table_has_one_entry_per_case():
+    assert len({(c.prog, c.id) for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.prog}:{c.id}" for c in CASES])
+def test_bad_input_is_one_line_naming_what_was_expected(results, case):
+    _assert_one_line_error(case, *results[case.prog, case.id][:2])
+
+
+def _assert_one_line_error(case, code, stderr):
+    lines = stderr.strip().splitlines()
+    prog = "train.py" if case.prog == "-c" else case.prog
+    assert code == 2, stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"{prog}: error: "), stderr
+    for needle in case.needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.mark.slow
+def test_resuming_from_an_incomplete_checkpoint_is_one_line(scene):
+    """Slow: the run compiles its networks before the restore fails (~15 s on 2 cores)."""
+    case = Case(
+        "incomplete-checkpoint",
+        "train.py",
+        ("--config", "runs/damaged/config.toml", "--workdir", "runs/damaged", "--no-progress"),
+        ("runs/damaged/checkpoints/2: cannot restore", "expected a complete checkpoint"),
+        "refused",
+    )
+    _assert_one_line_error(case, *_run(case, scene)[:2])
+
+
+def test_a_refused_run_folder_is_left_as_it_was(results, scene):
+    trained = scene / "runs" / "trained"
+    assert load_config(str(trained / "config.toml")).model.unet.encoder == (4, 4)
+    assert sorted(os.listdir(trained / "checkpoints")) == ["2"]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--debug", "--set", "train.stepz=3"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert proc.returncode == 1  # Python's own exit code for an uncaught exception
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert "ConfigError: unknown key 'train.stepz'" in proc.stderr
+
+
+# --- jwarp.cli in-process ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (ConfigError("train.steps: expected >= 1, got 0"), 2, "train.steps: expected >= 1"),
+        (DataError("d/source: no image files"), 2, "d/source: no image files"),
+        (CheckpointError("c/2: cannot restore"), 2, "c/2: cannot restore"),
+        (RunFolderError("r/config.toml: different [model]"), 2, "r/config.toml: different"),
+        (TrainingError("non-finite loss at step 7"), 1, "non-finite loss at step 7"),
+        (FileNotFoundError(2, "No such file or directory", "x.toml"), 2, "x.toml: No such file"),
+        (OSError(28, "No space left on device", "runs/a/m.jsonl"), 2, "runs/a/m.jsonl: No space"),
+        (PermissionError(13, "Permission denied", "out"), 2, "out: Permission denied"),
+    ],
+)
+def test_run_cli_reports_user_errors_in_one_line(capsys, error, code, line):
+    def main(argv):
+        raise error
+
+    assert run_cli("tool.py", main, []) == code
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"tool.py: error: {line}"), err
+
+
+def test_run_cli_lets_bugs_through_and_debug_reraises(capsys):
+    def bug(argv):
+        raise KeyError("a bug, not bad input")
+
+    with pytest.raises(KeyError):
+        run_cli("tool.py", bug, [])
+
+    def bad(argv):
+        raise ConfigError("train.steps: expected >= 1")
+
+    with pytest.raises(ConfigError):
+        run_cli("tool.py", bad, ["--debug"])
+    with pytest.raises(ConfigError):
+        run_cli("tool.py", bad, ["--deb"])  # argparse accepts the abbreviation too
+    assert run_cli("tool.py", lambda argv: 0, []) == 0
+    assert run_cli("tool.py", lambda argv: None, []) == 0
+
+
+def test_run_cli_messages_are_one_line_and_bounded(capsys):
+    def main(argv):
+        raise DataError("first line\nsecond   line " + "x" * 5000)
+
+    assert run_cli("tool.py", main, []) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("tool.py: error: first line second line xxx")
+    assert len(err[0]) < 1100 and err[0].endswith("...")
+
+
+def test_run_cli_prints_jwarp_warnings_in_one_line_and_ctrl_c_as_130(capsys):
+    def main(argv):
+        message = "d/source: skipped 2 of 9 image files: a.png (x)"
+        warnings.warn(SkippedFilesWarning(message), stacklevel=2)
+        raise KeyboardInterrupt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert run_cli("tool.py", main, []) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        "tool.py: warning: d/source: skipped 2 of 9 image files: a.png (x)",
+        "tool.py: interrupted",
+    ]
+
+
+def test_argument_parser_errors_are_one_line(capsys):
+    parser = ArgumentParser(prog="tool.py")
+    parser.add_argument("--steps", type=int)
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["--steps", "x"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["tool.py: error: argument --steps: invalid int value: 'x' (see tool.py --help)"]
+    assert parser.parse_args(["--debug"]).debug
+
+
+def test_error_message_of_an_os_error_names_the_path():
+    full = OSError(28, "No space left on device", "a/b")
+    assert error_message(full) == "a/b: No space left on device"
+    assert error_message(OSError("plain")) == "plain"
