@@ -30,7 +30,6 @@ is infinite by construction (identical images).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -290,8 +289,14 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+class EvaluationError(ValueError):
+    """A problem with what ``jwarp.evaluate`` was asked to do; the message is one line."""
+
+
+def _main(argv: list[str] | None) -> int:
+    from jwarp.cli import ArgumentParser
+
+    parser = ArgumentParser(
         prog="python -m jwarp.evaluate",
         description="Evaluate a trained run (or pair fitting) against baselines.",
     )
@@ -304,22 +309,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="evaluate pair fitting on --n faces pairs (default 10) instead")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    prog = parser.prog
-    try:
-        if args.n is not None and args.n < 1:
-            raise ValueError(f"--n: expected >= 1, got {args.n}")
-        if args.batch_size < 1:
-            raise ValueError(f"--batch-size: expected >= 1, got {args.batch_size}")
-        if args.fit:
-            result = evaluate_fit(args.n or 10, split=args.split)
-        else:
-            if not args.workdir:
-                raise ValueError("--workdir: expected a run folder (or --fit)")
+    if args.n is not None and args.n < 1:
+        raise EvaluationError(f"--n: expected >= 1, got {args.n}")
+    if args.batch_size < 1:
+        raise EvaluationError(f"--batch-size: expected >= 1, got {args.batch_size}")
+    if args.fit:
+        result = evaluate_fit(args.n or 10, split=args.split)
+    else:
+        if not args.workdir:
+            raise EvaluationError("--workdir: expected a run folder (or --fit)")
+        if not Path(args.workdir).is_dir():
+            raise EvaluationError(f"--workdir {args.workdir}: no such run folder")
+        try:
             result = evaluate_run(args.workdir, args.split, args.checkpoint, args.n,
                                   args.batch_size)
-    except (ValueError, OSError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+        except ValueError as e:  # Animator.load: not a run folder, no such checkpoint
+            if isinstance(e, EvaluationError) or type(e) is not ValueError:
+                raise
+            raise EvaluationError(str(e)) from None
     print(format_table(result))
     if args.json:
         from jwarp.files import atomic_write
@@ -327,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
         print(f"wrote {args.json}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jwarp.evaluate``; errors are one line on stderr, exit code 2."""
+    from jwarp.cli import run_cli
+
+    return run_cli("python -m jwarp.evaluate", _main, argv, errors=(EvaluationError,))
 
 
 if __name__ == "__main__":

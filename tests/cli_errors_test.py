@@ -1,4 +1,4 @@
-"""Every bad input to train.py and animate.py ends in one line on stderr and exit code 2.
+"""Every bad input to train.py, animate.py and jwarp.evaluate: one stderr line, exit code 2.
 
 One table of bad inputs. A module fixture writes them all into one scene folder and runs every
 command in its own subprocess, a few at a time (each one imports JAX: seconds), and the
@@ -64,7 +64,7 @@ class Case:
     """A bad input: ``prog argv`` run in the scene folder must fail naming ``needles``."""
 
     id: str
-    prog: str  # "train.py", "animate.py" or "-c" (argv[0] is then the script)
+    prog: str  # "train.py", "animate.py", "evaluate" or "-c" (argv[0] is then the script)
     argv: tuple[str, ...]
     needles: tuple[str, ...]  # all in the one stderr line: the path or key, the expectation
     behaviour: str  # what jwarp does with it, for the reader of this table
@@ -77,6 +77,13 @@ def _train(id, argv, needles, behaviour="refused"):
 
 def _animate(id, argv, needles, behaviour="refused"):
     return Case(id, "animate.py", tuple(argv), needles, behaviour)
+
+
+def _evaluate(id, argv, needles, behaviour="refused"):
+    return Case(id, "evaluate", tuple(argv), needles, behaviour)
+
+
+_PROGS = {"-c": "train.py", "evaluate": "python -m jwarp.evaluate"}
 
 
 _FOLDER = ("--data", "folder", "--mode", "gan", "--no-paired", "--data-dir")
@@ -156,6 +163,14 @@ CASES = [
         (*_FIT, "ok.png", "--out", "ok.png/anim.gif"),
         ("--out ok.png/anim.gif", "ok.png is a file", "expected a folder"),
     ),
+    # --- python -m jwarp.evaluate --------------------------------------------------------------
+    _evaluate("run-missing", ("--workdir", "nothere"), ("--workdir nothere: no such run folder",)),
+    _evaluate("not-a-run", ("--workdir", "norun"), ("norun: not a run folder (no config.toml)",)),
+    _evaluate(
+        "incomplete-checkpoint",
+        ("--workdir", "runs/damaged"),
+        ("runs/damaged/checkpoints/2: cannot restore", "expected a complete checkpoint"),
+    ),
 ]
 
 
@@ -208,6 +223,8 @@ def _write_scene(scene: Path, write_bad_images) -> None:
 def _run(case: Case, scene: Path) -> tuple[int, str, float]:
     if case.prog == "-c":
         command = [sys.executable, "-c", *case.argv]
+    elif case.prog == "evaluate":
+        command = [sys.executable, "-m", "jwarp.evaluate", *case.argv]
     else:
         command = [sys.executable, str(ROOT / case.prog), *case.argv]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
@@ -247,7 +264,7 @@ def test_bad_input_is_one_line_naming_what_was_expected(results, case):
 
 def _assert_one_line_error(case, code, stderr):
     lines = stderr.strip().splitlines()
-    prog = "train.py" if case.prog == "-c" else case.prog
+    prog = _PROGS.get(case.prog, case.prog)
     assert code == 2, stderr
     assert len(lines) == 1, stderr
     assert lines[0].startswith(f"{prog}: error: "), stderr
