@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import signal
 import time
 import tomllib
@@ -32,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from jwarp import data as data_lib
@@ -420,14 +422,24 @@ def train(
     if primary:
         _truncate_metrics(metrics_path, step)
 
-    stop = {"signal": None}
+    stop = {"signal": None, "asked": False}
+    # Several processes must stop at the same step, or one would wait forever in a collective
+    # the others never join. jax.distributed's preemption service turns a SIGTERM on any
+    # process into one agreed step (reached_preemption_sync_point, below); Ctrl-C is
+    # forwarded to it as a SIGTERM, and SIGTERM is left to its handler.
+    agree = jax.process_count() > 1 and jax.config.jax_enable_preemption_service
 
     def request_stop(signum, frame):
-        if stop["signal"] is not None:  # asked twice: stop now, without a checkpoint
+        if stop["asked"]:  # asked twice: stop now, without a checkpoint
             raise KeyboardInterrupt
-        stop["signal"] = signum
+        stop["asked"] = True
+        if agree:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            stop["signal"] = signum
 
-    old_handlers = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    signals = (signal.SIGINT,) if agree else (signal.SIGINT, signal.SIGTERM)
+    old_handlers = {s: signal.signal(s, request_stop) for s in signals}
     bar = None
     if progress and primary:
         from tqdm import tqdm
@@ -486,6 +498,8 @@ def train(
                 states = States(gen, states.critic)
                 metrics.update(gm)
                 step += 1
+                if agree and multihost_utils.reached_preemption_sync_point(step):
+                    stop["signal"] = signal.SIGTERM
                 if pending is not None:
                     flush(pending)
                 pending = (step, metrics, time.perf_counter() - t0)

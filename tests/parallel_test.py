@@ -12,6 +12,7 @@ plus an all-reduce. Checkpoints are compared bitwise: restoring is a copy.
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -296,9 +297,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_processes_train_like_one_device_and_resume(tmp_path):
+def test_two_processes_train_like_one_device_resume_and_stop_together(tmp_path):
     """train.py as 2 processes x 2 CPU devices (jax.distributed over localhost) against
-    train.py on 1 device: same metrics, one writer, collective checkpoints and resume."""
+    train.py on 1 device: same metrics, one writer, collective checkpoints, resume, and a
+    Ctrl-C on one process stops both at the same step with a checkpoint."""
     args = ["--config", "smoke", "--mode", "gan", "--batch-size", "4", "--no-progress"]
     args += ["--set", "train.checkpoint_every=2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -312,11 +314,11 @@ def test_two_processes_train_like_one_device_and_resume(tmp_path):
     )
     assert one.returncode == 0, one.stderr[-3000:]
 
-    def distributed(steps: int) -> list[subprocess.CompletedProcess]:
+    def distributed(steps: int, *extra: str, interrupt=None) -> list[str]:
         port = _free_port()
         procs = [
             subprocess.Popen(
-                [sys.executable, str(ROOT / "train.py"), *args, "--steps", str(steps)]
+                [sys.executable, str(ROOT / "train.py"), *args, *extra, "--steps", str(steps)]
                 + ["--workdir", str(tmp_path / "two")],
                 env={
                     **env,
@@ -332,6 +334,8 @@ def test_two_processes_train_like_one_device_and_resume(tmp_path):
             for i in range(2)
         ]
         try:
+            if interrupt is not None:
+                interrupt(procs)
             outs = [p.communicate(timeout=600) for p in procs]
         finally:
             for p in procs:
@@ -341,14 +345,14 @@ def test_two_processes_train_like_one_device_and_resume(tmp_path):
             assert p.returncode == 0, err[-3000:]
         return [o for o, _ in outs]
 
+    read = lambda run: [
+        json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+    ]
     first = distributed(2)
     assert "done at step 2" in first[0] and "done" not in first[1]  # process 0 alone reports
     second = distributed(3)
     assert "done at step 3" in second[0]
     assert Checkpoints(tmp_path / "two" / "checkpoints").all_steps() == [2, 3]
-    read = lambda run: [
-        json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
-    ]
     ref, got = read("one"), read("two")
     assert [r["step"] for r in got] == [1, 2, 3]  # one writer, resumed after step 2
     for a, b in zip(ref, got):
@@ -358,6 +362,18 @@ def test_two_processes_train_like_one_device_and_resume(tmp_path):
         "step_0000002.gif",
         "step_0000003.gif",
     ]
+
+    def ctrl_c_on_process_1(procs):
+        deadline = time.time() + 300
+        while time.time() < deadline and not any(r["step"] >= 6 for r in read("two")):
+            time.sleep(0.2)
+        procs[1].send_signal(signal.SIGINT)
+
+    third = distributed(10**6, "--set", "train.sample_every=1000000", interrupt=ctrl_c_on_process_1)
+    stopped = int(re.search(r"interrupted at step (\d+)", third[0]).group(1))
+    assert stopped >= 6
+    assert Checkpoints(tmp_path / "two" / "checkpoints").latest_step() == stopped
+    assert read("two")[-1]["step"] == stopped
 
 
 if __name__ == "__main__":
