@@ -53,10 +53,10 @@ def check_batch_size(batch_size: int, n_devices: int) -> None:
     Every process owns the same number of devices on a TPU slice or a GPU cluster, so this also
     makes each process's share of a batch an integer.
     """
-    n = n_devices
-    if batch_size % n:
+    if batch_size % n_devices:
         raise ConfigError(
-            f"train.batch_size {batch_size} does not split over {n} devices; use a multiple of {n}"
+            f"train.batch_size {batch_size} does not split over {n_devices} devices; "
+            f"use a multiple of {n_devices}"
         )
 
 
