@@ -4,8 +4,11 @@
     python train.py --mode gan --data faces      # unpaired faces, WGAN-GP (preset faces_gan)
     python train.py --mode gan --data digits     # 3 -> 4 (preset digits_gan)
     python train.py --config paper_mnist --data-dir ~/mnist   # the authors' settings
+    python train.py --config paper_faces --distributed --workdir gs://bucket/faces  # every host
 
 Any field can be set with ``--set section.key=value``; see ``configs/`` and ``jwarp/config.py``.
+Training is data parallel over all devices; ``--distributed`` (implied by
+``JAX_COORDINATOR_ADDRESS`` or a multi-host TPU slice) joins the processes of a multi-host run.
 """
 
 from __future__ import annotations
@@ -34,10 +37,27 @@ def _main(argv: list[str]) -> int:
         help="continue from the run folder's latest checkpoint (default) or start over",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--distributed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one process of a multi-host run: call jax.distributed.initialize() first "
+        "(default: when JAX_COORDINATOR_ADDRESS is set or on a multi-host TPU slice)",
+    )
     args = parser.parse_args(argv)
     config, preset = config_from_args(args)
+
+    import jax
+
+    from jwarp import parallel
+
+    if args.distributed or (args.distributed is None and parallel.multi_process_env()):
+        parallel.initialize_distributed()
+
     workdir = args.workdir or f"runs/{Path(preset).stem}"
     result = train(config, workdir, resume=args.resume, progress=not args.no_progress)
+    if jax.process_index() != 0:
+        return 0
     state = "interrupted" if result.interrupted else "done"
     print(
         f"{state} at step {result.step}: checkpoints in {result.workdir}/checkpoints, "

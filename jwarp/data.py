@@ -1169,6 +1169,9 @@ class Batches:
       batch_size: images per batch, at most ``min(N, M)``.
       paired: whether ``x1[i]`` is the target of ``x0[i]``.
       seed: non-negative shuffling seed.
+      rows: the rows of each batch to return (multi-host: this process's share, see
+        ``jwarp.parallel.local_rows``); default all. The order and ``state()`` stay those of
+        the whole batch, so every process walks the same stream.
     """
 
     def __init__(
@@ -1179,6 +1182,7 @@ class Batches:
         *,
         paired: bool,
         seed: int = 0,
+        rows: slice | None = None,
     ):
         self.x0 = np.asarray(x0, np.float32)
         self.x1 = np.asarray(x1, np.float32)
@@ -1196,6 +1200,7 @@ class Batches:
                 f"train.batch_size: expected 1 to {n} (the data set's size), got {batch_size}"
             )
         self.steps_per_epoch = n // self.batch_size
+        self.rows = slice(None) if rows is None else rows
         self._epoch = 0
         self._index = 0
         self._perms: tuple[int, np.ndarray, np.ndarray] | None = None
@@ -1217,7 +1222,8 @@ class Batches:
     def __next__(self) -> dict[str, np.ndarray]:
         perm0, perm1 = self._permutations(self._epoch)
         batch = slice(self._index * self.batch_size, (self._index + 1) * self.batch_size)
-        out = {"x0": self.x0[perm0[batch]], "x1": self.x1[perm1[batch]]}
+        mine0, mine1 = perm0[batch][self.rows], perm1[batch][self.rows]
+        out = {"x0": self.x0[mine0], "x1": self.x1[mine1]}
         self._index += 1
         if self._index == self.steps_per_epoch:
             self._epoch, self._index = self._epoch + 1, 0

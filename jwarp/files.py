@@ -1,4 +1,4 @@
-"""Atomic file output: a killed writer never leaves a partial file under the final name."""
+"""Run-folder file output: atomic on local disks, and paths that may be ``gs://`` URLs."""
 
 from __future__ import annotations
 
@@ -6,16 +6,39 @@ import os
 import tempfile
 from pathlib import Path
 
+from etils import epath
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a URL (``gs://bucket/run``) rather than a local path."""
+    return "://" in os.fspath(path)
+
+
+def run_path(path: str | os.PathLike) -> Path | epath.Path:
+    """A ``pathlib.Path`` for a local path; an ``etils.epath.Path`` for a URL.
+
+    ``pathlib`` would collapse ``gs://b/run`` to ``gs:/b/run``; ``epath`` keeps the URL and
+    reads and writes it through ``gcsfs`` (install it for ``gs://``) with the same methods
+    (``/``, ``exists``, ``read_text``, ``write_text``, ``unlink``).
+    """
+    return epath.Path(path) if is_remote(path) else Path(path)
+
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``.
 
     The file gets the usual permissions (``0o666`` less the umask), not ``mkstemp``'s 0600.
+    A URL (``gs://``) is written in one upload instead: an object store replaces an object
+    only once the upload is complete, which is the same guarantee.
 
     Raises:
       OSError: naming ``path`` (not the temporary file), e.g. a full disk; the temporary
         file is removed and an existing ``path`` is left as it was.
     """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    if is_remote(path):
+        epath.Path(path).write_bytes(payload)
+        return
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,7 +47,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         raise OSError(e.errno, e.strerror, str(path)) from e
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)

@@ -369,8 +369,13 @@ def _integrate_diffrax(vector_field, args, y0, ts, ts_np, sign, config):
         stepsize_controller=controller,
         adjoint=adjoint,
         max_steps=max_steps,
+        throw=False,
     )
-    u, jd, og = sol.ys
+    # throw=True checks the result in a host callback, which XLA pins to one device: a batch
+    # split over devices would be gathered onto it every solve. A failed solve (max_steps
+    # reached) gives NaN instead, which training reports as a non-finite loss.
+    ok = sol.result == diffrax.RESULTS.successful
+    u, jd, og = (jnp.where(ok, y, jnp.nan) for y in sol.ys)
     return (u if ends_at_t1 else u[:-1]), jd[-1], og[-1]
 
 

@@ -80,7 +80,9 @@ def gradient_penalty(
     """WGAN-GP penalty ``mean_b (||grad_x D(x_b)||_2 - 1)^2`` on random interpolates.
 
     ``x_b = eps_b * real_b + (1 - eps_b) * fake_b`` with ``eps_b ~ U[0, 1]`` per sample
-    (Gulrajani et al., 2017). The weight ``lambda`` is applied by the caller.
+    (Gulrajani et al., 2017). The weight ``lambda`` is applied by the caller. ``eps_b`` is drawn
+    from ``fold_in(key, b)``, ``b`` the example's index in the (global) batch: every example gets
+    its own stream, whatever the batch size and however the batch is split over devices.
 
     Args:
       critic_fn: maps ``[B, H, W, C]`` to one score per image ``[B]``; must treat the images of
@@ -95,7 +97,8 @@ def gradient_penalty(
     """
     chex.assert_equal_shape([real, fake])
     chex.assert_rank(real, 4)
-    eps = jax.random.uniform(key, (real.shape[0], 1, 1, 1), dtype=real.dtype)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(real.shape[0]))
+    eps = jax.vmap(lambda k: jax.random.uniform(k, (1, 1, 1), dtype=real.dtype))(keys)
     interp = eps * real + (1.0 - eps) * fake
     grads = jax.grad(lambda x: jnp.sum(critic_fn(x)))(interp)
     norms = jnp.sqrt(jnp.sum(grads**2, axis=(1, 2, 3)) + 1e-12)

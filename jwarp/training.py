@@ -8,17 +8,22 @@ Generator loss, both modes (SPEC §5)::
 with squared errors summed over pixels and averaged over the batch; ``L_fit`` is the L2
 endpoint error (``l2``) or ``-mean D(x1_hat)`` (``gan``; ``lsgan``: ``½ mean (D(x1_hat) - 1)^2``).
 
-``generator_step`` and ``critic_step`` are pure and jitted once (``make_step_fns``); ``train``
-is the host loop around them: data, run folder, checkpoints, metrics, samples, progress.
+``generator_step`` and ``critic_step`` are pure and jitted once (``make_step_fns``), data
+parallel over a device mesh (``jwarp.parallel``: states replicated, batches split along axis 0);
+``train`` is the host loop around them: data, run folder, checkpoints, metrics, samples,
+progress. In a multi-process run every process runs the loop; only process 0 writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
 import signal
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,11 +33,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
 
 from jwarp import data as data_lib
+from jwarp import parallel
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config, save_config
-from jwarp.files import atomic_write
+from jwarp.files import atomic_write, is_remote, run_path
 from jwarp.flow import flow, integrate_svf, resolve_loop
 from jwarp.models import Critic, UNet
 from jwarp.penalties import gradient_penalty, jacobian_det
@@ -100,8 +108,14 @@ class States(NamedTuple):
     critic: train_state.TrainState | None
 
 
-def create_states(config: Config, key: jax.Array, steps_per_epoch: int) -> States:
-    """Fresh generator (and, in GAN mode, critic) train states."""
+def create_states(
+    config: Config, key: jax.Array, steps_per_epoch: int, mesh: Mesh | None = None
+) -> States:
+    """Fresh generator (and, in GAN mode, critic) train states, replicated over ``mesh``.
+
+    ``mesh`` defaults to all devices (``parallel.data_mesh()``), where ``make_step_fns``'s steps
+    expect their states: placed anywhere else, the first step would trace twice.
+    """
     size, channels = config.data.image_size, config.data.channels
     k_gen, k_critic = jax.random.split(key)
     unet = UNet(config.model.unet)
@@ -126,7 +140,25 @@ def create_states(config: Config, key: jax.Array, steps_per_epoch: int) -> State
     gen = gen.replace(step=jnp.zeros((), jnp.int32))
     if critic is not None:
         critic = critic.replace(step=jnp.zeros((), jnp.int32))
-    return States(gen, critic)
+    mesh = parallel.data_mesh() if mesh is None else mesh
+    return jax.device_put(States(gen, critic), parallel.replicated(mesh))
+
+
+def init_states(
+    config: Config, seed: int, steps_per_epoch: int, mesh: Mesh
+) -> tuple[States, jax.Array]:
+    """Fresh states and the run's base noise key, replicated over ``mesh``.
+
+    One jit makes both on the devices, so no process copies parameters to another and every
+    process of a multi-host run holds the same values. ``seed`` gives
+    ``init_key, base_key = split(key(seed))``; the states come from ``init_key``.
+    """
+
+    def init():
+        init_key, base_key = jax.random.split(jax.random.key(seed))
+        return create_states(config, init_key, steps_per_epoch, mesh), base_key
+
+    return jax.jit(init, out_shardings=parallel.replicated(mesh))()
 
 
 # --- pure losses and steps ------------------------------------------------------------------
@@ -220,13 +252,20 @@ def resolve(config: Config) -> Config:
     return dataclasses.replace(config, flow=flow_cfg)
 
 
-def make_step_fns(config: Config, states: States):
-    """Jitted ``generator_step`` and ``critic_step`` (states donated).
+def make_step_fns(config: Config, states: States, mesh: Mesh | None = None):
+    """Jitted ``generator_step`` and ``critic_step`` (states donated), data parallel on ``mesh``.
 
     ``generator_step(gen_state, critic_params, batch) -> (gen_state, metrics)``;
     ``critic_step(critic_state, gen_params, batch, key) -> (critic_state, metrics)``.
+
+    States, parameters, keys and metrics are replicated over ``mesh`` (default: all devices,
+    ``parallel.data_mesh()``); the batch ``{"x0": [B, H, W, C], ...}`` is split along ``B``.
+    The losses are batch means, so the gradients XLA computes are averaged over all ``B``
+    examples whatever the device count.
     """
     config = resolve(config)
+    mesh = parallel.data_mesh() if mesh is None else mesh
+    repl, rows = parallel.replicated(mesh), parallel.batch_sharded(mesh)
     apply_fn = states.generator.apply_fn
     critic_fn = states.critic.apply_fn if states.critic is not None else None
 
@@ -245,7 +284,20 @@ def make_step_fns(config: Config, states: States):
         )
         return critic_state.apply_gradients(grads=grads), metrics
 
-    return (jax.jit(generator_step, donate_argnums=0), jax.jit(critic_step, donate_argnums=0))
+    return (
+        jax.jit(
+            generator_step,
+            in_shardings=(repl, repl, rows),
+            out_shardings=repl,
+            donate_argnums=0,
+        ),
+        jax.jit(
+            critic_step,
+            in_shardings=(repl, repl, rows, repl),
+            out_shardings=repl,
+            donate_argnums=0,
+        ),
+    )
 
 
 # --- the host loop --------------------------------------------------------------------------
@@ -255,7 +307,7 @@ def make_step_fns(config: Config, states: States):
 class TrainResult:
     """What ``train`` leaves behind."""
 
-    workdir: Path
+    workdir: Path  # an etils.epath.Path for a gs:// run folder
     step: int
     states: States
     last_metrics: dict[str, float]
@@ -281,8 +333,11 @@ def _check_compatible(saved: Config, config: Config, path: Path) -> None:
         )
 
 
-def _sample_fn(config: Config, apply_fn: Callable, t_steps: int = 16):
-    """Jitted forward animation of a batch: ``(params, x0, x1) -> [T, B, H, W, C]``."""
+def _sample_fn(config: Config, apply_fn: Callable, mesh: Mesh, t_steps: int = 16):
+    """Jitted forward animation of a batch: ``(params, x0, x1) -> [T, B, H, W, C]``.
+
+    Replicated over ``mesh`` (a handful of images): every process gets the frames.
+    """
     config = resolve(config)
     ts = np.linspace(0.0, 1.0, t_steps)
 
@@ -291,7 +346,8 @@ def _sample_fn(config: Config, apply_fn: Callable, t_steps: int = 16):
         res = flow(apply_fn, params, cond, ts, config=config.flow, penalties=False)
         return jax.vmap(lambda u: warp(x0, u))(res.disp)
 
-    return jax.jit(frames)
+    repl = parallel.replicated(mesh)
+    return jax.jit(frames, in_shardings=repl, out_shardings=repl)
 
 
 def _side_by_side(frames) -> np.ndarray:
@@ -307,6 +363,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    mesh: Mesh | None = None,
 ) -> TrainResult:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint unless told not to.
 
@@ -314,34 +371,56 @@ def train(
     or SIGTERM saves a checkpoint at the next step boundary and returns with
     ``interrupted=True``. A non-finite loss raises ``TrainingError`` naming the step; the last
     checkpoint written before it stays the latest.
+
+    Data parallel over ``mesh`` (default: every device of every process): a
+    ``train.batch_size`` that does not split over its devices is a ``ConfigError``. With
+    several processes (``jax.distributed``), every process calls ``train`` with the same
+    arguments, loads only its rows of each batch and takes part in saving and restoring
+    checkpoints; only process 0 writes the config, metrics, GIFs, logs and progress bar.
+    ``workdir`` may be a ``gs://`` URL (through orbax and ``etils.epath``); a multi-host run
+    needs such a shared folder.
     """
     from jwarp.media import write_gif  # host-side only
 
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = workdir / "checkpoints"
+    mesh = parallel.data_mesh() if mesh is None else mesh
     tcfg = config.train
-    checkpoints = Checkpoints(ckpt_dir, max_to_keep=tcfg.max_to_keep, cleanup=True)
+    parallel.check_batch_size(tcfg.batch_size, mesh.devices.size)
+    primary = jax.process_index() == 0
+    log = log if primary else (lambda message: None)
+    workdir = run_path(workdir)
+    if not is_remote(workdir):  # object stores have no folders to make
+        workdir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = workdir / "checkpoints"
+    # Leftovers of a killed save are removed by one process only (the folder is shared).
+    checkpoints = Checkpoints(ckpt_dir, max_to_keep=tcfg.max_to_keep, cleanup=primary)
     latest = checkpoints.latest_step() if resume else None
     config_path = workdir / "config.toml"
     if latest is not None and config_path.exists():
-        _check_compatible(load_config(str(config_path)), config, config_path)
+        _check_compatible(_read_run_config(config_path), config, config_path)
     if not resume and checkpoints.all_steps():
         for step in checkpoints.all_steps():
-            checkpoints.manager.delete(step)
-        (workdir / "metrics.jsonl").unlink(missing_ok=True)
-    save_config(config, config_path)
+            checkpoints.manager.delete(step)  # collective: every process calls it
+        if primary:
+            (workdir / "metrics.jsonl").unlink(missing_ok=True)
+    if primary:
+        save_config(config, config_path)
 
     x0_train, x1_train, paired = data_lib.load_dataset(config.data, "train", tcfg.seed)
     # GAN mode is unpaired even on paired data: sources and targets are shuffled separately.
     paired = paired and config.loss.mode == "l2"
-    batches = data_lib.Batches(x0_train, x1_train, tcfg.batch_size, paired=paired, seed=tcfg.seed)
+    batches = data_lib.Batches(
+        x0_train,
+        x1_train,
+        tcfg.batch_size,
+        paired=paired,
+        seed=tcfg.seed,
+        rows=parallel.local_rows(tcfg.batch_size, mesh),
+    )
     x0_test, x1_test, _ = data_lib.load_dataset(config.data, "test", tcfg.seed)
     n_samples = min(4, len(x0_test), len(x1_test))
-    sample_x0, sample_x1 = jnp.asarray(x0_test[:n_samples]), jnp.asarray(x1_test[:n_samples])
+    sample_x0, sample_x1 = x0_test[:n_samples], x1_test[:n_samples]
 
-    init_key, base_key = jax.random.split(jax.random.key(tcfg.seed))
-    states = create_states(config, init_key, batches.steps_per_epoch)
+    states, base_key = init_states(config, tcfg.seed, batches.steps_per_epoch, mesh)
     step = 0
     if latest is not None:
         target = {"generator": states.generator, "critic": states.critic}
@@ -350,22 +429,33 @@ def train(
         batches.restore(record["data"])
         step = int(record["step"])
         log(f"resuming {workdir} from step {step}")
-    generator_step, critic_step = make_step_fns(config, states)
-    sample_fn = _sample_fn(config, states.generator.apply_fn)
+    generator_step, critic_step = make_step_fns(config, states, mesh)
+    sample_fn = _sample_fn(config, states.generator.apply_fn, mesh)
 
     metrics_path = workdir / "metrics.jsonl"
-    _truncate_metrics(metrics_path, step)
+    if primary:
+        _truncate_metrics(metrics_path, step)
 
-    stop = {"signal": None}
+    stop = {"signal": None, "asked": False}
+    # Several processes must stop at the same step, or one would wait forever in a collective
+    # the others never join. jax.distributed's preemption service turns a SIGTERM on any
+    # process into one agreed step (reached_preemption_sync_point, below); Ctrl-C is
+    # forwarded to it as a SIGTERM, and SIGTERM is left to its handler.
+    agree = jax.process_count() > 1 and jax.config.jax_enable_preemption_service
 
     def request_stop(signum, frame):
-        if stop["signal"] is not None:  # asked twice: stop now, without a checkpoint
+        if stop["asked"]:  # asked twice: stop now, without a checkpoint
             raise KeyboardInterrupt
-        stop["signal"] = signum
+        stop["asked"] = True
+        if agree:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            stop["signal"] = signum
 
-    old_handlers = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    signals = (signal.SIGINT,) if agree else (signal.SIGINT, signal.SIGTERM)
+    old_handlers = {s: signal.signal(s, request_stop) for s in signals}
     bar = None
-    if progress:
+    if progress and primary:
         from tqdm import tqdm
 
         bar = tqdm(total=tcfg.steps, initial=step, unit="step", dynamic_ncols=True)
@@ -381,7 +471,7 @@ def train(
     last: dict[str, float] = {}
     interrupted = False
     try:
-        with open(metrics_path, "a") as metrics_file:
+        with _metrics_writer(metrics_path, primary) as metrics_file:
 
             def flush(item):
                 nonlocal last
@@ -410,18 +500,20 @@ def train(
                 if states.critic is not None:
                     critic = states.critic
                     for i in range(config.loss.n_critic):
-                        batch = _device_batch(next(batches))
+                        batch = parallel.global_batch(next(batches), mesh)
                         critic, cm = critic_step(
                             critic, states.generator.params, batch, jax.random.fold_in(key, i)
                         )
                     states = States(states.generator, critic)
                     metrics.update(cm)
-                batch = _device_batch(next(batches))
+                batch = parallel.global_batch(next(batches), mesh)
                 critic_params = states.critic.params if states.critic is not None else None
                 gen, gm = generator_step(states.generator, critic_params, batch)
                 states = States(gen, states.critic)
                 metrics.update(gm)
                 step += 1
+                if agree and multihost_utils.reached_preemption_sync_point(step):
+                    stop["signal"] = signal.SIGTERM
                 if pending is not None:
                     flush(pending)
                 pending = (step, metrics, time.perf_counter() - t0)
@@ -435,12 +527,13 @@ def train(
                 if step % tcfg.sample_every == 0 or step == tcfg.steps:
                     params = states.generator.params
                     frames = _side_by_side(sample_fn(params, sample_x0, sample_x1))
-                    write_gif(
-                        workdir / "samples" / f"step_{step:07d}.gif",
-                        frames,
-                        fps=8,
-                        scale=max(1, 128 // config.data.image_size),
-                    )
+                    if primary:
+                        write_gif(
+                            workdir / "samples" / f"step_{step:07d}.gif",
+                            frames,
+                            fps=8,
+                            scale=max(1, 128 // config.data.image_size),
+                        )
             if pending is not None:
                 flush(pending)
             if stop["signal"] is not None and step < tcfg.steps:
@@ -457,8 +550,55 @@ def train(
     return TrainResult(workdir, step, states, last, interrupted)
 
 
-def _device_batch(batch: dict[str, np.ndarray]) -> Batch:
-    return {k: jnp.asarray(v) for k, v in batch.items()}
+def _read_run_config(path) -> Config:
+    """A run folder's ``config.toml``; through ``epath`` for a ``gs://`` folder."""
+    if is_remote(path):
+        return load_config(None, tomllib.loads(path.read_text()))
+    return load_config(str(path))
+
+
+class _Discard:
+    """The metrics file of processes other than 0."""
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class _ObjectLog:
+    """``metrics.jsonl`` on an object store, which cannot append: the whole file is uploaded
+    again at most every ``every_s`` seconds and on close."""
+
+    def __init__(self, path, every_s: float = 30.0):
+        self.path, self.every_s = path, every_s
+        self.parts = [path.read_text()] if path.exists() else []
+        self.uploaded = time.monotonic()
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+
+    def flush(self, force: bool = False) -> None:
+        if force or time.monotonic() - self.uploaded >= self.every_s:
+            self.path.write_text("".join(self.parts))
+            self.uploaded = time.monotonic()
+
+
+@contextlib.contextmanager
+def _metrics_writer(path, primary: bool):
+    """An append-only text file for ``metrics.jsonl`` (``write``, ``flush``)."""
+    if not primary:
+        yield _Discard()
+    elif is_remote(path):
+        log = _ObjectLog(path)
+        try:
+            yield log
+        finally:
+            log.flush(force=True)
+    else:
+        with open(path, "a") as f:
+            yield f
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

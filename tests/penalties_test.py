@@ -99,8 +99,10 @@ class GradientPenaltyTest(chex.TestCase):
         real = jax.random.uniform(key_r, (3, 4, 4, 1))
         fake = jax.random.uniform(key_f, (3, 4, 4, 1))
         critic = lambda x: jnp.sum(x**2, axis=(1, 2, 3))
-        # Independent reference: |grad| = 2 |x_interp| per sample, same eps draw.
-        eps = jax.random.uniform(key, (3, 1, 1, 1))
+        # Independent reference: |grad| = 2 |x_interp| per sample, same eps draw (example b
+        # draws from fold_in(key, b)).
+        draws = [jax.random.uniform(jax.random.fold_in(key, b), (1, 1, 1)) for b in range(3)]
+        eps = jnp.stack(draws)
         interp = eps * real + (1 - eps) * fake
         want = jnp.mean((2 * jnp.sqrt(jnp.sum(interp**2, axis=(1, 2, 3))) - 1) ** 2)
         got = gradient_penalty(critic, real, fake, key)
