@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST  := $(BIN)/python -m pytest
 
-.PHONY: install test test-all lint demo demo-fit bench clean
+.PHONY: install test test-all lint demo demo-fit bench results docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,7 +23,7 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	test -x $(BIN)/ruff || $(BIN)/python -m pip install -q -e ".[dev]"
-	$(BIN)/ruff check jwarp tests benchmarks *.py
+	$(BIN)/ruff check jwarp tests benchmarks docs *.py
 
 # Trains the quick CPU preset on the embedded faces for a few minutes and keeps its last sample.
 DEMO_STEPS ?= 400
@@ -36,6 +36,20 @@ demo: $(STAMP)
 # Fits one stationary field to one face pair (no training) and writes demo_fit.gif.
 demo-fit: $(STAMP)
 	$(BIN)/python -m jwarp.demo --out demo_fit.gif
+
+# Trains the three CPU presets (about 1 h on 2 cores), evaluates them and pair fitting on the
+# test split, and writes docs/results/*.json (README "Results").
+results: $(STAMP)
+	mkdir -p docs/results
+	for p in faces_l2 faces_gan digits_gan; do \
+		$(BIN)/python train.py --config $$p --workdir runs/$$p --no-progress && \
+		$(BIN)/python -m jwarp.evaluate --workdir runs/$$p --json docs/results/$$p.json || exit 1; \
+	done
+	$(BIN)/python -m jwarp.evaluate --fit --n 10 --json docs/results/pair_fit.json
+
+# The README's GIFs in docs/ from the runs that `make results` trains.
+docs: $(STAMP)
+	$(BIN)/python docs/make_gifs.py --runs runs
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_flow.py --json benchmarks/results_flow.json

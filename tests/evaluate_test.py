@@ -81,6 +81,7 @@ def test_faces_table_baselines_match_hand_computed_values(faces_run, tmp_path, c
     assert again["metrics"] == result["metrics"]
 
 
+@pytest.mark.slow  # ~15 s of compiles on 2 cores; the faces test above covers the CLI and tables
 def test_digits_table_counts_the_classifier_and_strokes(tmp_path):
     config = load_config(
         "smoke",

@@ -1,0 +1,49 @@
+"""The quality targets of the CPU presets (README "Results"): train each preset in full, then
+evaluate it on the test split. Slow (15-30 min each on a 2-core CPU): run by ``make test-all``.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from jwarp import evaluate
+from jwarp.config import load_config
+from jwarp.training import train
+
+pytestmark = pytest.mark.slow
+
+
+def _train_and_evaluate(preset: str, workdir: Path) -> dict:
+    train(load_config(preset), workdir, progress=False, log=lambda s: None)
+    result = evaluate.evaluate_run(workdir)
+    print(evaluate.format_table(result))
+    return result["metrics"]
+
+
+def test_faces_l2_preset(tmp_path):
+    m = _train_and_evaluate("faces_l2", tmp_path)
+    assert m["endpoint_psnr"]["model"] >= 30.0
+    assert m["psnr@0.5"]["model"] >= m["psnr@0.5"]["cross_dissolve"] + 3.0
+    assert m["neg_jacobian_pct"]["model"] <= 0.05
+    assert m["inverse_psnr"]["model"] >= 35.0
+
+
+def test_faces_gan_preset(tmp_path):
+    m = _train_and_evaluate("faces_gan", tmp_path)
+    assert m["endpoint_psnr"]["model"] >= m["endpoint_psnr"]["identity"] + 3.0
+    assert m["neg_jacobian_pct"]["model"] <= 0.1
+
+
+def test_digits_gan_preset(tmp_path):
+    m = _train_and_evaluate("digits_gan", tmp_path)
+    assert m["reached_target_pct"]["model"] >= 80.0
+    assert m["neg_jacobian_pct"]["model"] <= 0.1
+    # No tearing: warped 3s stay one piece as often as the real 3s are.
+    assert m["single_stroke_pct"]["model"] >= m["single_stroke_pct"]["identity"] - 5.0
+
+
+def test_pair_fitting_on_ten_faces():
+    result = evaluate.evaluate_fit(10)
+    m = result["metrics"]
+    assert m["endpoint_psnr"]["model"] >= 30.0
+    assert m["neg_jacobian_pct"]["model"] <= 0.05
