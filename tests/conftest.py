@@ -1,13 +1,28 @@
-"""Strict numerics for the whole test suite, and shared fixtures."""
+"""Strict numerics for the whole test suite, a shared compilation cache, and shared fixtures."""
 
+import atexit
 import io
+import os
+import shutil
 import struct
+import tempfile
 import zlib
 
-import jax
-import numpy as np
-import pytest
-from PIL import Image
+# Many tests train or animate the same tiny models in fresh jits (and fresh subprocesses):
+# one persistent compilation cache for this session, inherited by the subprocesses, skips
+# the XLA compile of a program seen before (about a quarter of a training test's time). It
+# starts empty, so every run still compiles everything once.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="jwarp-tests-jax-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import jax  # noqa: E402  (after the cache settings, which jax reads when imported)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 # Implicit rank promotion hides shape bugs ([H, W, 2] + [B, H, W, 2] silently broadcasting).
 jax.config.update("jax_numpy_rank_promotion", "raise")
