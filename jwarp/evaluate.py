@@ -49,6 +49,10 @@ SMILES = (0.25, 0.5, 0.75)
 METHODS = ("model", "identity", "cross_dissolve", "real_targets")
 
 
+class EvaluationError(ValueError):
+    """A problem with what ``jwarp.evaluate`` was asked to do; the message is one line."""
+
+
 def _mean(values) -> float:
     return float(np.mean(np.asarray(values, np.float64)))
 
@@ -141,7 +145,7 @@ def evaluate_run(
     x0 = x0[:count]
     x1 = x1[:count] if paired else x1
     if animator.needs_target and not paired:
-        raise ValueError(f"{workdir}: a pair-conditioned model needs paired test data")
+        raise EvaluationError(f"{workdir}: a pair-conditioned model needs paired test data")
     ts = jnp.asarray(TIMES)
 
     def solve(a, b):
@@ -287,10 +291,6 @@ def format_table(result: dict[str, Any]) -> str:
                 cells.append(f"{row[m]:.4f}" if "ssim" in key else f"{row[m]:.2f}")
         lines.append(key.ljust(width) + "".join(c.rjust(16) for c in cells))
     return "\n".join(lines)
-
-
-class EvaluationError(ValueError):
-    """A problem with what ``jwarp.evaluate`` was asked to do; the message is one line."""
 
 
 def _main(argv: list[str] | None) -> int:
