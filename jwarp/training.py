@@ -300,6 +300,53 @@ def make_step_fns(config: Config, states: States, mesh: Mesh | None = None):
     )
 
 
+def training_batches(config: Config, mesh: Mesh) -> data_lib.Batches:
+    """The training set's resumable batch stream; this process's rows of each global batch.
+
+    GAN mode is unpaired even on paired data: sources and targets are shuffled separately.
+    """
+    tcfg = config.train
+    x0, x1, paired = data_lib.load_dataset(config.data, "train", tcfg.seed)
+    return data_lib.Batches(
+        x0,
+        x1,
+        tcfg.batch_size,
+        paired=paired and config.loss.mode == "l2",
+        seed=tcfg.seed,
+        rows=parallel.local_rows(tcfg.batch_size, mesh),
+    )
+
+
+def train_iteration(
+    config: Config, states: States, batches, key: jax.Array, step_fns, mesh: Mesh
+) -> tuple[States, dict]:
+    """One iteration of ``train``: ``n_critic`` critic steps (GAN mode), then a generator step.
+
+    Args:
+      step_fns: ``(generator_step, critic_step)`` from ``make_step_fns``.
+      key: this iteration's key; critic step ``i`` uses ``fold_in(key, i)``.
+
+    Returns:
+      ``(states, device metrics)`` of the last critic step and the generator step.
+    """
+    generator_step, critic_step = step_fns
+    metrics = {}
+    if states.critic is not None:
+        critic = states.critic
+        for i in range(config.loss.n_critic):
+            batch = parallel.global_batch(next(batches), mesh)
+            critic, cm = critic_step(
+                critic, states.generator.params, batch, jax.random.fold_in(key, i)
+            )
+        states = States(states.generator, critic)
+        metrics.update(cm)
+    batch = parallel.global_batch(next(batches), mesh)
+    critic_params = states.critic.params if states.critic is not None else None
+    gen, gm = generator_step(states.generator, critic_params, batch)
+    metrics.update(gm)
+    return States(gen, states.critic), metrics
+
+
 # --- the host loop --------------------------------------------------------------------------
 
 
@@ -405,17 +452,7 @@ def train(
     if primary:
         save_config(config, config_path)
 
-    x0_train, x1_train, paired = data_lib.load_dataset(config.data, "train", tcfg.seed)
-    # GAN mode is unpaired even on paired data: sources and targets are shuffled separately.
-    paired = paired and config.loss.mode == "l2"
-    batches = data_lib.Batches(
-        x0_train,
-        x1_train,
-        tcfg.batch_size,
-        paired=paired,
-        seed=tcfg.seed,
-        rows=parallel.local_rows(tcfg.batch_size, mesh),
-    )
+    batches = training_batches(config, mesh)
     x0_test, x1_test, _ = data_lib.load_dataset(config.data, "test", tcfg.seed)
     n_samples = min(4, len(x0_test), len(x1_test))
     sample_x0, sample_x1 = x0_test[:n_samples], x1_test[:n_samples]
@@ -496,21 +533,9 @@ def train(
             while step < tcfg.steps and stop["signal"] is None:
                 t0 = time.perf_counter()
                 key = jax.random.fold_in(base_key, step)
-                metrics = {}
-                if states.critic is not None:
-                    critic = states.critic
-                    for i in range(config.loss.n_critic):
-                        batch = parallel.global_batch(next(batches), mesh)
-                        critic, cm = critic_step(
-                            critic, states.generator.params, batch, jax.random.fold_in(key, i)
-                        )
-                    states = States(states.generator, critic)
-                    metrics.update(cm)
-                batch = parallel.global_batch(next(batches), mesh)
-                critic_params = states.critic.params if states.critic is not None else None
-                gen, gm = generator_step(states.generator, critic_params, batch)
-                states = States(gen, states.critic)
-                metrics.update(gm)
+                states, metrics = train_iteration(
+                    config, states, batches, key, (generator_step, critic_step), mesh
+                )
                 step += 1
                 if agree and multihost_utils.reached_preemption_sync_point(step):
                     stop["signal"] = signal.SIGTERM

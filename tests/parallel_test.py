@@ -37,6 +37,8 @@ from jwarp.training import (
     _read_run_config,
     init_states,
     make_step_fns,
+    train_iteration,
+    training_batches,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,35 +62,13 @@ def _config(mode: str):
 
 def _run(config, states: States, base_key, mesh):
     """``STEPS`` iterations of ``train``'s loop: ``(per-step metrics, final states)``."""
-    tcfg = config.train
-    x0, x1, paired = data_lib.load_dataset(config.data, "train", tcfg.seed)
-    batches = data_lib.Batches(
-        x0,
-        x1,
-        tcfg.batch_size,
-        paired=paired,
-        seed=tcfg.seed,
-        rows=parallel.local_rows(tcfg.batch_size, mesh),
-    )
-    generator_step, critic_step = make_step_fns(config, states, mesh)
+    batches = training_batches(config, mesh)
+    step_fns = make_step_fns(config, states, mesh)
+    generator_step = step_fns[0]
     history = []
     for step in range(STEPS):
         key = jax.random.fold_in(base_key, step)
-        metrics = {}
-        if states.critic is not None:
-            critic = states.critic
-            for i in range(config.loss.n_critic):
-                batch = parallel.global_batch(next(batches), mesh)
-                critic, cm = critic_step(
-                    critic, states.generator.params, batch, jax.random.fold_in(key, i)
-                )
-            states = States(states.generator, critic)
-            metrics.update(cm)
-        batch = parallel.global_batch(next(batches), mesh)
-        critic_params = states.critic.params if states.critic is not None else None
-        gen, gm = generator_step(states.generator, critic_params, batch)
-        states = States(gen, states.critic)
-        metrics.update(gm)
+        states, metrics = train_iteration(config, states, batches, key, step_fns, mesh)
         history.append(jax.device_get(metrics))
     assert generator_step._cache_size() == 1  # placed states and batches: traced once
     losses = {k: np.array([float(m[k]) for m in history]) for k in history[0]}
