@@ -43,6 +43,7 @@ DIR_DATASETS = ("mnist", "folder", "npy")
 CONDITIONS = ("source", "pair")
 MODES = ("l2", "gan")
 GANS = ("wgan-gp", "lsgan")
+CRITIC_FAKES = ("fresh", "shared")
 
 
 class ConfigError(ValueError):
@@ -102,6 +103,12 @@ class LossConfig:
       w_rec: weight of the backward reconstruction term.
       gp_weight: WGAN-GP gradient-penalty weight (lambda).
       n_critic: critic steps per generator step.
+      critic_fakes: ``"fresh"``: each critic step warps its own batch of sources with the
+        current generator (one forward solve per critic step); ``"shared"``: one generator
+        forward per iteration gives the fakes of all ``n_critic`` critic steps (each against its
+        own batch of real targets), and the generator's gradient is taken through that same
+        forward after the critic steps, as in the authors' loop: an iteration costs one
+        generator step plus ``n_critic`` critic-only updates.
     """
 
     mode: str = "l2"
@@ -111,6 +118,7 @@ class LossConfig:
     w_rec: float = 0.01
     gp_weight: float = 10.0
     n_critic: int = 10
+    critic_fakes: str = "fresh"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,6 +334,7 @@ _RULES: dict[str, tuple] = {
     "loss.w_rec": _non_negative(),
     "loss.gp_weight": _non_negative(),
     "loss.n_critic": _int_at_least(1),
+    "loss.critic_fakes": _one_of(CRITIC_FAKES),
     "optim.lr": _positive(),
     "optim.b1": (lambda v: 0 <= v < 1, "0 <= b1 < 1"),
     "optim.b2": (lambda v: 0 <= v < 1, "0 <= b2 < 1"),

@@ -14,6 +14,11 @@ Two loops run the same solvers:
   for fixed steps and exact discrete gradients (= ``checkpoint``). XLA:CPU differentiates
   convolutions inside a rolled loop very slowly; unrolled, the ``neural`` field's gradient is
   many times faster on CPU (``benchmarks/bench_flow.py``). It steps exactly onto every save time.
+* ``"scan"``: the same fixed steps in one ``lax.scan`` (compiled once, whatever the step
+  count). With ``remat = false`` its gradient keeps every step's network activations instead of
+  recomputing them as diffrax's checkpointed loop does: one network pass fewer per step, for
+  memory that grows with the steps (the authors' U-Net, batch 64, 40 passes: see
+  ``benchmarks/``).
 
 ``"auto"`` chooses ``unrolled`` on CPU for the ``neural`` field's fixed-step, ``checkpoint``-
 adjoint solves with concrete ``ts`` and at most ``SolverConfig.max_unrolled_steps`` steps, and
@@ -45,7 +50,7 @@ from jwarp.velocity import (
 SOLVERS = ("euler", "heun", "rk4", "tsit5", "dopri5")
 ADAPTIVE_SOLVERS = ("tsit5", "dopri5")
 ADJOINTS = ("checkpoint", "backsolve")
-LOOPS = ("auto", "diffrax", "unrolled")
+LOOPS = ("auto", "diffrax", "unrolled", "scan")
 DIRECTIONS = ("forward", "backward")
 
 
@@ -80,10 +85,9 @@ class SolverConfig:
       loop: ``"auto"``, ``"diffrax"`` or ``"unrolled"`` (see the module docstring).
       max_unrolled_steps: ``"auto"`` unrolls at most this many steps (compile time grows with
         them).
-      remat: in the unrolled loop, keep only each step's input for the backward pass and
-        recompute the step's activations (``jax.checkpoint``): about one extra forward pass,
-        but memory no longer grows with steps x network activations (the authors' U-Net at
-        batch 64 needs 35 GB for 40 passes without it).
+      remat: in the unrolled and scan loops, keep only each step's input for the backward pass
+        and recompute the step's activations (``jax.checkpoint``): about one extra forward
+        pass, but memory no longer grows with steps x network activations.
       padding: how the stationary ``v`` is extended outside the frame.
     """
 
@@ -118,11 +122,11 @@ class SolverConfig:
             raise ValueError(
                 f"flow.adaptive: needs solver in {ADAPTIVE_SOLVERS}, got {self.solver!r}"
             )
-        if self.adaptive and self.loop == "unrolled":
-            raise ValueError("flow.loop: 'unrolled' needs fixed steps (adaptive = false)")
-        if self.adjoint == "backsolve" and self.loop == "unrolled":
+        if self.adaptive and self.loop in ("unrolled", "scan"):
+            raise ValueError(f"flow.loop: {self.loop!r} needs fixed steps (adaptive = false)")
+        if self.adjoint == "backsolve" and self.loop in ("unrolled", "scan"):
             raise ValueError(
-                "flow.loop: 'unrolled' gives exact discrete gradients; use "
+                f"flow.loop: {self.loop!r} gives exact discrete gradients; use "
                 "adjoint = 'checkpoint' with it"
             )
         if self.rtol <= 0 or self.atol <= 0 or self.max_steps < 1:
@@ -241,23 +245,25 @@ def _use_unrolled(config: SolverConfig, ts_np: np.ndarray | None) -> bool:
     )
 
 
-def resolve_loop(config: SolverConfig, conv_impl: str) -> SolverConfig:
-    """Resolves ``loop = "auto"`` for a ``neural`` field whose network uses ``conv_impl``.
+WIDE_NETWORK = 256  # channels; see resolve_loop
 
-    Unrolling helps only with XLA's convolutions (``"lax"``), which XLA:CPU differentiates very
-    slowly inside a rolled loop; with ``"im2col"`` (wide networks) the rolled diffrax loop is
-    fast enough and keeps memory at one network pass (XLA:CPU does not bound the memory of 40
-    unrolled, rematerialised passes of the authors' U-Net: it ran out of 24 GB).
+
+def resolve_loop(config: SolverConfig, widest: int) -> SolverConfig:
+    """Resolves ``loop = "auto"`` for a ``neural`` field whose network is ``widest`` channels wide.
+
+    A wide network (``>= WIDE_NETWORK`` channels, the authors' U-Net) keeps a rolled loop: 40
+    unrolled passes of it compile slowly and XLA:CPU does not bound their memory (it ran out of
+    24 GB). Narrow networks are left to ``"auto"``, which unrolls them on CPU.
 
     Args:
       config: solver settings.
-      conv_impl: the resolved convolution implementation, ``"lax"`` or ``"im2col"``.
+      widest: the network's largest channel count.
 
     Returns:
-      ``config`` with ``loop = "diffrax"`` for im2col networks; otherwise unchanged (``"auto"``
+      ``config`` with ``loop = "diffrax"`` for wide networks; otherwise unchanged (``"auto"``
       then decides per call, from the number of steps the save times need).
     """
-    if config.loop == "auto" and conv_impl == "im2col":
+    if config.loop == "auto" and widest >= WIDE_NETWORK:
         return dataclasses.replace(config, loop="diffrax")
     return config
 
@@ -308,10 +314,11 @@ def integrate(
     else:
         vector_field = lambda t, y, a: (velocity(t, y[0], a), zeros_b, zeros_b)
 
-    if _use_unrolled(config, ts_np):
+    if config.loop == "scan" or _use_unrolled(config, ts_np):
         if ts_np is None:
-            raise ValueError("ts: the unrolled loop needs concrete (non-traced) save times")
-        disp, jd, og = _integrate_unrolled(vector_field, args, y0, ts_np, sign, config)
+            raise ValueError(f"ts: the {config.loop} loop needs concrete (non-traced) save times")
+        run = _integrate_scan if config.loop == "scan" else _integrate_unrolled
+        disp, jd, og = run(vector_field, args, y0, ts_np, sign, config)
     else:
         disp, jd, og = _integrate_diffrax(vector_field, args, y0, ts, ts_np, sign, config)
     chex.assert_shape(disp, (ts.shape[0], b, h, w, 2))
@@ -336,6 +343,28 @@ def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config):
     # Look each save time up at its (possibly merged) grid point.
     disp = jnp.stack([saved[float(grid[np.argmin(np.abs(grid - t))])] for t in ts_np])
     return disp, y[1], y[2]
+
+
+def _integrate_scan(vector_field, args, y0, ts_np, sign, config):
+    tab = _TABLEAUS[config.solver]
+    grid = _unrolled_grid(config.step_size, ts_np)
+    times = jnp.asarray(sign * grid[:-1], jnp.float32)
+    steps = jnp.asarray(sign * np.diff(grid), jnp.float32)
+
+    def body(y, time_step):
+        t, h = time_step
+        y = _rk_step(vector_field, tab, t, y, args, h)
+        return y, y[0]
+
+    if config.remat:
+        body = jax.checkpoint(body)
+    y, disps = jax.lax.scan(body, y0, (times, steps))
+    # Row k of ``disps`` is the displacement at grid[k + 1]; only the saved rows are kept.
+    where = [int(np.argmin(np.abs(grid - t))) for t in ts_np]
+    if all(k == len(grid) - 1 for k in where):  # only the end: no gather
+        return jnp.stack([y[0]] * len(where)), y[1], y[2]
+    disps = jnp.concatenate([y0[0][None], disps])
+    return disps[np.asarray(where)], y[1], y[2]
 
 
 def _integrate_diffrax(vector_field, args, y0, ts, ts_np, sign, config):

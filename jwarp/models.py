@@ -2,16 +2,16 @@
 
 Both use only per-sample normalisation (or none), so one image's output never depends on the
 other images of its batch. Every convolution can run as XLA's native convolution (``"lax"``, the
-right choice on GPU/TPU) or as shifted views + one matmul (``"im2col"``): on CPU the matmul form
-runs the authors' wide U-Net about 3x faster, while narrow networks are faster with ``"lax"``
-(see ``benchmarks/bench_flow.py``). ``"auto"`` picks ``im2col`` on CPU for networks with 256 or
-more channels and ``lax`` otherwise.
+right choice on GPU/TPU) or as shifted views + one matmul (``"im2col"``). ``"auto"`` decides per
+convolution: ``im2col`` on CPU for output maps of at most 4 positions, where XLA:CPU's
+convolution is up to 100x slower, ``lax`` everywhere else (see ``IM2COL_MAX_POSITIONS``).
 Both implementations use the same parameters, so a checkpoint moves freely between them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal
 
 import chex
@@ -29,24 +29,26 @@ NORMS = ("none", "group", "layer")
 _torch_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-# On CPU, im2col beat XLA's convolution for the authors' U-Net (up to 1024 channels: 3.5x
-# forward, 2.8x forward+backward) but lost for a small one (<= 64 channels: 3x slower gradient
-# of the unrolled neural flow); see benchmarks/bench_flow.py.
-IM2COL_MIN_WIDTH = 256
+# XLA:CPU's convolution is pathologically slow on tiny maps: on the 2-core CPU, the authors'
+# 2x2x512 -> 1024 bottleneck conv (batch 64) took 2.8 s forward and 6.0 s forward+backward with
+# lax, 29 ms and 84 ms as one matmul; the 4x4 -> 2x2 stride-2 conv's gradient 315 ms vs 23 ms.
+# On maps of 16 or more positions lax was as fast or faster (up to 5x on 32x32 maps, where
+# building the patch matrix costs more than its matmul). See benchmarks/bench_flow.py.
+IM2COL_MAX_POSITIONS = 4
 
 
-def resolve_conv_impl(impl: str, widest: int = IM2COL_MIN_WIDTH) -> str:
-    """Resolves ``"auto"``: ``"im2col"`` on CPU for wide networks, else ``"lax"``.
+def resolve_conv_impl(impl: str, positions: int) -> str:
+    """Resolves ``"auto"`` for one convolution: ``"im2col"`` on CPU for tiny output maps.
 
     Args:
       impl: ``"auto"``, ``"lax"`` or ``"im2col"``.
-      widest: the network's largest channel count.
+      positions: the output map's ``H * W``.
     """
     if impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl: expected one of {CONV_IMPLS}, got {impl!r}")
     if impl == "auto":
-        wide = widest >= IM2COL_MIN_WIDTH
-        return "im2col" if jax.default_backend() == "cpu" and wide else "lax"
+        tiny = positions <= IM2COL_MAX_POSITIONS
+        return "im2col" if jax.default_backend() == "cpu" and tiny else "lax"
     return impl
 
 
@@ -70,25 +72,38 @@ class Conv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (k, k, cin, self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         pads = lax.padtype_to_pads(x.shape[1:3], (k, k), (s, s), self.padding)
-        if resolve_conv_impl(self.impl) == "lax":
+        ho, wo = ((n + lo + hi - k) // s + 1 for n, (lo, hi) in zip(x.shape[1:3], pads))
+        if resolve_conv_impl(self.impl, ho * wo) == "lax":
             y = lax.conv_general_dilated(
                 x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
             )
         else:
-            xp = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
-            ho = (xp.shape[1] - k) // s + 1
-            wo = (xp.shape[2] - k) // s + 1
-            # Patch channels are ordered (ky, kx, c_in), matching kernel.reshape below.
-            cols = jnp.concatenate(
-                [
-                    xp[:, i : i + (ho - 1) * s + 1 : s, j : j + (wo - 1) * s + 1 : s, :]
-                    for i in range(k)
-                    for j in range(k)
-                ],
-                axis=-1,
-            )
-            y = jnp.dot(cols, kernel.reshape(k * k * cin, self.features))
+            y = _im2col_conv(x, kernel, s, tuple(map(tuple, pads)))
         return y + bias.reshape(1, 1, 1, -1)
+
+
+@functools.partial(jax.checkpoint, static_argnums=(2, 3))
+def _im2col_conv(x, kernel, stride: int, pads):
+    """Convolution as one matmul over the ``k*k`` shifted views of ``x``.
+
+    Under ``jax.checkpoint``, so a gradient keeps ``x`` (not the ``k*k``-times larger patch
+    matrix) and rebuilds the patches in the backward pass: a copy, cheap next to the matmuls.
+    """
+    k, _, cin, cout = kernel.shape
+    s = stride
+    xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    ho = (xp.shape[1] - k) // s + 1
+    wo = (xp.shape[2] - k) // s + 1
+    # Patch channels are ordered (ky, kx, c_in), matching kernel.reshape below.
+    cols = jnp.concatenate(
+        [
+            xp[:, i : i + (ho - 1) * s + 1 : s, j : j + (wo - 1) * s + 1 : s, :]
+            for i in range(k)
+            for j in range(k)
+        ],
+        axis=-1,
+    )
+    return jnp.dot(cols, kernel.reshape(k * k * cin, cout))
 
 
 def _norm(kind: str, features: int) -> nn.Module | None:
@@ -173,9 +188,10 @@ class UNetConfig:
                 f"unet.conv_impl: expected one of {CONV_IMPLS}, got {self.conv_impl!r}"
             )
 
-    def resolved_conv_impl(self) -> str:
-        """The convolution implementation ``"auto"`` stands for on this backend."""
-        return resolve_conv_impl(self.conv_impl, max(self.encoder + self.decoder + self.extra))
+    @property
+    def widest(self) -> int:
+        """The largest channel count of any level."""
+        return max(self.encoder + self.decoder + self.extra)
 
     @classmethod
     def paper(cls, **overrides) -> UNetConfig:
@@ -205,7 +221,7 @@ class UNet(nn.Module):
         b, h, w, _ = x.shape
         if cfg.add_coords:
             x = jnp.concatenate([x, coordinate_channels(b, h, w).astype(x.dtype)], axis=-1)
-        impl = cfg.resolved_conv_impl()
+        impl = cfg.conv_impl
         block = lambda c, stride=1: ConvBlock(c, 3, stride, cfg.norm, impl)
 
         skips, y = [], x
@@ -262,7 +278,7 @@ class Critic(nn.Module):
     def __call__(self, x: Float[Array, "B H W C"]) -> Float[Array, " B"]:
         cfg = self.config
         chex.assert_rank(x, 4)
-        impl = resolve_conv_impl(cfg.conv_impl, max(cfg.channels))
+        impl = cfg.conv_impl
         for c in cfg.channels:
             x = ConvBlock(c, 4, 2, cfg.norm, impl)(x)
         # The authors' 4x4 "valid" head (32 px -> one score); smaller maps keep their size, so

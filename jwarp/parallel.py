@@ -47,6 +47,11 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(AXIS))
 
 
+def stacked_batch_sharded(mesh: Mesh) -> NamedSharding:
+    """Axis 1 split over the devices (stacked batches ``[K, B, H, W, C]``)."""
+    return NamedSharding(mesh, PartitionSpec(None, AXIS))
+
+
 def check_batch_size(batch_size: int, n_devices: int) -> None:
     """Raises a one-line ``ConfigError`` unless ``batch_size`` splits evenly over the devices.
 
@@ -89,6 +94,12 @@ def global_batch(local: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.A
       ``{"x0": [B, H, W, C], ...}`` with ``B = b * n_processes``, sharded by ``batch_sharded``.
     """
     return jax.make_array_from_process_local_data(batch_sharded(mesh), dict(local))
+
+
+def stacked_batch(local: np.ndarray, mesh: Mesh) -> jax.Array:
+    """This process's rows of ``K`` stacked batches ``[K, b, ...]`` -> one global array
+    ``[K, B, ...]`` split over ``mesh`` along axis 1 (``stacked_batch_sharded``)."""
+    return jax.make_array_from_process_local_data(stacked_batch_sharded(mesh), local)
 
 
 # Environment variables that mean "this process is one of several" (jax.distributed reads the
@@ -137,4 +148,6 @@ __all__ = [
     "local_rows",
     "multi_process_env",
     "replicated",
+    "stacked_batch",
+    "stacked_batch_sharded",
 ]

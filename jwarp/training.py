@@ -118,7 +118,7 @@ def create_states(
     """
     size, channels = config.data.image_size, config.data.channels
     k_gen, k_critic = jax.random.split(key)
-    unet = UNet(config.model.unet)
+    unet = UNet(resolve(config).model.unet)
     x = jnp.zeros((1, size, size, generator_in_channels(config)), jnp.float32)
     gen = train_state.TrainState.create(
         apply_fn=unet.apply,
@@ -198,28 +198,23 @@ def generate(config: Config, apply_fn: Callable, params: Any, batch: Batch, pena
     return warp(x0, fwd.disp[-1]), fwd, bwd
 
 
-def generator_loss(params, critic_params, batch: Batch, config: Config, apply_fn, critic_fn):
-    """The generator objective of SPEC §5 and its parts."""
+def _generator_parts(params, batch: Batch, config: Config, apply_fn):
+    """The solves of a generator step: ``(x1_hat, rest, metrics)``.
+
+    ``rest`` is every term of the generator loss but ``L_fit``: the penalties of both
+    directions and the weighted reconstruction term.
+    """
     loss_cfg = config.loss
     x1_hat, fwd, bwd = generate(config, apply_fn, params, batch, penalties=True)
-    endpoint = _sq_err(x1_hat, batch["x1"])
-    if loss_cfg.mode == "l2":
-        fit = endpoint
-    else:
-        scores = critic_fn(critic_params, x1_hat)
-        fit = -jnp.mean(scores) if loss_cfg.gan == "wgan-gp" else 0.5 * jnp.mean((scores - 1) ** 2)
     rec = _sq_err(warp(x1_hat, bwd.disp[-1]), batch["x0"])
     jd, og, jd_b, og_b = (jnp.mean(p) for p in (fwd.jd, fwd.og, bwd.jd, bwd.og))
-    loss = (
-        fit
-        + loss_cfg.w_jd * jd
+    rest = (
+        loss_cfg.w_jd * jd
         + loss_cfg.w_og * og
         + loss_cfg.w_rec * (rec + loss_cfg.w_jd * jd_b + loss_cfg.w_og * og_b)
     )
     metrics = {
-        "loss": loss,
-        "fit": fit,
-        "endpoint_sq": endpoint,
+        "endpoint_sq": _sq_err(x1_hat, batch["x1"]),
         "rec_sq": rec,
         "jd": jd,
         "og": og,
@@ -227,14 +222,30 @@ def generator_loss(params, critic_params, batch: Batch, config: Config, apply_fn
         "og_back": og_b,
         "neg_jac_frac": jnp.mean(jacobian_det(fwd.disp[-1]) <= 0),
     }
-    return loss, metrics
+    return x1_hat, rest, metrics
 
 
-def critic_loss(critic_params, gen_params, batch: Batch, key, config: Config, apply_fn, critic_fn):
+def _adversarial_fit(config: Config, critic_fn, critic_params, x1_hat):
+    """``L_fit`` of GAN mode: ``-mean D(x1_hat)`` (WGAN) or ``½ mean (D(x1_hat) - 1)^2``."""
+    scores = critic_fn(critic_params, x1_hat)
+    if config.loss.gan == "wgan-gp":
+        return -jnp.mean(scores)
+    return 0.5 * jnp.mean((scores - 1) ** 2)
+
+
+def generator_loss(params, critic_params, batch: Batch, config: Config, apply_fn, critic_fn):
+    """The generator objective of SPEC §5 and its parts."""
+    x1_hat, rest, metrics = _generator_parts(params, batch, config, apply_fn)
+    if config.loss.mode == "l2":
+        fit = metrics["endpoint_sq"]
+    else:
+        fit = _adversarial_fit(config, critic_fn, critic_params, x1_hat)
+    loss = fit + rest
+    return loss, {"loss": loss, "fit": fit, **metrics}
+
+
+def _critic_objective(critic_params, fake, real, key, config: Config, critic_fn):
     """WGAN-GP: ``mean D(fake) - mean D(real) + lambda GP``; LSGAN: least squares."""
-    x1_hat, _, _ = generate(config, apply_fn, gen_params, batch, penalties=False)
-    fake = jax.lax.stop_gradient(x1_hat)
-    real = batch["x1"]
     d = lambda x: critic_fn(critic_params, x)
     d_real, d_fake = d(real), d(fake)
     if config.loss.gan == "wgan-gp":
@@ -246,22 +257,56 @@ def critic_loss(critic_params, gen_params, batch: Batch, key, config: Config, ap
     return loss, {"critic_loss": loss, "d_real": jnp.mean(d_real), "d_fake": jnp.mean(d_fake)}
 
 
+def critic_loss(critic_params, gen_params, batch: Batch, key, config: Config, apply_fn, critic_fn):
+    """The critic objective on fakes warped from ``batch["x0"]`` by ``gen_params``."""
+    x1_hat, _, _ = generate(config, apply_fn, gen_params, batch, penalties=False)
+    fake = jax.lax.stop_gradient(x1_hat)
+    return _critic_objective(critic_params, fake, batch["x1"], key, config, critic_fn)
+
+
 def resolve(config: Config) -> Config:
-    """``config`` with ``flow.loop = "auto"`` resolved for its U-Net (see ``resolve_loop``)."""
-    flow_cfg = resolve_loop(config.flow, config.model.unet.resolved_conv_impl())
-    return dataclasses.replace(config, flow=flow_cfg)
+    """``config`` with ``flow.loop = "auto"`` resolved for its U-Net (see ``resolve_loop``), and
+    ``unet.conv_impl = "auto"`` resolved to ``"im2col"`` for a ``neural`` field in a rolled
+    loop on CPU: XLA:CPU's convolution weight gradient inside a loop is 15-50x slower than
+    unrolled, the matmul form's is not (``benchmarks/README.md``)."""
+    flow_cfg = resolve_loop(config.flow, config.model.unet.widest)
+    unet = config.model.unet
+    rolled = flow_cfg.loop in ("diffrax", "scan")
+    if (
+        flow_cfg.field == "neural"
+        and rolled
+        and unet.conv_impl == "auto"
+        and jax.default_backend() == "cpu"
+    ):
+        unet = dataclasses.replace(unet, conv_impl="im2col")
+    model = dataclasses.replace(config.model, unet=unet)
+    return dataclasses.replace(config, flow=flow_cfg, model=model)
 
 
-def make_step_fns(config: Config, states: States, mesh: Mesh | None = None):
-    """Jitted ``generator_step`` and ``critic_step`` (states donated), data parallel on ``mesh``.
+class StepFns(NamedTuple):
+    """The jitted steps of ``make_step_fns``.
 
-    ``generator_step(gen_state, critic_params, batch) -> (gen_state, metrics)``;
-    ``critic_step(critic_state, gen_params, batch, key) -> (critic_state, metrics)``.
+    Attributes:
+      generator_step: ``(gen_state, critic_params, batch) -> (gen_state, metrics)``.
+      critic_step: ``(critic_state, gen_params, batch, key) -> (critic_state, metrics)``, fakes
+        warped from ``batch["x0"]`` (``loss.critic_fakes = "fresh"``).
+      gan_step: ``(gen_state, critic_state, batch, reals, key) -> (gen_state, critic_state,
+        metrics)``: one ``"shared"`` GAN iteration (``reals [n_critic, B, H, W, C]``); ``None``
+        in L2 mode.
+    """
+
+    generator_step: Callable
+    critic_step: Callable
+    gan_step: Callable | None
+
+
+def make_step_fns(config: Config, states: States, mesh: Mesh | None = None) -> StepFns:
+    """Jitted training steps (states donated), data parallel on ``mesh``.
 
     States, parameters, keys and metrics are replicated over ``mesh`` (default: all devices,
-    ``parallel.data_mesh()``); the batch ``{"x0": [B, H, W, C], ...}`` is split along ``B``.
-    The losses are batch means, so the gradients XLA computes are averaged over all ``B``
-    examples whatever the device count.
+    ``parallel.data_mesh()``); batches ``{"x0": [B, H, W, C], ...}`` are split along ``B``
+    (``reals [n_critic, B, H, W, C]`` along its second axis). The losses are batch means, so the
+    gradients XLA computes are averaged over all ``B`` examples whatever the device count.
     """
     config = resolve(config)
     mesh = parallel.data_mesh() if mesh is None else mesh
@@ -284,7 +329,50 @@ def make_step_fns(config: Config, states: States, mesh: Mesh | None = None):
         )
         return critic_state.apply_gradients(grads=grads), metrics
 
-    return (
+    def gan_step(gen_state, critic_state, batch, reals, key):
+        # One generator forward (both solves, penalties), kept for its backward pass.
+        def parts(params):
+            x1_hat, rest, metrics = _generator_parts(params, batch, config, apply_fn)
+            return (x1_hat, rest), metrics
+
+        (x1_hat, rest), pullback, metrics = jax.vjp(parts, gen_state.params, has_aux=True)
+        fake = jax.lax.stop_gradient(x1_hat)
+
+        def critic_update(state, inputs):
+            real, i = inputs
+            grads, cm = jax.grad(_critic_objective, has_aux=True)(
+                state.params, fake, real, jax.random.fold_in(key, i), config, critic_fn
+            )
+            return state.apply_gradients(grads=grads), cm
+
+        n = reals.shape[0]
+        # Unrolled: XLA:CPU computes convolution weight gradients inside a loop 15-50x slower.
+        critic_state, cms = jax.lax.scan(
+            critic_update, critic_state, (reals, jnp.arange(n)), unroll=True
+        )
+        # L_fit against the updated critic, back through the same forward.
+        fit, dfit = jax.value_and_grad(
+            lambda x: _adversarial_fit(config, critic_fn, critic_state.params, x)
+        )(x1_hat)
+        (grads,) = pullback((dfit, jnp.ones_like(rest)))
+        metrics = {
+            "loss": fit + rest,
+            "fit": fit,
+            **metrics,
+            "grad_norm": optax.tree.norm(grads),
+            **jax.tree.map(lambda m: m[-1], cms),
+        }
+        return gen_state.apply_gradients(grads=grads), critic_state, metrics
+
+    gan = None
+    if config.loss.mode == "gan":
+        gan = jax.jit(
+            gan_step,
+            in_shardings=(repl, repl, rows, parallel.stacked_batch_sharded(mesh), repl),
+            out_shardings=repl,
+            donate_argnums=(0, 1),
+        )
+    return StepFns(
         jax.jit(
             generator_step,
             in_shardings=(repl, repl, rows),
@@ -297,6 +385,7 @@ def make_step_fns(config: Config, states: States, mesh: Mesh | None = None):
             out_shardings=repl,
             donate_argnums=0,
         ),
+        gan,
     )
 
 
@@ -318,31 +407,39 @@ def training_batches(config: Config, mesh: Mesh) -> data_lib.Batches:
 
 
 def train_iteration(
-    config: Config, states: States, batches, key: jax.Array, step_fns, mesh: Mesh
+    config: Config, states: States, batches, key: jax.Array, step_fns: StepFns, mesh: Mesh
 ) -> tuple[States, dict]:
     """One iteration of ``train``: ``n_critic`` critic steps (GAN mode), then a generator step.
 
+    Every iteration draws ``n_critic + 1`` batches in GAN mode (one per critic step, then the
+    generator's) and one in L2 mode, whatever ``loss.critic_fakes`` is.
+
     Args:
-      step_fns: ``(generator_step, critic_step)`` from ``make_step_fns``.
+      step_fns: from ``make_step_fns``.
       key: this iteration's key; critic step ``i`` uses ``fold_in(key, i)``.
 
     Returns:
       ``(states, device metrics)`` of the last critic step and the generator step.
     """
-    generator_step, critic_step = step_fns
     metrics = {}
+    if states.critic is not None and config.loss.critic_fakes == "shared":
+        reals = [next(batches)["x1"] for _ in range(config.loss.n_critic)]
+        reals = parallel.stacked_batch(np.stack(reals), mesh)
+        batch = parallel.global_batch(next(batches), mesh)
+        gen, critic, metrics = step_fns.gan_step(states.generator, states.critic, batch, reals, key)
+        return States(gen, critic), metrics
     if states.critic is not None:
         critic = states.critic
         for i in range(config.loss.n_critic):
             batch = parallel.global_batch(next(batches), mesh)
-            critic, cm = critic_step(
+            critic, cm = step_fns.critic_step(
                 critic, states.generator.params, batch, jax.random.fold_in(key, i)
             )
         states = States(states.generator, critic)
         metrics.update(cm)
     batch = parallel.global_batch(next(batches), mesh)
     critic_params = states.critic.params if states.critic is not None else None
-    gen, gm = generator_step(states.generator, critic_params, batch)
+    gen, gm = step_fns.generator_step(states.generator, critic_params, batch)
     metrics.update(gm)
     return States(gen, states.critic), metrics
 
@@ -466,7 +563,7 @@ def train(
         batches.restore(record["data"])
         step = int(record["step"])
         log(f"resuming {workdir} from step {step}")
-    generator_step, critic_step = make_step_fns(config, states, mesh)
+    step_fns = make_step_fns(config, states, mesh)
     sample_fn = _sample_fn(config, states.generator.apply_fn, mesh)
 
     metrics_path = workdir / "metrics.jsonl"
@@ -533,9 +630,7 @@ def train(
             while step < tcfg.steps and stop["signal"] is None:
                 t0 = time.perf_counter()
                 key = jax.random.fold_in(base_key, step)
-                states, metrics = train_iteration(
-                    config, states, batches, key, (generator_step, critic_step), mesh
-                )
+                states, metrics = train_iteration(config, states, batches, key, step_fns, mesh)
                 step += 1
                 if agree and multihost_utils.reached_preemption_sync_point(step):
                     stop["signal"] = signal.SIGTERM
@@ -648,6 +743,7 @@ def _parse_record(line: str) -> dict | None:
 
 __all__ = [
     "RunFolderError",
+    "StepFns",
     "States",
     "TrainResult",
     "TrainingError",

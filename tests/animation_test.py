@@ -88,7 +88,7 @@ def run_dir(tmp_path_factory, pair):
         },
     )
     states = create_states(config, jax.random.key(0), 1)
-    generator_step, _ = make_step_fns(config, states)
+    generator_step = make_step_fns(config, states).generator_step
     gen = states.generator
     batch = {"x0": jnp.asarray(pair[0]), "x1": jnp.asarray(pair[1])}
     workdir = tmp_path_factory.mktemp("project") / "runs" / "shift"

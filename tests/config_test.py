@@ -157,6 +157,7 @@ def test_int_is_accepted_for_float_and_converted():
         ("data.image_size", 4),
         ("data.name", "cifar"),
         ("loss.n_critic", 0),
+        ("loss.critic_fakes", "stale"),
         ("loss.mode", "wgan"),
         ("loss.gan", "hinge"),
         ("loss.w_rec", -1.0),

@@ -1,5 +1,7 @@
 """U-Net and critic: sizes, conv implementations, per-sample independence."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -54,13 +56,26 @@ def test_im2col_matches_lax_conv_and_its_gradient(shape, k, stride, padding):
     chex.assert_trees_all_close(g_lax, g_mm, atol=1e-4, rtol=1e-4)
 
 
-def test_auto_conv_impl_follows_backend():
+def test_auto_conv_impl_is_im2col_only_for_tiny_maps_on_cpu():
     cpu = jax.default_backend() == "cpu"
-    assert resolve_conv_impl("auto", widest=1024) == ("im2col" if cpu else "lax")
-    assert resolve_conv_impl("auto", widest=32) == "lax"
-    assert resolve_conv_impl("im2col", widest=32) == "im2col"
+    assert resolve_conv_impl("auto", positions=4) == ("im2col" if cpu else "lax")
+    assert resolve_conv_impl("auto", positions=16) == "lax"
+    assert resolve_conv_impl("im2col", positions=1024) == "im2col"
+    assert resolve_conv_impl("lax", positions=1) == "lax"
     with pytest.raises(ValueError, match="conv_impl"):
-        resolve_conv_impl("winograd")
+        resolve_conv_impl("winograd", positions=4)
+
+
+def test_auto_unet_equals_the_lax_unet():
+    """The per-convolution choice (a 2x2 bottleneck goes im2col on CPU) changes nothing but
+    float rounding: same parameters, same velocities."""
+    x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+    auto = UNet(UNetConfig.tiny(encoder=(8, 8, 8), decoder=(8, 8, 8), final_init_std=0.1))
+    lax_only = UNet(dataclasses.replace(auto.config, conv_impl="lax"))
+    params = jax.jit(auto.init)(jax.random.key(1), x)
+    chex.assert_trees_all_close(
+        jax.jit(auto.apply)(params, x), jax.jit(lax_only.apply)(params, x), atol=1e-5, rtol=1e-4
+    )
 
 
 @pytest.mark.parametrize("size", [(16, 16), (13, 21)])

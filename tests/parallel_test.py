@@ -57,35 +57,40 @@ RTOL, ATOL = 1e-5, 1e-6
 
 
 def _config(mode: str):
-    return load_config("smoke", {**OVERRIDES, "loss.mode": mode})
+    """``"l2"``, ``"gan"`` (fresh fakes per critic step) or ``"gan_shared"``."""
+    extra = {"loss.critic_fakes": "shared"} if mode == "gan_shared" else {}
+    return load_config("smoke", {**OVERRIDES, "loss.mode": mode.removesuffix("_shared"), **extra})
 
 
 def _run(config, states: States, base_key, mesh):
     """``STEPS`` iterations of ``train``'s loop: ``(per-step metrics, final states)``."""
     batches = training_batches(config, mesh)
     step_fns = make_step_fns(config, states, mesh)
-    generator_step = step_fns[0]
+    shared = config.loss.mode == "gan" and config.loss.critic_fakes == "shared"
+    used = step_fns.gan_step if shared else step_fns.generator_step
     history = []
     for step in range(STEPS):
         key = jax.random.fold_in(base_key, step)
         states, metrics = train_iteration(config, states, batches, key, step_fns, mesh)
         history.append(jax.device_get(metrics))
-    assert generator_step._cache_size() == 1  # placed states and batches: traced once
+    assert used._cache_size() == 1  # placed states and batches: traced once
     losses = {k: np.array([float(m[k]) for m in history]) for k in history[0]}
     return losses, states
 
 
 def _both_modes(mesh) -> dict:
-    """``{mode: (losses, states)}`` for l2 and gan from one initialisation, and ``"init"``:
-    the initial generator parameters."""
+    """``{mode: (losses, states)}`` for l2, gan and gan_shared from one initialisation, and
+    ``"init"``: the initial generator parameters."""
     gan = _config("gan")
     steps_per_epoch = gan.data.n_train // gan.train.batch_size
     states, base_key = init_states(gan, gan.train.seed, steps_per_epoch, mesh)
     init = _flat(states.generator.params)
-    # l2 mode gets a copy of the same generator (the steps donate their state).
-    generator = jax.device_put(states.generator, parallel.replicated(mesh), may_alias=False)
+    # The other modes get copies of the same states (the steps donate their state).
+    copy = lambda tree: jax.device_put(tree, parallel.replicated(mesh), may_alias=False)
+    generator, shared = copy(states.generator), copy(states)
     return {
         "l2": _run(_config("l2"), States(generator, None), base_key, mesh),
+        "gan_shared": _run(_config("gan_shared"), shared, base_key, mesh),
         "gan": _run(gan, states, base_key, mesh),
         "init": init,
     }
@@ -102,7 +107,7 @@ def _tree(states: States) -> dict:
 
 def _dump(path: Path, results: dict) -> None:
     arrays = {}
-    for mode in ("l2", "gan"):
+    for mode in ("l2", "gan", "gan_shared"):
         losses, states = results[mode]
         arrays.update({f"{mode}/loss/{k}": v for k, v in losses.items()})
         arrays.update({f"{mode}/state/{k}": v for k, v in _flat(_tree(states)).items()})
@@ -169,7 +174,7 @@ def runs(tmp_path_factory):
     }
 
 
-@pytest.mark.parametrize("mode", ["l2", "gan"])
+@pytest.mark.parametrize("mode", ["l2", "gan", "gan_shared"])
 def test_four_devices_match_one_device(runs, mode):
     losses, states = runs["one"][mode]
     four_losses = _part(runs["four"], f"{mode}/loss/")

@@ -71,7 +71,7 @@ def test_l2_learns_a_translation_through_the_ode():
     x1 = jnp.asarray(blobs[:, 5:21, 3:19], jnp.float32)  # shifted by (1, -1) px
     batch = {"x0": x0, "x1": x1}
     states = create_states(config, jax.random.key(0), 1)
-    generator_step, _ = make_step_fns(config, states)
+    generator_step = make_step_fns(config, states).generator_step
     gen = states.generator
     errors = []
     for _ in range(150):
@@ -79,6 +79,43 @@ def test_l2_learns_a_translation_through_the_ode():
         errors.append(float(metrics["endpoint_sq"]))
     assert errors[-1] < errors[0] / 10, (errors[0], errors[-1])
     assert generator_step._cache_size() == 1  # jitted once: no retracing across steps
+
+
+def test_shared_fakes_step_equals_critic_steps_then_a_generator_step():
+    """The fused ``"shared"`` iteration against the unfused steps: ``n_critic`` critic steps on
+    fakes from the same sources and parameters (so the same fakes), then a generator step
+    against the updated critic, whose gradient ``jax.grad`` takes from scratch."""
+    n = 3
+    config = load_config(
+        "smoke", {"loss.mode": "gan", "loss.n_critic": n, "loss.critic_fakes": "shared"}
+    )
+    size, c, b = config.data.image_size, config.data.channels, config.train.batch_size
+    x = jax.random.uniform(jax.random.key(3), (n + 2, b, size, size, c))
+    batch, reals = {"x0": x[0], "x1": x[1]}, x[2:]
+    key = jax.random.key(7)
+    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # the steps donate their states
+    states = create_states(config, jax.random.key(0), 1)
+    fns = make_step_fns(config, states)
+    gen, critic, metrics = fns.gan_step(
+        copy(states.generator), copy(states.critic), batch, reals, key
+    )
+
+    ref_gen, ref_critic = copy(states.generator), copy(states.critic)
+    for i in range(n):
+        source_real = {"x0": batch["x0"], "x1": reals[i]}
+        ref_critic, ref_cm = fns.critic_step(
+            ref_critic, ref_gen.params, source_real, jax.random.fold_in(key, i)
+        )
+    ref_gen, ref_gm = fns.generator_step(ref_gen, ref_critic.params, batch)
+    chex.assert_trees_all_close(critic.params, ref_critic.params, rtol=1e-5, atol=1e-7)
+    chex.assert_trees_all_close(gen.params, ref_gen.params, rtol=1e-5, atol=1e-7)
+    chex.assert_trees_all_close(metrics, {**ref_gm, **ref_cm}, rtol=1e-4, atol=1e-6)
+    # Not vacuous: the critic moved, and the generator's update depends on the moved critic.
+    moved = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), critic.params, states.critic.params)
+    assert max(jax.tree.leaves(moved)) > 1e-4
+    stale_gen, _ = fns.generator_step(copy(states.generator), states.critic.params, batch)
+    diff = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), gen.params, stale_gen.params)
+    assert max(jax.tree.leaves(diff)) > 1e-7
 
 
 def test_resume_is_exact(tmp_path):
