@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST  := $(BIN)/python -m pytest
 
-.PHONY: install test test-all lint demo demo-fit bench results docs clean
+.PHONY: install test test-all lint demo demo-fit bench bench-quick results docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,11 +51,13 @@ results: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python docs/make_gifs.py --runs runs
 
+# Every benchmark, one table, benchmarks/results.json (about 40 min on 2 cores; the paper_*
+# presets are most of it). bench-quick leaves them out.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_flow.py --json benchmarks/results_flow.json
-	$(BIN)/python benchmarks/bench_train.py faces_l2 faces_gan digits_gan \
-		--json benchmarks/results_train.json
-	$(BIN)/python benchmarks/bench_animate.py --json benchmarks/results_animate.json
+	$(BIN)/python benchmarks/bench.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --quick --out benchmarks/results_quick.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

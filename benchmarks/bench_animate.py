@@ -96,7 +96,7 @@ def bench_frames(args):
                         channels=channels,
                         loop=loop,
                         frames=len(ts),
-                        conv=config.model.unet.resolved_conv_impl(),
+                        conv=config.model.unet.conv_impl,
                         params=param_count(params),
                         authors_ms=AUTHORS_MS[size],
                     )

@@ -2,8 +2,9 @@
 
 Both fields x {rolled diffrax loop, unrolled loop} x {lax conv, im2col conv}, Euler with 20
 steps, batch 16 of 64x64x3 images, a small U-Net; plus one pass of the authors' U-Net
-(batch 64, 32x32x3). Prints a table (median / min / max over repeats after one warm-up call;
-compile time separately) and writes JSON.
+(batch 64, 32x32x3) with each convolution implementation (``auto``: chosen per layer). Prints
+a table (median / min / max over repeats after one warm-up call; compile time separately) and
+writes JSON.
 
     python benchmarks/bench_flow.py [--repeats 5] [--quick] [--json out.json]
 """
@@ -73,7 +74,7 @@ def bench_fields(args):
 def bench_paper_unet(args):
     rows = []
     x = jax.random.uniform(jax.random.key(1), (64, 32, 32, 3))
-    for conv in ("lax", "im2col"):
+    for conv in ("lax", "im2col", "auto"):
         unet = UNet(UNetConfig.paper(conv_impl=conv, add_coords=False))
         params = jax.jit(unet.init)(jax.random.key(0), x)
         fwd = jax.jit(unet.apply)

@@ -50,7 +50,8 @@ def bench(preset: str, n_devices: int, repeats: int) -> dict:
         x0, x1, batch_size, paired=paired, seed=0, rows=parallel.local_rows(batch_size, mesh)
     )
     states = create_states(config, jax.random.key(0), batches.steps_per_epoch, mesh)
-    generator_step, critic_step = make_step_fns(config, states, mesh)
+    fns = make_step_fns(config, states, mesh)
+    generator_step, critic_step = fns.generator_step, fns.critic_step
     batch = parallel.global_batch(next(batches), mesh)
     key = jax.device_put(jax.random.key(1), parallel.replicated(mesh))
     live = {"gen": states.generator, "critic": states.critic, "losses": []}

@@ -1,89 +1,133 @@
 """Training-step benchmark for presets: compile time, step times, peak memory.
 
     python benchmarks/bench_train.py faces_l2 faces_gan digits_gan [--repeats 5] [--json out]
-    python benchmarks/bench_train.py paper_mnist paper_faces --repeats 2
+    python benchmarks/bench_train.py paper_mnist paper_faces
+    python benchmarks/bench_train.py paper_mnist --set flow.field=stationary
 
-``paper_mnist`` runs on the bundled digits (same 32x32x1 shapes; no MNIST download). One row per
-preset: generator step, critic step (GAN presets) and a full iteration (n_critic critic steps +
-one generator step), medians over ``--repeats`` after a warm-up call, peak RSS of the process.
+``paper_mnist`` runs on the bundled digits (same 32x32x1 shapes; no MNIST download). Rows per
+preset: the generator step; in GAN mode also the critic step and the full iteration
+(``n_critic`` critic steps + one generator step): with ``loss.critic_fakes = "shared"`` the
+iteration is one fused call, timed as such; with ``"fresh"`` it is the sum of the medians.
+Medians / min / max over ``--repeats`` calls after a compiling call; peak RSS of the process
+(run one preset per process for per-preset memory, as ``benchmarks/bench.py`` does).
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import time
 
 import jax
 import jax.numpy as jnp
-from common import write_json
+from common import compile_time, row, write_json
 
 from jwarp import data as data_lib
-from jwarp.config import load_config
+from jwarp.config import load_config, parse_set
 from jwarp.training import create_states, make_step_fns
+
+# The authors' PyTorch code on the reference 2-core CPU (issue 7), seconds.
+AUTHORS_S = {
+    ("paper_mnist", "generator step"): 31.7,
+    ("paper_mnist", "critic step"): 0.086,
+    ("paper_mnist", "iteration"): 32.7,
+    ("paper_faces", "generator step"): 30.2,
+}
 
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: KiB
 
 
-def bench(preset: str, repeats: int) -> dict:
-    overrides = {"data.data_dir": ""} if preset != "paper_mnist" else {}
-    if preset == "paper_mnist":
-        overrides = {"data.name": "digits"}
-    config = load_config(preset, overrides)
+def bench(preset: str, repeats: int, sets: dict | None = None) -> list[dict]:
+    overrides = {"data.name": "digits"} if preset == "paper_mnist" else {}
+    config = load_config(preset, {**overrides, **(sets or {})})
     x0, x1, paired = data_lib.load_dataset(config.data, "train", 0)
     batches = data_lib.Batches(x0, x1, config.train.batch_size, paired=paired, seed=0)
     states = create_states(config, jax.random.key(0), batches.steps_per_epoch)
-    generator_step, critic_step = make_step_fns(config, states)
+    fns = make_step_fns(config, states)
     batch = {k: jnp.asarray(v) for k, v in next(batches).items()}
     key = jax.random.key(1)
-    gen, critic = states.generator, states.critic
-    critic_params = critic.params if critic is not None else None
+    live = {"gen": states.generator, "critic": states.critic}
+    critic_params = live["critic"].params if live["critic"] is not None else None
+    info = dict(
+        overrides=sets or {},
+        preset=preset,
+        field=config.flow.field,
+        batch=config.train.batch_size,
+        image=f"{config.data.image_size}x{config.data.image_size}x{config.data.channels}",
+    )
+    rows = []
 
-    def run_gen(gen):
-        gen, m = generator_step(gen, critic_params, batch)
-        jax.block_until_ready(m)
-        return gen
-
-    def run_critic(critic):
-        critic, m = critic_step(critic, gen.params, batch, key)
-        jax.block_until_ready(m)
-        return critic
-
-    row = {
-        "preset": preset,
-        "field": config.flow.field,
-        "batch": config.train.batch_size,
-        "image": f"{config.data.image_size}x{config.data.image_size}x{config.data.channels}",
-    }
-    t0 = time.perf_counter()
-    gen = run_gen(gen)
-    row["gen_compile_s"] = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        gen = run_gen(gen)
-        times.append(time.perf_counter() - t0)
-    row["gen_step_s"] = statistics.median(times)
-    row["gen_step_min_s"], row["gen_step_max_s"] = min(times), max(times)
-    if critic is not None:
-        t0 = time.perf_counter()
-        critic = run_critic(critic)
-        row["critic_compile_s"] = time.perf_counter() - t0
-        ctimes = []
-        for _ in range(repeats):
+    def add(what, jitted, args, update):
+        """Times ``jitted(*args())``; ``update`` stores its new states and returns metrics."""
+        compiled, compile_s = compile_time(jitted, *args())
+        times = []
+        for i in range(repeats + 1):  # the first call warms up
             t0 = time.perf_counter()
-            critic = run_critic(critic)
-            ctimes.append(time.perf_counter() - t0)
-        row["critic_step_s"] = statistics.median(ctimes)
-        row["iteration_s"] = row["gen_step_s"] + config.loss.n_critic * row["critic_step_s"]
+            jax.block_until_ready(update(compiled(*args())))
+            if i:
+                times.append(time.perf_counter() - t0)
+        authors = AUTHORS_S.get((preset, what))
+        r = row(f"{preset} {what}", compile_s, times, what=what, authors_s=authors, **info)
+        r["peak_rss_gb"] = peak_rss_gb()
+        rows.append(r)
+        print_row(r)
+        return r
+
+    def set_gen(out):
+        live["gen"], m = out
+        return m
+
+    def set_critic(out):
+        live["critic"], m = out
+        return m
+
+    def set_both(out):
+        live["gen"], live["critic"], m = out
+        return m
+
+    gen = add(
+        "generator step",
+        fns.generator_step,
+        lambda: (live["gen"], critic_params, batch),
+        set_gen,
+    )
+    if live["critic"] is None:
+        return rows
+    n = config.loss.n_critic
+    if config.loss.critic_fakes == "shared":
+        reals = jnp.stack([jnp.asarray(next(batches)["x1"]) for _ in range(n)])
+        add(
+            "iteration",
+            fns.gan_step,
+            lambda: (live["gen"], live["critic"], batch, reals, key),
+            set_both,
+        )
     else:
-        row["iteration_s"] = row["gen_step_s"]
-    row["steps_per_s"] = 1.0 / row["iteration_s"]
-    row["peak_rss_gb"] = peak_rss_gb()
-    return row
+        critic = add(
+            "critic step",
+            fns.critic_step,
+            lambda: (live["critic"], live["gen"].params, batch, key),
+            set_critic,
+        )
+        total = lambda k: gen[k] + n * critic[k]
+        r = {**gen, "name": f"{preset} iteration", "what": "iteration", "summed": True}
+        r.update({k: total(k) for k in ("median_s", "min_s", "max_s")})
+        r["compile_s"] = gen["compile_s"] + critic["compile_s"]
+        r["authors_s"] = AUTHORS_S.get((preset, "iteration"))
+        rows.append(r)
+        print_row(r)
+    return rows
+
+
+def print_row(r):
+    ratio = f"{r['median_s'] / r['authors_s']:8.2f}x" if r.get("authors_s") else " " * 9
+    print(
+        f"{r['name']:34s} {r['median_s']:9.3f} {r['min_s']:9.3f} {r['max_s']:9.3f} "
+        f"{r['compile_s']:9.1f} {r['peak_rss_gb']:7.2f} {ratio}",
+        flush=True,
+    )
 
 
 def main():
@@ -91,22 +135,15 @@ def main():
     parser.add_argument("presets", nargs="+")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    sets = dict(parse_set(item) for item in args.set)
     print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}")
     print(
-        f"{'preset':12s} {'field':10s} {'gen s':>8s} {'critic s':>9s} {'iter s':>8s} "
-        f"{'it/s':>6s} {'compile s':>9s} {'RSS GB':>7s}"
+        f"{'preset, what':34s} {'median s':>9s} {'min s':>9s} {'max s':>9s} {'compile s':>9s} "
+        f"{'RSS GB':>7s} {'/authors':>9s}"
     )
-    rows = []
-    for preset in args.presets:
-        r = bench(preset, args.repeats)
-        rows.append(r)
-        print(
-            f"{r['preset']:12s} {r['field']:10s} {r['gen_step_s']:8.3f} "
-            f"{r.get('critic_step_s', float('nan')):9.3f} {r['iteration_s']:8.3f} "
-            f"{r['steps_per_s']:6.2f} {r['gen_compile_s']:9.1f} {r['peak_rss_gb']:7.2f}",
-            flush=True,
-        )
+    rows = [r for preset in args.presets for r in bench(preset, args.repeats, sets)]
     if args.json:
         write_json(args.json, rows)
 
