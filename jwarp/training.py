@@ -268,7 +268,7 @@ def resolve(config: Config) -> Config:
     """``config`` with ``flow.loop = "auto"`` resolved for its U-Net (see ``resolve_loop``), and
     ``unet.conv_impl = "auto"`` resolved to ``"im2col"`` for a ``neural`` field in a rolled
     loop on CPU: XLA:CPU's convolution weight gradient inside a loop is 15-50x slower than
-    unrolled, the matmul form's is not (``benchmarks/README.md``)."""
+    unrolled, the matmul form's is not (README "Performance")."""
     flow_cfg = resolve_loop(config.flow, config.model.unet.widest)
     unet = config.model.unet
     rolled = flow_cfg.loop in ("diffrax", "scan")
