@@ -33,7 +33,7 @@ _torch_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 # 2x2x512 -> 1024 bottleneck conv (batch 64) took 2.8 s forward and 6.0 s forward+backward with
 # lax, 29 ms and 84 ms as one matmul; the 4x4 -> 2x2 stride-2 conv's gradient 315 ms vs 23 ms.
 # On maps of 16 or more positions lax was as fast or faster (up to 5x on 32x32 maps, where
-# building the patch matrix costs more than its matmul). See benchmarks/bench_flow.py.
+# building the patch matrix costs more than its matmul). See README "Performance".
 IM2COL_MAX_POSITIONS = 4
 
 
