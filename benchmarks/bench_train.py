@@ -15,12 +15,11 @@ Medians / min / max over ``--repeats`` calls after a compiling call; peak RSS of
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import jax
 import jax.numpy as jnp
-from common import compile_time, row, write_json
+from common import compile_time, peak_rss_gb, row, write_json
 
 from jwarp import data as data_lib
 from jwarp.config import load_config, parse_set
@@ -33,10 +32,6 @@ AUTHORS_S = {
     ("paper_mnist", "iteration"): 32.7,
     ("paper_faces", "generator step"): 30.2,
 }
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: KiB
 
 
 def bench(preset: str, repeats: int, sets: dict | None = None) -> list[dict]:

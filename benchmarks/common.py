@@ -50,13 +50,17 @@ def row(name, compile_s, times, **extra) -> dict:
     }
 
 
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, compilation included (Linux: KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
 def write_json(path: str, rows: list[dict]) -> None:
     """Writes ``rows`` with the JAX version and device they were measured on."""
     meta = {
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "device": jax.devices()[0].device_kind,
-        # Linux reports KiB: the whole process's peak, compilation included.
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_rss_gb": peak_rss_gb(),
     }
     atomic_write(path, json.dumps({**meta, "rows": rows}, indent=1))

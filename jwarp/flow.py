@@ -230,6 +230,11 @@ def _unrolled_grid(step_size: float, ts: np.ndarray) -> np.ndarray:
     return grid[keep]
 
 
+def _save_rows(grid: np.ndarray, ts_np: np.ndarray) -> list[int]:
+    """The index into ``grid`` of each save time (its nearest, possibly merged, grid point)."""
+    return [int(np.argmin(np.abs(grid - t))) for t in ts_np]
+
+
 def _use_unrolled(config: SolverConfig, ts_np: np.ndarray | None) -> bool:
     if config.loop != "auto":
         return config.loop == "unrolled"
@@ -331,17 +336,17 @@ def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config):
     step_fn = _rk_step
     if config.remat:
         step_fn = jax.checkpoint(_rk_step, static_argnums=(0, 1, 2, 5))
-    saved = {}
+    saved = []
     y = y0
     for i, t in enumerate(grid):
-        saved[float(t)] = y[0]
+        saved.append(y[0])
         if i + 1 < len(grid):
             h = float(grid[i + 1] - t)
             y = step_fn(vector_field, tab, sign * float(t), y, args, sign * h)
             # Without a barrier XLA fuses across steps and compile time grows superlinearly.
             y = jax.lax.optimization_barrier(y)
     # Look each save time up at its (possibly merged) grid point.
-    disp = jnp.stack([saved[float(grid[np.argmin(np.abs(grid - t))])] for t in ts_np])
+    disp = jnp.stack([saved[k] for k in _save_rows(grid, ts_np)])
     return disp, y[1], y[2]
 
 
@@ -360,11 +365,8 @@ def _integrate_scan(vector_field, args, y0, ts_np, sign, config):
         body = jax.checkpoint(body)
     y, disps = jax.lax.scan(body, y0, (times, steps))
     # Row k of ``disps`` is the displacement at grid[k + 1]; only the saved rows are kept.
-    where = [int(np.argmin(np.abs(grid - t))) for t in ts_np]
-    if all(k == len(grid) - 1 for k in where):  # only the end: no gather
-        return jnp.stack([y[0]] * len(where)), y[1], y[2]
     disps = jnp.concatenate([y0[0][None], disps])
-    return disps[np.asarray(where)], y[1], y[2]
+    return disps[np.asarray(_save_rows(grid, ts_np))], y[1], y[2]
 
 
 def _integrate_diffrax(vector_field, args, y0, ts, ts_np, sign, config):
