@@ -1,6 +1,6 @@
 """Flow benchmark: forward and gradient time of the warping ODE on this machine.
 
-Both fields x {rolled diffrax loop, unrolled loop} x {lax conv, im2col conv}, Euler with 20
+Both fields x {rolled diffrax loop, unrolled loop} x {lax, im2col, winograd conv}, Euler with 20
 steps, batch 16 of 64x64x3 images, a small U-Net; plus one pass of the authors' U-Net
 (batch 64, 32x32x3) with each convolution implementation (``auto``: chosen per layer). Prints
 a table (median / min / max over repeats after one warm-up call; compile time separately) and
@@ -29,7 +29,7 @@ def bench_fields(args):
     x1 = jnp.roll(x0, 2, axis=2)
     rows = []
     for field in ("stationary", "neural"):
-        for conv in ("lax", "im2col"):
+        for conv in ("lax", "im2col", "winograd"):
             unet = UNet(UNetConfig(conv_impl=conv, final_init_std=1e-2))
             cin = c if field == "stationary" else c + 2
             params = jax.jit(unet.init)(key, jnp.zeros((1, h, w, cin)))
@@ -57,7 +57,7 @@ def bench_fields(args):
                 ):
                     compile_s, times = timed(fn, *fargs, repeats=reps)
                     r = row(
-                        f"{field:10s} {loop:8s} {conv:6s} {what}",
+                        f"{field:10s} {loop:8s} {conv:8s} {what}",
                         compile_s,
                         times,
                         field=field,
@@ -74,7 +74,7 @@ def bench_fields(args):
 def bench_paper_unet(args):
     rows = []
     x = jax.random.uniform(jax.random.key(1), (64, 32, 32, 3))
-    for conv in ("lax", "im2col", "auto"):
+    for conv in ("lax", "im2col", "winograd", "auto"):
         unet = UNet(UNetConfig.paper(conv_impl=conv, add_coords=False))
         params = jax.jit(unet.init)(jax.random.key(0), x)
         fwd = jax.jit(unet.apply)
@@ -82,7 +82,7 @@ def bench_paper_unet(args):
         for what, fn in (("forward", fwd), ("fwd+bwd", grad)):
             compile_s, times = timed(fn, params, x, repeats=args.repeats)
             r = row(
-                f"paper U-Net 64x32x32x3 {conv:6s} {what}",
+                f"paper U-Net 64x32x32x3 {conv:8s} {what}",
                 compile_s,
                 times,
                 conv=conv,

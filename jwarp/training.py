@@ -266,9 +266,10 @@ def critic_loss(critic_params, gen_params, batch: Batch, key, config: Config, ap
 
 def resolve(config: Config) -> Config:
     """``config`` with ``flow.loop = "auto"`` resolved for its U-Net (see ``resolve_loop``), and
-    ``unet.conv_impl = "auto"`` resolved to ``"im2col"`` for a ``neural`` field in a rolled
+    ``unet.conv_impl = "auto"`` resolved to ``"winograd"`` for a ``neural`` field in a rolled
     loop on CPU: XLA:CPU's convolution weight gradient inside a loop is 15-50x slower than
-    unrolled, the matmul form's is not (README "Performance")."""
+    unrolled, the matmul forms' are not, and Winograd's is the fastest of them (README
+    "Performance")."""
     flow_cfg = resolve_loop(config.flow, config.model.unet.widest)
     unet = config.model.unet
     rolled = flow_cfg.loop in ("diffrax", "scan")
@@ -278,7 +279,7 @@ def resolve(config: Config) -> Config:
         and unet.conv_impl == "auto"
         and jax.default_backend() == "cpu"
     ):
-        unet = dataclasses.replace(unet, conv_impl="im2col")
+        unet = dataclasses.replace(unet, conv_impl="winograd")
     model = dataclasses.replace(config.model, unet=unet)
     return dataclasses.replace(config, flow=flow_cfg, model=model)
 

@@ -33,6 +33,7 @@ def test_paper_unet_has_the_authors_size():
     assert 14.0e6 < want < 14.2e6
 
 
+@pytest.mark.parametrize("impl", ["im2col", "winograd"])
 @pytest.mark.parametrize(
     "shape,k,stride,padding",
     [
@@ -40,12 +41,16 @@ def test_paper_unet_has_the_authors_size():
         ((2, 9, 11, 3), 3, 2, "SAME"),
         ((2, 16, 16, 5), 4, 2, "SAME"),
         ((2, 4, 4, 6), 4, 1, "VALID"),
+        ((1, 2, 2, 4), 3, 1, "SAME"),
+        ((2, 7, 6, 3), 3, 1, "VALID"),
     ],
 )
-def test_im2col_matches_lax_conv_and_its_gradient(shape, k, stride, padding):
+def test_matmul_convs_match_lax_conv_and_its_gradient(impl, shape, k, stride, padding):
+    """``im2col`` and ``winograd`` (F(2x2, 3x3) for 3x3 stride 1, else im2col) against XLA's
+    convolution: odd sizes (a partial last Winograd tile), a one-tile map, VALID padding."""
     x = jax.random.normal(jax.random.key(0), shape)
     lax_conv = Conv(7, k, stride, padding, impl="lax")
-    mm_conv = Conv(7, k, stride, padding, impl="im2col")
+    mm_conv = Conv(7, k, stride, padding, impl=impl)
     params = lax_conv.init(jax.random.key(1), x)
     np.testing.assert_allclose(
         jax.jit(lax_conv.apply)(params, x), jax.jit(mm_conv.apply)(params, x), atol=2e-5, rtol=2e-5
@@ -62,8 +67,9 @@ def test_auto_conv_impl_is_im2col_only_for_tiny_maps_on_cpu():
     assert resolve_conv_impl("auto", positions=16) == "lax"
     assert resolve_conv_impl("im2col", positions=1024) == "im2col"
     assert resolve_conv_impl("lax", positions=1) == "lax"
+    assert resolve_conv_impl("winograd", positions=1024) == "winograd"
     with pytest.raises(ValueError, match="conv_impl"):
-        resolve_conv_impl("winograd", positions=4)
+        resolve_conv_impl("fft", positions=4)
 
 
 def test_auto_unet_equals_the_lax_unet():

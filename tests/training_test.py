@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import load_config
-from jwarp.training import TrainingError, create_states, make_step_fns, train
+from jwarp.training import TrainingError, create_states, make_step_fns, resolve, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +48,20 @@ def test_smoke_run_writes_a_loadable_run_folder(tmp_path, mode):
         assert _leaves_equal(restored["critic"].params, result.states.critic.params)
     else:
         assert result.states.critic is None  # L2 mode has no critic to change
+
+
+def test_resolve_picks_winograd_only_for_a_wide_neural_field_in_a_rolled_loop():
+    """The authors' U-Net as a neural field runs in diffrax's rolled loop, where XLA:CPU's own
+    convolution gradient is pathological, so ``auto`` becomes Winograd there (CPU only); a
+    stationary field or an explicit choice is left alone."""
+    wide = {"model.unet.encoder": [8, 256], "model.unet.decoder": [8, 8], "flow.field": "neural"}
+    want = "winograd" if jax.default_backend() == "cpu" else "auto"
+    resolved = resolve(load_config("smoke", wide))
+    assert (resolved.flow.loop, resolved.model.unet.conv_impl) == ("diffrax", want)
+    for other in ({"flow.field": "stationary"}, {"model.unet.conv_impl": "lax"},
+                  {"model.unet.encoder": [8, 8]}):
+        assert resolve(load_config("smoke", {**wide, **other})).model.unet.conv_impl in (
+            "auto", "lax")
 
 
 def test_l2_learns_a_translation_through_the_ode():
