@@ -46,7 +46,7 @@ from jwarp.fit import FitConfig, fit_pair
 from jwarp.flow import SolverConfig, flow, integrate_svf
 from jwarp.models import UNet
 from jwarp.sampler import warp
-from jwarp.training import conditioning, create_states
+from jwarp.training import conditioning, create_states, inference_params
 
 DIRECTIONS = ("forward", "backward", "boomerang")
 MAX_FIT_SIZE = 256
@@ -264,7 +264,8 @@ class Animator:
             restored, _ = checkpoints.restore(step, target)  # CheckpointError: one line
         finally:
             checkpoints.close()
-        return cls(config, restored["generator"].params, step=step, workdir=workdir)
+        params = inference_params(restored["generator"])
+        return cls(config, params, step=step, workdir=workdir)
 
     @property
     def needs_target(self) -> bool:

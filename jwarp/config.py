@@ -134,6 +134,11 @@ class OptimConfig:
       decay_every: epochs between decays.
       clip_norm: global gradient-norm clipping; 0 = off.
       critic_lr: critic learning rate.
+      ema_decay: decay of an exponential moving average of the generator's parameters, which
+        then make the samples, evaluations and animations of the run (training itself, the
+        critic included, uses the raw parameters); 0 = off. The average warms up as
+        ``min(ema_decay, (1 + n) / (10 + n))`` after ``n`` updates, so it does not lean on the
+        initialisation in short runs.
     """
 
     lr: float = 1e-4
@@ -144,6 +149,7 @@ class OptimConfig:
     decay_every: int = 1
     clip_norm: float = 0.0
     critic_lr: float = 1e-4
+    ema_decay: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,6 +349,7 @@ _RULES: dict[str, tuple] = {
     "optim.decay_every": _int_at_least(1),
     "optim.clip_norm": _non_negative(),
     "optim.critic_lr": _positive(),
+    "optim.ema_decay": (lambda v: 0 <= v < 1, "0 <= ema_decay < 1"),
     "train.steps": _int_at_least(1),
     "train.batch_size": _int_at_least(1),
     "train.seed": _int_at_least(0),

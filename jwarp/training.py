@@ -103,6 +103,45 @@ def make_optimizer(lr: float, config: Config, steps_per_epoch: int) -> optax.Gra
     return optax.chain(*parts)
 
 
+class EmaState(NamedTuple):
+    """State of ``params_ema``: the number of updates and the averaged parameters."""
+
+    count: jax.Array
+    ema: Any
+
+
+def params_ema(decay: float) -> optax.GradientTransformation:
+    """Keeps an exponential moving average of the parameters *after* each update.
+
+    Goes last in an optimizer chain and passes the updates through unchanged; the average, read
+    with ``inference_params``, is ``decay`` (warmed up as ``min(decay, (1 + n) / (10 + n))``
+    after ``n`` updates) times itself plus the rest times the new parameters.
+    """
+
+    def init(params):
+        return EmaState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.asarray, params))
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("params_ema needs the parameters: call tx.update(g, s, params)")
+        n = state.count.astype(jnp.float32)
+        d = jnp.minimum(decay, (1.0 + n) / (10.0 + n))
+        new = optax.apply_updates(params, updates)
+        ema = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state.ema, new)
+        return updates, EmaState(state.count + 1, ema)
+
+    return optax.GradientTransformation(init, update)
+
+
+def inference_params(state: train_state.TrainState) -> Any:
+    """The parameters a generator state animates with: its ``params_ema`` average when its
+    optimizer keeps one (``optim.ema_decay > 0``), else its parameters."""
+    opt_state = state.opt_state
+    if isinstance(opt_state, tuple) and opt_state and isinstance(opt_state[-1], EmaState):
+        return opt_state[-1].ema
+    return state.params
+
+
 class States(NamedTuple):
     generator: train_state.TrainState
     critic: train_state.TrainState | None
@@ -120,10 +159,11 @@ def create_states(
     k_gen, k_critic = jax.random.split(key)
     unet = UNet(resolve(config).model.unet)
     x = jnp.zeros((1, size, size, generator_in_channels(config)), jnp.float32)
+    gen_tx = make_optimizer(config.optim.lr, config, steps_per_epoch)
+    if config.optim.ema_decay > 0:
+        gen_tx = optax.chain(gen_tx, params_ema(config.optim.ema_decay))
     gen = train_state.TrainState.create(
-        apply_fn=unet.apply,
-        params=jax.jit(unet.init)(k_gen, x),
-        tx=make_optimizer(config.optim.lr, config, steps_per_epoch),
+        apply_fn=unet.apply, params=jax.jit(unet.init)(k_gen, x), tx=gen_tx
     )
     critic = None
     if config.loss.mode == "gan":
@@ -646,7 +686,7 @@ def train(
                     pending = None
                     save(step)
                 if step % tcfg.sample_every == 0 or step == tcfg.steps:
-                    params = states.generator.params
+                    params = inference_params(states.generator)
                     frames = _side_by_side(sample_fn(params, sample_x0, sample_x1))
                     if primary:
                         write_gif(

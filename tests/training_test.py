@@ -12,12 +12,23 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+from flax.training import train_state
 from scipy import ndimage
 
+from jwarp.animation import Animator
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import load_config
-from jwarp.training import TrainingError, create_states, make_step_fns, resolve, train
+from jwarp.training import (
+    TrainingError,
+    create_states,
+    inference_params,
+    make_step_fns,
+    params_ema,
+    resolve,
+    train,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +39,8 @@ def _leaves_equal(a, b) -> bool:
 
 @pytest.mark.parametrize("mode", ["l2", "gan"])
 def test_smoke_run_writes_a_loadable_run_folder(tmp_path, mode):
-    config = load_config("smoke", {"loss.mode": mode})
+    # The GAN run keeps a parameter average, which its saved run must animate with.
+    config = load_config("smoke", {"loss.mode": mode, "optim.ema_decay": 0.5 * (mode == "gan")})
     initial = create_states(config, jax.random.split(jax.random.key(0))[0], 1)
     result = train(config, tmp_path, progress=False, log=lambda s: None)
     assert result.step == 2
@@ -43,11 +55,35 @@ def test_smoke_run_writes_a_loadable_run_folder(tmp_path, mode):
     assert record["step"] == 2
     assert _leaves_equal(restored["generator"].params, result.states.generator.params)
     assert not _leaves_equal(initial.generator.params, result.states.generator.params)
+    animator_params = Animator.load(tmp_path).params
+    assert _leaves_equal(animator_params, inference_params(result.states.generator))
     if mode == "gan":
         assert not _leaves_equal(initial.critic.params, result.states.critic.params)
         assert _leaves_equal(restored["critic"].params, result.states.critic.params)
+        assert not _leaves_equal(animator_params, result.states.generator.params)
     else:
         assert result.states.critic is None  # L2 mode has no critic to change
+
+
+def test_params_ema_averages_the_updated_parameters_with_a_warm_up():
+    """Against the recurrence by hand: passes the updates through, averages the parameters
+    after each update with ``min(decay, (1 + n) / (10 + n))``."""
+    decay, lr = 0.6, 0.1
+    tx = optax.chain(optax.sgd(lr), params_ema(decay))
+    params = {"w": jnp.array([1.0, -2.0])}
+    state = tx.init(params)
+    ema, p = np.array([1.0, -2.0]), np.array([1.0, -2.0])
+    for n in range(6):
+        grads = {"w": jnp.array([0.5 * n, 1.0])}
+        updates, state = tx.update(grads, state, params)
+        np.testing.assert_allclose(updates["w"], -lr * grads["w"], rtol=1e-6)
+        params = optax.apply_updates(params, updates)
+        p = p - lr * np.array([0.5 * n, 1.0])
+        d = min(decay, (1 + n) / (10 + n))
+        ema = d * ema + (1 - d) * p
+        state_params = train_state.TrainState(0, None, params, tx, state)
+        np.testing.assert_allclose(inference_params(state_params)["w"], ema, rtol=1e-6)
+    assert inference_params(train_state.TrainState(0, None, params, tx, state[:1])) is params
 
 
 def test_resolve_picks_winograd_only_for_a_wide_neural_field_in_a_rolled_loop():
