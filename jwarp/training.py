@@ -304,17 +304,19 @@ def critic_loss(critic_params, gen_params, batch: Batch, key, config: Config, ap
     return _critic_objective(critic_params, fake, batch["x1"], key, config, critic_fn)
 
 
-def resolve(config: Config) -> Config:
-    """``config`` with ``flow.loop = "auto"`` resolved for its U-Net (see ``resolve_loop``), and
-    ``unet.conv_impl = "auto"`` resolved to ``"winograd"`` for a ``neural`` field in a rolled
-    loop on CPU: XLA:CPU's convolution weight gradient inside a loop is 15-50x slower than
-    unrolled, the matmul forms' are not, and Winograd's is the fastest of them (README
-    "Performance")."""
+def resolve(config: Config, gradients: bool = True) -> Config:
+    """``config`` with ``flow.loop = "auto"`` resolved for its U-Net (see ``resolve_loop``), and,
+    when the loop is differentiated (``gradients``), ``unet.conv_impl = "auto"`` resolved to
+    ``"winograd"`` for a ``neural`` field in a rolled loop on CPU: XLA:CPU's convolution weight
+    gradient inside a loop is 15-50x slower than unrolled, the matmul forms' are not, and
+    Winograd's is the fastest of them (README "Performance"). Forward-only solves (samples,
+    animation) keep ``"auto"``, which is faster there."""
     flow_cfg = resolve_loop(config.flow, config.model.unet.widest)
     unet = config.model.unet
     rolled = flow_cfg.loop in ("diffrax", "scan")
     if (
-        flow_cfg.field == "neural"
+        gradients
+        and flow_cfg.field == "neural"
         and rolled
         and unet.conv_impl == "auto"
         and jax.default_backend() == "cpu"
@@ -518,12 +520,13 @@ def _check_compatible(saved: Config, config: Config, path: Path) -> None:
         )
 
 
-def _sample_fn(config: Config, apply_fn: Callable, mesh: Mesh, t_steps: int = 16):
+def _sample_fn(config: Config, mesh: Mesh, t_steps: int = 16):
     """Jitted forward animation of a batch: ``(params, x0, x1) -> [T, B, H, W, C]``.
 
     Replicated over ``mesh`` (a handful of images): every process gets the frames.
     """
-    config = resolve(config)
+    config = resolve(config, gradients=False)
+    apply_fn = UNet(config.model.unet).apply
     ts = np.linspace(0.0, 1.0, t_steps)
 
     def frames(params, x0, x1):
@@ -605,7 +608,7 @@ def train(
         step = int(record["step"])
         log(f"resuming {workdir} from step {step}")
     step_fns = make_step_fns(config, states, mesh)
-    sample_fn = _sample_fn(config, states.generator.apply_fn, mesh)
+    sample_fn = _sample_fn(config, mesh)
 
     metrics_path = workdir / "metrics.jsonl"
     if primary:

@@ -89,11 +89,13 @@ def test_params_ema_averages_the_updated_parameters_with_a_warm_up():
 def test_resolve_picks_winograd_only_for_a_wide_neural_field_in_a_rolled_loop():
     """The authors' U-Net as a neural field runs in diffrax's rolled loop, where XLA:CPU's own
     convolution gradient is pathological, so ``auto`` becomes Winograd there (CPU only); a
-    stationary field or an explicit choice is left alone."""
+    forward-only solve, a stationary field or an explicit choice is left alone."""
     wide = {"model.unet.encoder": [8, 256], "model.unet.decoder": [8, 8], "flow.field": "neural"}
     want = "winograd" if jax.default_backend() == "cpu" else "auto"
     resolved = resolve(load_config("smoke", wide))
     assert (resolved.flow.loop, resolved.model.unet.conv_impl) == ("diffrax", want)
+    forward_only = resolve(load_config("smoke", wide), gradients=False)  # faster with auto
+    assert (forward_only.flow.loop, forward_only.model.unet.conv_impl) == ("diffrax", "auto")
     for other in ({"flow.field": "stationary"}, {"model.unet.conv_impl": "lax"},
                   {"model.unet.encoder": [8, 8]}):
         assert resolve(load_config("smoke", {**wide, **other})).model.unet.conv_impl in (
