@@ -136,9 +136,9 @@ class OptimConfig:
       critic_lr: critic learning rate.
       ema_decay: decay of an exponential moving average of the generator's parameters, which
         then make the samples, evaluations and animations of the run (training itself, the
-        critic included, uses the raw parameters); 0 = off. The average warms up as
-        ``min(ema_decay, (1 + n) / (10 + n))`` after ``n`` updates, so it does not lean on the
-        initialisation in short runs.
+        critic included, uses the raw parameters); 0 = off. Bias-corrected as Adam's moments,
+        so it does not lean on the initialisation: it averages over about the last
+        ``1 / (1 - ema_decay)`` steps.
     """
 
     lr: float = 1e-4

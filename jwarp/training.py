@@ -113,9 +113,10 @@ class EmaState(NamedTuple):
 def params_ema(decay: float) -> optax.GradientTransformation:
     """Keeps an exponential moving average of the parameters *after* each update.
 
-    Goes last in an optimizer chain and passes the updates through unchanged; the average, read
-    with ``inference_params``, is ``decay`` (warmed up as ``min(decay, (1 + n) / (10 + n))``
-    after ``n`` updates) times itself plus the rest times the new parameters.
+    Goes last in an optimizer chain and passes the updates through unchanged. The average is
+    bias-corrected as Adam's moments are (``(1 - decay) sum_k decay^(n-k) p_k / (1 - decay^n)``
+    after ``n`` updates), kept in that form by ``ema += (p - ema) (1 - decay) / (1 - decay^n)``,
+    so it never leans on the initialisation; read it with ``inference_params``.
     """
 
     def init(params):
@@ -124,11 +125,11 @@ def params_ema(decay: float) -> optax.GradientTransformation:
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("params_ema needs the parameters: call tx.update(g, s, params)")
-        n = state.count.astype(jnp.float32)
-        d = jnp.minimum(decay, (1.0 + n) / (10.0 + n))
+        count = state.count + 1
+        weight = (1.0 - decay) / (1.0 - decay ** count.astype(jnp.float32))
         new = optax.apply_updates(params, updates)
-        ema = jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, state.ema, new)
-        return updates, EmaState(state.count + 1, ema)
+        ema = jax.tree.map(lambda e, p: e + weight * (p - e), state.ema, new)
+        return updates, EmaState(count, ema)
 
     return optax.GradientTransformation(init, update)
 
