@@ -120,7 +120,8 @@ def params_ema(decay: float) -> optax.GradientTransformation:
     """
 
     def init(params):
-        return EmaState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.asarray, params))
+        # A copy: the average must not share buffers with the (donated) parameters.
+        return EmaState(jnp.zeros((), jnp.int32), jax.tree.map(lambda p: jnp.array(p), params))
 
     def update(updates, state, params=None):
         if params is None:
@@ -503,7 +504,8 @@ class TrainResult:
 
 
 def _check_compatible(saved: Config, config: Config, path: Path) -> None:
-    """A run folder can resume only with the same model, flow and data shapes."""
+    """A run folder can resume only with the same model, flow and data shapes, and the same
+    optimiser state layout (with or without the parameter average)."""
     for section in ("model", "flow", "data"):
         a, b = getattr(saved, section), getattr(config, section)
         if a != b:
@@ -518,6 +520,12 @@ def _check_compatible(saved: Config, config: Config, path: Path) -> None:
         raise RunFolderError(
             f"{path}: run folder was trained with loss.mode = "
             f"{saved.loss.mode!r}; use another --workdir or --no-resume"
+        )
+    if (saved.optim.ema_decay > 0) != (config.optim.ema_decay > 0):
+        raise RunFolderError(
+            f"{path}: run folder was trained with optim.ema_decay = {saved.optim.ema_decay}, "
+            f"which keeps {'a' if saved.optim.ema_decay > 0 else 'no'} parameter average; "
+            "use the same setting, another --workdir or --no-resume"
         )
 
 

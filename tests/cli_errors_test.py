@@ -128,6 +128,14 @@ CASES = [
         "refused before anything is written",
     ),
     Case(
+        "ema-mismatch",
+        "train.py",
+        ("--config", "smoke", "--workdir", "runs/trained", "--set", "model.unet.encoder=[4,4]",
+         "--set", "model.unet.decoder=[4,4]", "--set", "optim.ema_decay=0.9"),
+        ("runs/trained/config.toml", "optim.ema_decay = 0.0", "no parameter average"),
+        "refused: the optimiser state would not restore",
+    ),
+    Case(
         "disk-full",
         "-c",
         (_DISK_FULL, "runs/full"),
