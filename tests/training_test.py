@@ -65,7 +65,7 @@ def test_smoke_run_writes_a_loadable_run_folder(tmp_path, mode):
         assert result.states.critic is None  # L2 mode has no critic to change
 
 
-def test_params_ema_averages_the_updated_parameters_with_a_warm_up():
+def test_params_ema_is_the_bias_corrected_average_of_the_updated_parameters():
     """Against Adam-style bias correction by hand (a zero-started average divided by
     ``1 - decay^n``); the updates pass through unchanged."""
     decay, lr = 0.6, 0.1
