@@ -82,7 +82,7 @@ class SolverConfig:
       max_steps: step budget of the diffrax loop when ``adaptive``.
       adjoint: ``"checkpoint"`` (exact discrete gradients) or ``"backsolve"`` (continuous
         adjoint, memory constant in the number of steps).
-      loop: ``"auto"``, ``"diffrax"`` or ``"unrolled"`` (see the module docstring).
+      loop: ``"auto"``, ``"diffrax"``, ``"unrolled"`` or ``"scan"`` (see the module docstring).
       max_unrolled_steps: ``"auto"`` unrolls at most this many steps (compile time grows with
         them).
       remat: in the unrolled and scan loops, keep only each step's input for the backward pass
