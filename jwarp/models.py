@@ -139,22 +139,35 @@ def _winograd_conv(x, kernel, pads):
     gradient is again adds and matmuls, so it avoids both XLA:CPU's slow convolution weight
     gradient inside loops and im2col's 9x patch matrix. Exact up to fp32 rounding (~1e-6
     relative). Under ``jax.checkpoint``: a gradient keeps ``x``, not the 4x transformed tiles.
+
+    Tiles are read as contiguous slices of ``lax.split`` parts, never as strided or repeated
+    slices of one array: the transpose of each such slice pads its cotangent to the full array,
+    and XLA:CPU summed 16-24 of those full-size pads per gradient (25-45 % of it on 32x32 maps).
     """
     b, h, w, cin = x.shape
     cout = kernel.shape[-1]
     (top, bottom), (left, right) = pads
     ho, wo = h + top + bottom - 2, w + left + right - 2
     th, tw = -(-ho // 2), -(-wo // 2)
-    # Pad so that the last tile is whole; the extra outputs are cropped below.
+    # Pad to whole 2x2 blocks, one block more than there are tiles: tile (r, c) is the blocks
+    # (r..r+1, c..c+1). Outputs beyond (ho, wo) are cropped below.
     xp = jnp.pad(x, ((0, 0), (top, 2 * th + 2 - h - top), (left, 2 * tw + 2 - w - left), (0, 0)))
-    d = [[xp[:, i : i + 2 * th : 2, j : j + 2 * tw : 2] for j in range(4)] for i in range(4)]
-    rows = [[_combine(bt, [d[i][j] for i in range(4)]) for j in range(4)] for bt in _WINO_BT]
-    v = jnp.stack([_combine(bt, r) for r in rows for bt in _WINO_BT])
+    xb = xp.reshape(b, th + 1, 2, tw + 1, 2, cin)
+    # Tile row i of every tile: block row offset i // 2, row i % 2 within the block.
+    half = [p[:, :, 0] for p in lax.split(xb, (1, 1), axis=2)]
+    d_rows = [half[i % 2][:, i // 2 : i // 2 + th] for i in range(4)]  # [B, th, tw+1, 2, Ci]
+    v = []
+    for bt in _WINO_BT:
+        r = _combine(bt, d_rows)
+        half = [p[:, :, :, 0] for p in lax.split(r, (1, 1), axis=3)]
+        d_cols = [half[j % 2][:, :, j // 2 : j // 2 + tw] for j in range(4)]  # [B, th, tw, Ci]
+        v.extend(_combine(bt2, d_cols) for bt2 in _WINO_BT)
+    v = jnp.stack(v)  # [16, B, th, tw, Ci], index 4 * row transform + column transform
     g = jnp.asarray(_WINO_G, kernel.dtype)
     u = jnp.einsum("ia,jb,abcd->ijcd", g, g, kernel).reshape(16, cin, cout)
     m = jnp.einsum("kpc,kcd->kpd", v.reshape(16, b * th * tw, cin), u)
-    m = m.reshape(4, 4, b, th, tw, cout)
-    rows = [[_combine(at, [m[i, j] for i in range(4)]) for j in range(4)] for at in _WINO_AT]
+    m = [p.reshape(b, th, tw, cout) for p in lax.split(m, (1,) * 16, axis=0)]
+    rows = [[_combine(at, m[j::4]) for j in range(4)] for at in _WINO_AT]
     y = [[_combine(at, r) for at in _WINO_AT] for r in rows]  # y[i][j]: output (2r+i, 2c+j)
     y = jnp.stack([jnp.stack(y[0], axis=3), jnp.stack(y[1], axis=3)], axis=2)
     return y.reshape(b, 2 * th, 2 * tw, cout)[:, :ho, :wo]
