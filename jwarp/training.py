@@ -602,6 +602,11 @@ def train(
     parallel.check_batch_size(tcfg.batch_size, mesh.devices.size)
     primary = jax.process_index() == 0
     log = log if primary else (lambda message: None)
+    # Data first: bad data (a DataError) must not leave an empty run folder behind.
+    batches = training_batches(config, mesh)
+    x0_test, x1_test, _ = data_lib.load_dataset(config.data, "test", tcfg.seed)
+    n_samples = min(4, len(x0_test), len(x1_test))
+    sample_x0, sample_x1 = x0_test[:n_samples], x1_test[:n_samples]
     workdir = run_path(workdir)
     if not is_remote(workdir):  # object stores have no folders to make
         workdir.mkdir(parents=True, exist_ok=True)
@@ -619,11 +624,6 @@ def train(
             (workdir / "metrics.jsonl").unlink(missing_ok=True)
     if primary:
         save_config(config, config_path)
-
-    batches = training_batches(config, mesh)
-    x0_test, x1_test, _ = data_lib.load_dataset(config.data, "test", tcfg.seed)
-    n_samples = min(4, len(x0_test), len(x1_test))
-    sample_x0, sample_x1 = x0_test[:n_samples], x1_test[:n_samples]
 
     states, base_key = init_states(config, tcfg.seed, batches.steps_per_epoch, mesh)
     step = 0

@@ -270,6 +270,16 @@ def test_bad_input_is_one_line_naming_what_was_expected(results, case):
     _assert_one_line_error(case, *results[case.prog, case.id][:2])
 
 
+_DATA_CASES = [c for c in CASES if c.prog == "train.py" and "--data-dir" in c.argv]
+
+
+@pytest.mark.parametrize("case", _DATA_CASES, ids=[c.id for c in _DATA_CASES])
+def test_bad_data_leaves_no_run_folder(results, scene, case):
+    """The data is read before the run folder is made, so a refused run leaves nothing."""
+    assert results[case.prog, case.id][0] == 2
+    assert not (scene / "runs" / case.id).exists()
+
+
 def _assert_one_line_error(case, code, stderr):
     lines = stderr.strip().splitlines()
     prog = _PROGS.get(case.prog, case.prog)
