@@ -187,20 +187,30 @@ def create_states(
 
 
 def init_states(
-    config: Config, seed: int, steps_per_epoch: int, mesh: Mesh
+    config: Config, seed: int, steps_per_epoch: int, mesh: Mesh, *, shapes_only: bool = False
 ) -> tuple[States, jax.Array]:
     """Fresh states and the run's base noise key, replicated over ``mesh``.
 
     One jit makes both on the devices, so no process copies parameters to another and every
     process of a multi-host run holds the same values. ``seed`` gives
-    ``init_key, base_key = split(key(seed))``; the states come from ``init_key``.
+    ``init_key, base_key = split(key(seed))``; the states come from ``init_key``. With
+    ``shapes_only`` the states are ``jax.ShapeDtypeStruct`` leaves (replicated over ``mesh``),
+    a target to restore a checkpoint into without compiling the networks' initialisation; the
+    key is real.
     """
+    repl = parallel.replicated(mesh)
 
     def init():
         init_key, base_key = jax.random.split(jax.random.key(seed))
         return create_states(config, init_key, steps_per_epoch, mesh), base_key
 
-    return jax.jit(init, out_shardings=parallel.replicated(mesh))()
+    if not shapes_only:
+        return jax.jit(init, out_shardings=repl)()
+    states = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), jax.eval_shape(init)[0]
+    )
+    base_key = jax.jit(lambda: jax.random.split(jax.random.key(seed))[1], out_shardings=repl)()
+    return states, base_key
 
 
 # --- pure losses and steps ------------------------------------------------------------------
@@ -625,7 +635,10 @@ def train(
     if primary:
         save_config(config, config_path)
 
-    states, base_key = init_states(config, tcfg.seed, batches.steps_per_epoch, mesh)
+    # Resuming needs only the states' shapes: initialising them would compile the networks.
+    states, base_key = init_states(
+        config, tcfg.seed, batches.steps_per_epoch, mesh, shapes_only=latest is not None
+    )
     step = 0
     if latest is not None:
         target = {"generator": states.generator, "critic": states.critic}
