@@ -142,7 +142,7 @@ def _winograd_conv(x, kernel, pads):
 
     Tiles are read as contiguous slices of ``lax.split`` parts, never as strided or repeated
     slices of one array: the transpose of each such slice pads its cotangent to the full array,
-    and XLA:CPU summed 16-24 of those full-size pads per gradient (25-45 % of it on 32x32 maps).
+    and XLA:CPU summed 16-24 of those full-size pads per gradient (17-44 % of it on 32x32 maps).
     """
     b, h, w, cin = x.shape
     cout = kernel.shape[-1]
