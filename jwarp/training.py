@@ -199,9 +199,10 @@ def init_states(
     key is real.
     """
     repl = parallel.replicated(mesh)
+    keys = lambda: jax.random.split(jax.random.key(seed))  # (init_key, base_key)
 
     def init():
-        init_key, base_key = jax.random.split(jax.random.key(seed))
+        init_key, base_key = keys()
         return create_states(config, init_key, steps_per_epoch, mesh), base_key
 
     if not shapes_only:
@@ -209,8 +210,7 @@ def init_states(
     states = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), jax.eval_shape(init)[0]
     )
-    base_key = jax.jit(lambda: jax.random.split(jax.random.key(seed))[1], out_shardings=repl)()
-    return states, base_key
+    return states, jax.jit(lambda: keys()[1], out_shardings=repl)()
 
 
 # --- pure losses and steps ------------------------------------------------------------------
