@@ -8,6 +8,8 @@ fewer multiplications; other convolutions fall back to ``im2col``). ``"auto"`` d
 convolution: ``im2col`` on CPU for output maps of at most 4 positions, where XLA:CPU's
 convolution is up to 100x slower, ``lax`` everywhere else (see ``IM2COL_MAX_POSITIONS``).
 All implementations use the same parameters, so a checkpoint moves freely between them.
+Winograd's transformed kernels can be computed once for given parameters (``winograd_kernels``,
+a ``"winograd"`` variable collection) where they do not change between calls, as in animation.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ _torch_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 # On maps of 16 or more positions lax was as fast or faster (up to 5x on 32x32 maps, where
 # building the patch matrix costs more than its matmul). See README "Performance".
 IM2COL_MAX_POSITIONS = 4
+
+# The variable collection of precomputed Winograd kernels (see ``winograd_kernels``).
+WINOGRAD = "winograd"
 
 
 def resolve_conv_impl(impl: str, positions: int) -> str:
@@ -82,7 +87,16 @@ class Conv(nn.Module):
                 x, kernel, (s, s), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
             )
         elif impl == "winograd" and k == 3 and s == 1:
-            y = _winograd_conv(x, kernel, pads)
+            # Transformed kernels precomputed by ``winograd_kernels`` (inference), else computed
+            # here, and stored when that collection is mutable (how ``winograd_kernels`` gets
+            # them). Never at init: a cache in the initial variables would go stale in training.
+            if self.has_variable(WINOGRAD, "kernel"):
+                u = self.get_variable(WINOGRAD, "kernel")
+            else:
+                u = winograd_kernel(kernel)
+                if self.is_mutable_collection(WINOGRAD) and not self.is_initializing():
+                    self.put_variable(WINOGRAD, "kernel", u)
+            y = _winograd_conv(x, u, pads)
         else:
             y = _im2col_conv(x, kernel, s, pads)
         return y + bias.reshape(1, 1, 1, -1)
@@ -129,9 +143,23 @@ def _combine(coeffs, xs):
     return out
 
 
+def winograd_kernel(kernel: Float[Array, "3 3 Ci Co"]) -> Float[Array, "16 Ci Co"]:
+    """Winograd F(2x2, 3x3) kernel transform ``U = G g G^T`` for every ``(Ci, Co)``.
+
+    One ``[16, 9] @ [9, Ci*Co]`` matmul: the three-operand einsum it replaced ran 4-7x slower on
+    XLA:CPU (83 ms for a 512->1024 kernel), and the transform runs in every solver step of a
+    training loop (a tenth of the ``paper_mnist`` generator step).
+    """
+    chex.assert_shape(kernel, (3, 3, None, None))
+    g = jnp.asarray(_WINO_G, kernel.dtype)
+    cin, cout = kernel.shape[2:]
+    return (jnp.kron(g, g) @ kernel.reshape(9, cin * cout)).reshape(16, cin, cout)
+
+
 @functools.partial(jax.checkpoint, static_argnums=(2,))
-def _winograd_conv(x, kernel, pads):
-    """3x3 stride-1 convolution by Winograd's F(2x2, 3x3): ``[B, H, W, Ci] -> [B, Ho, Wo, Co]``.
+def _winograd_conv(x, u, pads):
+    """3x3 stride-1 convolution by Winograd's F(2x2, 3x3): ``[B, H, W, Ci] -> [B, Ho, Wo, Co]``,
+    given the transformed kernel ``u = winograd_kernel(kernel)`` ``[16, Ci, Co]``.
 
     The input is cut into overlapping 4x4 tiles (stride 2) and transformed with adds only; the
     channel mixing is 16 matmuls ``[B*tiles, Ci] @ [Ci, Co]`` (one per tile position: 16
@@ -145,7 +173,7 @@ def _winograd_conv(x, kernel, pads):
     and XLA:CPU summed 16-24 of those full-size pads per gradient (17-44 % of it on 32x32 maps).
     """
     b, h, w, cin = x.shape
-    cout = kernel.shape[-1]
+    cout = u.shape[-1]
     (top, bottom), (left, right) = pads
     ho, wo = h + top + bottom - 2, w + left + right - 2
     th, tw = -(-ho // 2), -(-wo // 2)
@@ -163,11 +191,6 @@ def _winograd_conv(x, kernel, pads):
         d_cols = [half[j % 2][:, :, j // 2 : j // 2 + tw] for j in range(4)]  # [B, th, tw, Ci]
         v.extend(_combine(bt2, d_cols) for bt2 in _WINO_BT)
     v = jnp.stack(v)  # [16, B, th, tw, Ci], index 4 * row transform + column transform
-    g = jnp.asarray(_WINO_G, kernel.dtype)
-    # U = G g G^T for every (Ci, Co) as one [16, 9] @ [9, Ci*Co] matmul. The three-operand einsum
-    # it replaces ran 4-7x slower on XLA:CPU (83 ms for a 512->1024 kernel), and it runs in every
-    # solver step: a tenth of the paper_mnist generator step.
-    u = (jnp.kron(g, g) @ kernel.reshape(9, cin * cout)).reshape(16, cin, cout)
     m = jnp.einsum("kpc,kcd->kpd", v.reshape(16, b * th * tw, cin), u)
     m = [p.reshape(b, th, tw, cout) for p in lax.split(m, (1,) * 16, axis=0)]
     rows = [[_combine(at, m[j::4]) for j in range(4)] for at in _WINO_AT]
@@ -356,6 +379,27 @@ class Critic(nn.Module):
         padding = "VALID" if min(x.shape[1:3]) >= 4 else "SAME"
         x = Conv(1, 4, padding=padding, impl=impl)(x)
         return jnp.mean(x, axis=(1, 2, 3))
+
+
+def winograd_kernels(model: nn.Module, variables, x: Float[Array, "B H W C"]) -> dict:
+    """``{"winograd": ...}``: the transformed kernels of ``model``'s Winograd convolutions.
+
+    Applying ``model`` to ``{**variables, **winograd_kernels(model, variables, x)}`` skips the
+    per-call kernel transform (``winograd_kernel``), which for a forward pass at batch 1 costs
+    as much as the convolution itself. Valid for these ``variables`` only: recompute it when
+    the parameters change. Under ``jit`` only the transforms run; XLA removes the rest.
+
+    Args:
+      model: a module whose convolutions have ``impl = "winograd"`` (others are ignored).
+      variables: its variables, ``{"params": ...}``.
+      x: an input it accepts (only its shape matters).
+
+    Returns:
+      ``{"winograd": {...}}``, or ``{}`` when ``model`` has no Winograd convolution.
+    """
+    fresh = {name: col for name, col in variables.items() if name != WINOGRAD}
+    _, state = model.apply(fresh, x, mutable=[WINOGRAD])
+    return dict(state)
 
 
 def param_count(params) -> int:

@@ -3,13 +3,14 @@
 import dataclasses
 
 import chex
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jwarp import Critic, CriticConfig, UNet, UNetConfig
-from jwarp.models import Conv, param_count, resolve_conv_impl
+from jwarp.models import Conv, param_count, resolve_conv_impl, winograd_kernel, winograd_kernels
 
 
 def _conv_params(cin, cout, k=3):
@@ -59,6 +60,35 @@ def test_matmul_convs_match_lax_conv_and_its_gradient(impl, shape, k, stride, pa
     g_lax = jax.jit(jax.grad(loss(lax_conv), argnums=(0, 1)))(params, x)
     g_mm = jax.jit(jax.grad(loss(mm_conv), argnums=(0, 1)))(params, x)
     chex.assert_trees_all_close(g_lax, g_mm, atol=1e-4, rtol=1e-4)
+
+
+def test_cached_winograd_kernels_are_g_g_gt_and_give_the_same_unet():
+    """``winograd_kernels`` holds ``G g G^T`` (numpy, from Lavin & Gray's G) for every 3x3
+    stride-1 convolution and nothing else, and the U-Net applied with it equals the ``lax``
+    U-Net; a wrong cached kernel changes the output, so the cache is what the convolutions use."""
+    g_mat = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    x = jax.random.uniform(jax.random.key(0), (2, 12, 12, 3))
+    cfg = UNetConfig.tiny(encoder=(8, 8), decoder=(16, 8), extra=(8,), final_init_std=0.1)
+    wino = UNet(dataclasses.replace(cfg, conv_impl="winograd"))
+    params = jax.jit(wino.init)(jax.random.key(1), x)
+    assert set(params) == {"params"}  # init caches nothing (it would go stale in training)
+    cached = jax.jit(lambda p: winograd_kernels(wino, p, x[:1]))(params)
+    flat = flax.traverse_util.flatten_dict(cached["winograd"])
+    kernels = flax.traverse_util.flatten_dict(params["params"])
+    # Stride-1 3x3 convs: 2 decoder + 1 extra; the stride-2 encoder convs and the 1x1 head are not.
+    assert len(flat) == 3
+    for path, u in flat.items():
+        kernel = np.asarray(kernels[path[:-1] + ("kernel",)], np.float64)
+        want = np.einsum("ia,jb,abcd->ijcd", g_mat, g_mat, kernel).reshape(16, *kernel.shape[2:])
+        np.testing.assert_allclose(u, want, atol=1e-6)
+        direct = winograd_kernel(jnp.asarray(kernel, jnp.float32))
+        np.testing.assert_allclose(direct, want, atol=1e-6)
+    lax_out = jax.jit(UNet(dataclasses.replace(cfg, conv_impl="lax")).apply)(params, x)
+    apply = jax.jit(wino.apply)
+    np.testing.assert_allclose(apply({**params, **cached}, x), lax_out, atol=1e-5, rtol=1e-4)
+    wrong = jax.tree.map(lambda u: u * 1.5, cached)
+    assert float(jnp.max(jnp.abs(apply({**params, **wrong}, x) - lax_out))) > 1e-3
+    assert winograd_kernels(UNet(cfg), params, x[:1]) == {}  # auto/lax: nothing to cache
 
 
 def test_auto_conv_impl_is_im2col_only_for_tiny_maps_on_cpu():
