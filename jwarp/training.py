@@ -321,8 +321,8 @@ def resolve(config: Config, gradients: bool = True) -> Config:
     when the loop is differentiated (``gradients``), ``unet.conv_impl = "auto"`` resolved to
     ``"winograd"`` for a ``neural`` field in a rolled loop on CPU: XLA:CPU's convolution weight
     gradient inside a loop is 15-50x slower than unrolled, the matmul forms' are not, and
-    Winograd's is the fastest of them (README "Performance"). Forward-only solves (samples,
-    animation) keep ``"auto"``, which is faster there."""
+    Winograd's is the fastest of them (README "Performance"). Forward-only solves keep
+    ``"auto"``; animation picks its own (``jwarp.animation.inference_model``)."""
     flow_cfg = resolve_loop(config.flow, config.model.unet.widest)
     unet = config.model.unet
     rolled = flow_cfg.loop in ("diffrax", "scan")
