@@ -827,6 +827,7 @@ __all__ = [
     "expand_inputs",
     "find_latest_run",
     "fit_field",
+    "inference_model",
     "render",
     "resize_field",
     "svf_animation",
