@@ -40,7 +40,8 @@ def _leaves_equal(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-@pytest.mark.parametrize("mode", ["l2", "gan"])
+# GAN runs are in CI through test_resume_is_exact (three of them); ~30 s of compiles here.
+@pytest.mark.parametrize("mode", ["l2", pytest.param("gan", marks=pytest.mark.slow)])
 def test_smoke_run_writes_a_loadable_run_folder(tmp_path, mode):
     # The GAN run keeps a parameter average, which its saved run must animate with.
     config = load_config("smoke", {"loss.mode": mode, "optim.ema_decay": 0.5 * (mode == "gan")})
@@ -161,6 +162,7 @@ def test_l2_learns_a_translation_through_the_ode():
     assert generator_step._cache_size() == 1  # jitted once: no retracing across steps
 
 
+@pytest.mark.slow  # ~36 s of compiles on 2 cores; the shared-fakes iteration is paper_mnist's
 def test_shared_fakes_step_equals_critic_steps_then_a_generator_step():
     """The fused ``"shared"`` iteration against the unfused steps: ``n_critic`` critic steps on
     fakes from the same sources and parameters (so the same fakes), then a generator step
