@@ -120,7 +120,7 @@ def test_critic_update_fn_is_the_same_critic_with_matmul_convolutions_for_wgan_g
 
     def gp_grads(fn):
         gp = lambda p: gradient_penalty(lambda x: fn(p, x), real, fake, jax.random.key(1))
-        return jax.value_and_grad(gp)(params)
+        return jax.jit(jax.value_and_grad(gp))(params)
 
     (want, want_g), (got, got_g) = gp_grads(critic_fn), gp_grads(update_fn)
     np.testing.assert_allclose(got, want, rtol=1e-4)
