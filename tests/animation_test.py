@@ -1,6 +1,5 @@
 """Animation: run folders to frames, one fitted pair, GIF/PNG output, and the animate.py CLI."""
 
-import dataclasses
 import importlib.util
 import os
 import shutil
@@ -212,8 +211,13 @@ def test_a_wide_unet_animates_with_cached_winograd_kernels_on_cpu():
     """A U-Net as wide as the authors' (256 channels here, on 16 px) runs as Winograd with
     kernels transformed once per parameters, on CPU only: the frames equal the ``lax`` U-Net's
     (the neural field: the U-Net runs at every solver step). A narrow U-Net is left as it is."""
-    wide = {"model.unet.decoder": [256, 8], "model.unet.final_init_std": 0.3}
-    config = load_config("smoke", {"flow.field": "neural", "model.unet.out_scale": 2.0, **wide})
+    wide = {
+        "flow.field": "neural",
+        "model.unet.decoder": [256, 8],
+        "model.unet.final_init_std": 0.3,
+        "model.unet.out_scale": 2.0,
+    }
+    config = load_config("smoke", wide)
     cond = jnp.zeros((1, SIZE, SIZE, generator_in_channels(config)))
     params = UNet(config.model.unet).init(jax.random.key(0), cond)
     run_config, variables = inference_model(config, params)
@@ -224,8 +228,7 @@ def test_a_wide_unet_animates_with_cached_winograd_kernels_on_cpu():
         assert (run_config, variables) == (config, params)
     x0 = jnp.asarray(_blobs(3, 1, SIZE, 4))
     frames = Animator(config, params).frames(x0, TS)
-    lax_unet = dataclasses.replace(config.model.unet, conv_impl="lax")
-    lax_config = dataclasses.replace(config, model=dataclasses.replace(config.model, unet=lax_unet))
+    lax_config = load_config("smoke", {**wide, "model.unet.conv_impl": "lax"})
     want = _animate_jit(lax_config, params, x0, None, jnp.asarray(TS), "forward", None).frames
     assert float(jnp.abs(want[-1] - x0).max()) > 0.02  # the field does move things
     np.testing.assert_allclose(frames, want, atol=1e-5)
