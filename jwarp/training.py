@@ -80,17 +80,23 @@ def conditioning(config: Config, x0: jax.Array, x1: jax.Array) -> jax.Array:
     return x0
 
 
-def make_optimizer(lr: float, config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
+def make_optimizer(
+    lr: float, config: Config, steps_per_epoch: int, updates_per_step: int = 1
+) -> optax.GradientTransformation:
     """Adam with torch-style L2 weight decay and a staircase learning-rate decay.
 
     ``weight_decay * params`` is added to the gradient before Adam (as PyTorch's
     ``Adam(weight_decay=...)``, not AdamW); the rate is multiplied by ``decay_rate`` every
     ``decay_every`` epochs; optional global-norm clipping comes first.
+
+    An epoch is ``steps_per_epoch`` training iterations, in each of which this optimizer makes
+    ``updates_per_step`` updates (the critic's: ``n_critic``). Both networks' rates therefore
+    decay together, as the authors' two schedulers, which step once per epoch.
     """
     opt = config.optim
     schedule = optax.exponential_decay(
         lr,
-        transition_steps=max(1, opt.decay_every * steps_per_epoch),
+        transition_steps=max(1, opt.decay_every * steps_per_epoch * updates_per_step),
         decay_rate=opt.decay_rate,
         staircase=True,
     )
@@ -174,7 +180,9 @@ def create_states(
         critic = train_state.TrainState.create(
             apply_fn=model.apply,
             params=jax.jit(model.init)(k_critic, x),
-            tx=make_optimizer(config.optim.critic_lr, config, steps_per_epoch),
+            tx=make_optimizer(
+                config.optim.critic_lr, config, steps_per_epoch, config.loss.n_critic
+            ),
         )
     # An int32 array, not TrainState's Python 0: otherwise the first step is traced with a
     # weakly typed int and every run compiles its step functions twice.

@@ -91,6 +91,39 @@ def test_params_ema_is_the_bias_corrected_average_of_the_updated_parameters():
     assert inference_params(train_state.TrainState(0, None, params, tx, state[:1])) is params
 
 
+def test_generator_and_critic_rates_decay_together_once_per_epoch():
+    """As the authors' two schedulers, which step once per epoch: the critic, which makes
+    ``n_critic`` updates per iteration, decays after ``n_critic`` times as many updates. With a
+    constant gradient Adam's bias-corrected step is the learning rate itself."""
+    overrides = {
+        "loss.mode": "gan",
+        "loss.n_critic": 3,
+        "optim.decay_rate": 0.5,
+        "optim.decay_every": 2,
+        "optim.weight_decay": 0.0,
+        "optim.ema_decay": 0.0,
+    }
+    config = load_config("smoke", overrides)
+    steps_per_epoch = 2
+    states = create_states(config, jax.random.key(0), steps_per_epoch)
+
+    def rates(tx, lr, n):
+        params = {"w": jnp.zeros(())}
+        state, out = tx.init(params), []
+        for _ in range(n):
+            updates, state = tx.update({"w": jnp.ones(())}, state, params)
+            out.append(-float(updates["w"]) / lr)
+        return np.array(out)
+
+    per_decay = config.optim.decay_every * steps_per_epoch  # iterations between decays
+    want = 0.5 ** (np.arange(3 * per_decay) // per_decay)
+    np.testing.assert_allclose(
+        rates(states.generator.tx, config.optim.lr, 3 * per_decay), want, rtol=1e-5
+    )
+    critic_rates = rates(states.critic.tx, config.optim.critic_lr, 3 * per_decay * 3)
+    np.testing.assert_allclose(critic_rates, np.repeat(want, 3), rtol=1e-5)
+
+
 def test_resolve_picks_winograd_only_for_a_wide_neural_field_in_a_rolled_loop():
     """The authors' U-Net as a neural field runs in diffrax's rolled loop, where XLA:CPU's own
     convolution gradient is pathological, so ``auto`` becomes Winograd there (CPU only); a
@@ -101,10 +134,15 @@ def test_resolve_picks_winograd_only_for_a_wide_neural_field_in_a_rolled_loop():
     assert (resolved.flow.loop, resolved.model.unet.conv_impl) == ("diffrax", want)
     forward_only = resolve(load_config("smoke", wide), gradients=False)  # faster with auto
     assert (forward_only.flow.loop, forward_only.model.unet.conv_impl) == ("diffrax", "auto")
-    for other in ({"flow.field": "stationary"}, {"model.unet.conv_impl": "lax"},
-                  {"model.unet.encoder": [8, 8]}):
+    for other in (
+        {"flow.field": "stationary"},
+        {"model.unet.conv_impl": "lax"},
+        {"model.unet.encoder": [8, 8]},
+    ):
         assert resolve(load_config("smoke", {**wide, **other})).model.unet.conv_impl in (
-            "auto", "lax")
+            "auto",
+            "lax",
+        )
 
 
 def test_critic_update_fn_is_the_same_critic_with_matmul_convolutions_for_wgan_gp():
