@@ -70,6 +70,10 @@ def test_preset_values_match_spec():
     assert (mnist.flow.field, mnist.flow.solver, mnist.flow.step_size) == ("neural", "euler", 0.05)
     assert (mnist.loss.mode, mnist.loss.n_critic, mnist.train.batch_size) == ("gan", 10, 64)
     assert (mnist.data.image_size, mnist.data.channels, mnist.data.paired) == (32, 1, False)
+    # The authors' published commands decay both rates by 0.95 every 100 epochs.
+    faces = load_config("paper_faces")
+    for preset in (mnist, faces):
+        assert (preset.optim.decay_rate, preset.optim.decay_every) == (0.95, 100)
     smoke = load_config("smoke")
     assert smoke.model.unet.extra == (8,)
     assert (smoke.train.steps, smoke.flow.step_size) == (2, 0.25)
