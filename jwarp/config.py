@@ -131,7 +131,9 @@ class OptimConfig:
       b2: Adam beta2.
       weight_decay: L2 coefficient, added to the gradient (torch-style), not decoupled.
       decay_rate: the learning rate is multiplied by this every ``decay_every`` epochs.
-      decay_every: epochs between decays.
+      decay_every: epochs between decays. An epoch is ``training images // batch_size``
+        iterations (generator steps), as in the authors' loop, however many batches a GAN
+        iteration draws; the critic's rate decays with the generator's.
       clip_norm: global gradient-norm clipping; 0 = off.
       critic_lr: critic learning rate.
       ema_decay: decay of an exponential moving average of the generator's parameters, which
