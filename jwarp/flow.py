@@ -17,8 +17,8 @@ Two loops run the same solvers:
 * ``"scan"``: the same fixed steps in one ``lax.scan`` (compiled once, whatever the step
   count). With ``remat = false`` its gradient keeps every step's network activations instead of
   recomputing them as diffrax's checkpointed loop does: one network pass fewer per step, for
-  memory that grows with the steps (the authors' U-Net at batch 64: about 6.5 GB for its 40
-  passes; README "Performance").
+  memory that grows with the steps (``paper_mnist``'s generator step: 0.86x the time, 6.85 GB
+  peak RSS instead of 2.3 GB; README "Performance").
 
 ``"auto"`` chooses ``unrolled`` on CPU for the ``neural`` field's fixed-step, ``checkpoint``-
 adjoint solves with concrete ``ts`` and at most ``SolverConfig.max_unrolled_steps`` steps, and
