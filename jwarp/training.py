@@ -81,7 +81,7 @@ def conditioning(config: Config, x0: jax.Array, x1: jax.Array) -> jax.Array:
 
 
 def make_optimizer(
-    lr: float, config: Config, steps_per_epoch: int, updates_per_step: int = 1
+    lr: float, config: Config, steps_per_epoch: int, updates_per_iteration: int = 1
 ) -> optax.GradientTransformation:
     """Adam with torch-style L2 weight decay and a staircase learning-rate decay.
 
@@ -89,14 +89,14 @@ def make_optimizer(
     ``Adam(weight_decay=...)``, not AdamW); the rate is multiplied by ``decay_rate`` every
     ``decay_every`` epochs; optional global-norm clipping comes first.
 
-    An epoch is ``steps_per_epoch`` training iterations, in each of which this optimizer makes
-    ``updates_per_step`` updates (the critic's: ``n_critic``). Both networks' rates therefore
-    decay together, as the authors' two schedulers, which step once per epoch.
+    An epoch is ``steps_per_epoch`` training iterations, in each of which this optimizer
+    makes ``updates_per_iteration`` updates (the critic's: ``n_critic``). Both networks' rates
+    therefore decay together, as the authors' two schedulers, which step once per epoch.
     """
     opt = config.optim
     schedule = optax.exponential_decay(
         lr,
-        transition_steps=max(1, opt.decay_every * steps_per_epoch * updates_per_step),
+        transition_steps=max(1, opt.decay_every * steps_per_epoch * updates_per_iteration),
         decay_rate=opt.decay_rate,
         staircase=True,
     )
