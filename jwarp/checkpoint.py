@@ -35,6 +35,22 @@ def _reason(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _join_by(thread: threading.Thread, deadline: float) -> None:
+    """Waits until ``deadline`` (``time.monotonic``) for ``thread`` to end.
+
+    ``threading.enumerate`` also lists threads that are starting, which ``join`` refuses
+    ("cannot join thread before it is started"); such a thread is waited for to start first.
+    """
+    while True:
+        try:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            return
+        except RuntimeError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
+
+
 class Checkpoints:
     """The ``checkpoints/`` folder of a run.
 
@@ -108,7 +124,7 @@ class Checkpoints:
             pass  # the same failure again
         deadline = time.monotonic() + 60
         for thread in writers:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            _join_by(thread, deadline)
         if "://" not in self.directory:  # orbax cleans remote ones when a writer opens the run
             self._remove_temporaries(step)
 

@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import chex
@@ -20,6 +22,7 @@ import numpy as np
 import pytest
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
+from jwarp import checkpoint as checkpoint_lib
 from jwarp.checkpoint import CheckpointError, Checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,6 +275,27 @@ def test_a_full_disk_during_a_save_is_one_error_and_keeps_the_previous_checkpoin
     checkpoints = Checkpoints(tmp_path, max_to_keep=1, cleanup=True)
     checkpoints.save(2, _state(2), {"step": 2})
     assert checkpoints.all_steps() == [2]
+    checkpoints.close()
+
+
+def test_a_failed_save_waits_for_a_writer_listed_while_it_was_starting(tmp_path):
+    """``threading.enumerate`` lists threads that are still starting, and ``join`` refuses
+    them; the partial folder must still be removed only after such a writer has finished."""
+    checkpoints = Checkpoints(tmp_path)
+    partial = tmp_path / f"5{checkpoint_lib._TMP_SUFFIX}"
+    partial.mkdir()
+    finished = []
+
+    def write():
+        time.sleep(0.2)
+        (partial / "late").write_text("x")
+        finished.append(True)
+
+    writer = threading.Thread(target=write)
+    threading.Timer(0.1, writer.start).start()  # not started yet when it is joined
+    checkpoints._discard_partial(5, {writer})
+    assert finished == [True]
+    assert not partial.exists()
     checkpoints.close()
 
 
