@@ -120,8 +120,9 @@ def test_generator_and_critic_rates_decay_together_once_per_epoch():
     np.testing.assert_allclose(
         rates(states.generator.tx, config.optim.lr, 3 * per_decay), want, rtol=1e-5
     )
-    critic_rates = rates(states.critic.tx, config.optim.critic_lr, 3 * per_decay * 3)
-    np.testing.assert_allclose(critic_rates, np.repeat(want, 3), rtol=1e-5)
+    n_critic = config.loss.n_critic
+    critic_rates = rates(states.critic.tx, config.optim.critic_lr, 3 * per_decay * n_critic)
+    np.testing.assert_allclose(critic_rates, np.repeat(want, n_critic), rtol=1e-5)
 
 
 def test_resolve_picks_winograd_only_for_a_wide_neural_field_in_a_rolled_loop():
