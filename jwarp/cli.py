@@ -132,10 +132,10 @@ def run_cli(
             print(f"{prog}: error: {error_message(e)}", file=sys.stderr)
             code = exit_code(e)
     if entry_point:
-        # The process is about to exit with the error. Threads of a failed checkpoint save or
-        # restore may still report into orbax's closed event loop until then: noise after
-        # the one line that said what matters. (An in-process caller keeps its hook.)
-        sys.unraisablehook = _ignore
+        # The process is about to exit with the error. Threads and futures of a failed
+        # checkpoint save or restore may still report until then: noise after the one line
+        # that said what matters. (An in-process caller keeps its hooks and log levels.)
+        _silence_libraries()
     return code
 
 
@@ -143,25 +143,36 @@ def _ignore(report) -> None:
     pass
 
 
+# Loggers of libraries that report a failure jwarp reports itself, in one line.
+_NOISY_LOGGERS = ("absl", "asyncio")
+
+
+def _silence_libraries() -> None:
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    sys.unraisablehook = _ignore
+
+
 @contextlib.contextmanager
 def _quiet_libraries(debug: bool) -> Iterator[None]:
     """Hides the libraries' own reports of a failure unless debugging.
 
-    A failed checkpoint save logs a traceback per orbax writer thread (absl), and a failed
+    A failed checkpoint save logs a traceback per orbax writer thread (absl); a failed
     restore leaves tensorstore callbacks that find orbax's event loop closed ("exception
-    ignored" reports); the one-line error says what matters.
+    ignored" reports) and gathered futures whose other errors asyncio logs as "never
+    retrieved" when they are collected. The one-line error says what matters.
     """
     if debug:
         yield
         return
-    logger = logging.getLogger("absl")
-    level, unraisable = logger.level, sys.unraisablehook
-    logger.setLevel(logging.CRITICAL)
-    sys.unraisablehook = _ignore
+    levels = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
+    unraisable = sys.unraisablehook
+    _silence_libraries()
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         sys.unraisablehook = unraisable
 
 

@@ -130,8 +130,18 @@ CASES = [
     Case(
         "ema-mismatch",
         "train.py",
-        ("--config", "smoke", "--workdir", "runs/trained", "--set", "model.unet.encoder=[4,4]",
-         "--set", "model.unet.decoder=[4,4]", "--set", "optim.ema_decay=0.9"),
+        (
+            "--config",
+            "smoke",
+            "--workdir",
+            "runs/trained",
+            "--set",
+            "model.unet.encoder=[4,4]",
+            "--set",
+            "model.unet.decoder=[4,4]",
+            "--set",
+            "optim.ema_decay=0.9",
+        ),
         ("runs/trained/config.toml", "optim.ema_decay = 0.0", "no parameter average"),
         "refused: the optimiser state would not restore",
     ),
@@ -320,6 +330,43 @@ def test_debug_shows_the_traceback(tmp_path):
     assert proc.returncode == 1  # Python's own exit code for an uncaught exception
     assert "Traceback (most recent call last)" in proc.stderr
     assert "ConfigError: unknown key 'train.stepz'" in proc.stderr
+
+
+_STRAY_FUTURE = """
+import asyncio, gc, sys
+from jwarp.checkpoint import CheckpointError
+from jwarp.cli import run_cli
+
+stray = []
+
+def main(argv):
+    # As a failed orbax restore: the other errors of a gathered read stay in a future nobody
+    # reads, which asyncio logs as "never retrieved" when it is collected, after the error.
+    loop = asyncio.new_event_loop()
+    future = loop.create_future()
+    future.set_exception(ValueError("Requested shape is not compatible"))
+    stray.append(future)
+    loop.close()
+    raise CheckpointError("runs/a/checkpoints/2: cannot restore")
+
+code = run_cli("animate.py", main)
+stray.clear()
+gc.collect()
+sys.exit(code)
+"""
+
+
+def test_a_future_collected_after_the_error_does_not_add_lines(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", _STRAY_FUTURE],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["animate.py: error: runs/a/checkpoints/2: cannot restore"]
 
 
 # --- jwarp.cli in-process ----------------------------------------------------------------------
