@@ -10,7 +10,7 @@ from jwarp.penalties import (
     negative_jacobian,
     out_of_grid,
 )
-from jwarp.sampler import compose, identity_grid, sample, warp
+from jwarp.sampler import compose, identity_grid, sample, sample_with_gradient, warp
 from jwarp.velocity import neural_velocity, stationary_velocity, with_penalties
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "neural_velocity",
     "out_of_grid",
     "sample",
+    "sample_with_gradient",
     "stationary_velocity",
     "warp",
     "with_penalties",

@@ -58,6 +58,47 @@ def sample(
     Returns:
       ``[B, Ho, Wo, C]`` with the dtype of ``field``.
     """
+    (v00, v01, v10, v11), wy, wx, _ = _corners(field, coords, padding)
+    top = v00 + wx * (v01 - v00)
+    bottom = v10 + wx * (v11 - v10)
+    out = top + wy * (bottom - top)
+    return out.astype(field.dtype)
+
+
+def sample_with_gradient(
+    field: Float[Array, "B H W C"],
+    coords: Float[Array, "B Ho Wo 2"],
+    padding: Padding = "border",
+) -> tuple[Float[Array, "B Ho Wo C"], Float[Array, "B Ho Wo C"], Float[Array, "B Ho Wo C"]]:
+    """``sample`` and the derivatives of the bilinear interpolant along rows and columns.
+
+    The derivatives come from the same four corners (one gather). Within a cell they are
+    exact; on a cell edge they take the cell below/right of it. Outside the frame, under
+    ``"border"``, the interpolant is constant along a clamped axis, so its derivative there
+    is 0.
+
+    Args:
+      field, coords, padding: as in ``sample``.
+
+    Returns:
+      ``(values, d values / d row, d values / d col)``, each ``[B, Ho, Wo, C]``.
+    """
+    (v00, v01, v10, v11), wy, wx, inside = _corners(field, coords, padding)
+    top = v00 + wx * (v01 - v00)
+    bottom = v10 + wx * (v11 - v10)
+    d_row = bottom - top
+    d_col = (v01 - v00) + wy * ((v11 - v10) - (v01 - v00))
+    out = top + wy * d_row
+    if inside is not None:
+        d_row = jnp.where(inside[0][..., None], d_row, 0.0)
+        d_col = jnp.where(inside[1][..., None], d_col, 0.0)
+    return tuple(a.astype(field.dtype) for a in (out, d_row, d_col))
+
+
+def _corners(field, coords, padding):
+    """The four corner values of every sample, its fractional offsets, and under
+    ``"border"`` masks of the coordinates that were not clamped (None under ``"zeros"``).
+    """
     chex.assert_rank([field, coords], 4)
     chex.assert_axis_dimension(coords, -1, 2)
     chex.assert_equal_shape_prefix([field, coords], 1)
@@ -89,11 +130,11 @@ def sample(
     if padding == "zeros":
         inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
         vals = jnp.where(inside[..., None], vals, jnp.zeros((), vals.dtype))
-    v00, v01, v10, v11 = (vals[..., k, :] for k in range(4))
-    top = v00 + wx * (v01 - v00)
-    bottom = v10 + wx * (v11 - v10)
-    out = top + wy * (bottom - top)
-    return out.astype(field.dtype)
+    unclamped = None
+    if padding == "border":
+        yr, xr = coords[..., 0], coords[..., 1]
+        unclamped = ((yr >= 0) & (yr <= h - 1.0), (xr >= 0) & (xr <= w - 1.0))
+    return tuple(vals[..., k, :] for k in range(4)), wy, wx, unclamped
 
 
 def warp(

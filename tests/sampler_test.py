@@ -11,7 +11,7 @@ from absl.testing import parameterized
 from jax.test_util import check_grads
 from scipy import ndimage
 
-from jwarp import compose, identity_grid, sample, warp
+from jwarp import compose, identity_grid, sample, sample_with_gradient, warp
 
 
 def _scipy_warp(images, disp, mode):
@@ -85,6 +85,28 @@ class WarpTest(chex.TestCase):
         got = self.variant(sample)(ramp, coords)
         want = 0.3 * coords[..., 0] - 0.7 * coords[..., 1] + 2.0
         np.testing.assert_allclose(got[..., 0], want, atol=1e-5)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters("border", "zeros")
+    def test_sample_with_gradient_gives_the_interpolants_derivatives(self, padding):
+        rng = np.random.default_rng(11)
+        field = jnp.asarray(rng.random((2, 7, 9, 3)), jnp.float32)
+        # Off-integer positions, a third of them outside the frame (clamped or faded there).
+        whole = rng.integers(-2, 10, (2, 5, 6, 2))
+        coords = jnp.asarray(whole + rng.uniform(0.1, 0.9, (2, 5, 6, 2)), jnp.float32)
+        got = self.variant(functools.partial(sample_with_gradient, padding=padding))(field, coords)
+        chex.assert_shape(got, [(2, 5, 6, 3)] * 3)
+        np.testing.assert_allclose(got[0], sample(field, coords, padding), atol=1e-6)
+        # Reference: central differences of ``sample`` (the interpolant is linear along each
+        # axis within a cell, so these are exact up to rounding).
+        eps = 1e-2
+        for axis in (0, 1):
+            step = jnp.zeros((1, 1, 1, 2)).at[..., axis].set(eps)
+            fd = (sample(field, coords + step, padding) - sample(field, coords - step, padding)) / (
+                2 * eps
+            )
+            np.testing.assert_allclose(got[1 + axis], fd, atol=2e-3)
+        assert float(jnp.abs(got[1]).max()) > 0.1 and float(jnp.abs(got[2]).max()) > 0.1
 
     def test_gradients_match_finite_differences(self):
         rng = np.random.default_rng(5)
