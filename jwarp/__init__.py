@@ -2,7 +2,14 @@
 
 from jwarp.animation import Animator, RenderOptions, animate_pair, render
 from jwarp.config import Config, ConfigError, load_config
-from jwarp.flow import FlowResult, SolverConfig, flow, integrate, integrate_svf
+from jwarp.flow import (
+    FlowResult,
+    SolverConfig,
+    flow,
+    integrate,
+    integrate_svf,
+    straight_round_trip,
+)
 from jwarp.models import Critic, CriticConfig, UNet, UNetConfig
 from jwarp.penalties import (
     gradient_penalty,
@@ -11,7 +18,13 @@ from jwarp.penalties import (
     out_of_grid,
 )
 from jwarp.sampler import compose, identity_grid, sample, sample_with_gradient, warp
-from jwarp.velocity import neural_velocity, stationary_velocity, with_penalties
+from jwarp.velocity import (
+    neural_velocity,
+    stationary_velocity,
+    straight_inverse,
+    straight_velocity,
+    with_penalties,
+)
 
 __all__ = [
     "Animator",
@@ -40,6 +53,9 @@ __all__ = [
     "sample",
     "sample_with_gradient",
     "stationary_velocity",
+    "straight_inverse",
+    "straight_round_trip",
+    "straight_velocity",
     "warp",
     "with_penalties",
 ]

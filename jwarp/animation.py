@@ -43,7 +43,7 @@ from jaxtyping import Array, ArrayLike, Float
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config
 from jwarp.fit import FitConfig, fit_pair
-from jwarp.flow import WIDE_NETWORK, SolverConfig, flow, integrate_svf
+from jwarp.flow import ONCE_FIELDS, WIDE_NETWORK, SolverConfig, flow, integrate_svf
 from jwarp.models import UNet, winograd_kernels
 from jwarp.sampler import warp
 from jwarp.training import conditioning, create_states, generator_in_channels, inference_params
@@ -132,7 +132,7 @@ def _model_solver(config: Config, params: Any, x0: Array, x1: Array | None):
     solver = animation_solver(config.flow)
     apply_fn = UNet(config.model.unet).apply
     cond = conditioning(config, x0, x1)
-    if solver.field == "stationary":
+    if solver.field in ONCE_FIELDS:
         v = apply_fn(params, cond)  # once per image, for every direction
         return lambda t, d: integrate_svf(v, t, direction=d, config=solver, penalties=False).disp
     return lambda t, d: (

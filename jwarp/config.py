@@ -34,6 +34,7 @@ from typing import Any
 from jwarp.files import atomic_write
 from jwarp.flow import SolverConfig
 from jwarp.models import CONV_IMPLS, CriticConfig, UNetConfig
+from jwarp.velocity import FIELDS
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -642,7 +643,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, help="train.steps (generator steps)")
     g.add_argument("--batch-size", type=int, help="train.batch_size")
     g.add_argument("--image-size", type=int, help="data.image_size")
-    g.add_argument("--field", choices=("neural", "stationary"), help="flow.field")
+    g.add_argument("--field", choices=FIELDS, help="flow.field")
     g.add_argument("--seed", type=int, help="train.seed")
     g.add_argument(
         "--paired",

@@ -22,12 +22,13 @@ Two loops run the same solvers:
 
 ``"auto"`` chooses ``unrolled`` on CPU for the ``neural`` field's fixed-step, ``checkpoint``-
 adjoint solves with concrete ``ts`` and at most ``SolverConfig.max_unrolled_steps`` steps, and
-``diffrax`` otherwise (the stationary field's chained gathers run faster rolled).
+``diffrax`` otherwise (the stationary and straight fields' chained gathers run faster rolled).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -41,9 +42,14 @@ from jaxtyping import Array, ArrayLike, Float
 
 from jwarp.velocity import (
     FIELDS,
+    Penalty,
     VectorField,
+    displacement_penalties,
     neural_velocity,
     stationary_velocity,
+    straight_inverse,
+    straight_penalties,
+    straight_velocity,
     with_penalties,
 )
 
@@ -52,6 +58,8 @@ ADAPTIVE_SOLVERS = ("tsit5", "dopri5")
 ADJOINTS = ("checkpoint", "backsolve")
 LOOPS = ("auto", "diffrax", "unrolled", "scan")
 DIRECTIONS = ("forward", "backward")
+# Fields whose network runs once per image, outside the solver loop (``integrate_svf``).
+ONCE_FIELDS = ("stationary", "straight")
 
 
 class FlowResult(NamedTuple):
@@ -73,7 +81,8 @@ class SolverConfig:
     """How the flow is integrated (SPEC §3).
 
     Attributes:
-      field: ``"neural"`` or ``"stationary"`` (used by ``flow``).
+      field: ``"neural"``, ``"stationary"`` or ``"straight"`` (used by ``flow``; see
+        ``jwarp.velocity``).
       solver: ``"euler"``, ``"heun"``, ``"rk4"``, ``"tsit5"`` or ``"dopri5"``.
       step_size: fixed step, or the initial step when ``adaptive``.
       adaptive: PID step-size control (``tsit5``/``dopri5`` only).
@@ -282,6 +291,7 @@ def integrate(
     direction: str = "forward",
     config: SolverConfig = SolverConfig(),
     penalties: bool = True,
+    penalty: Penalty = displacement_penalties,
 ) -> FlowResult:
     """Integrates ``du/dt = velocity(t, u, args)`` from ``u_0 = 0`` to ``t = ±1``.
 
@@ -295,9 +305,12 @@ def integrate(
         integrated back in time, which gives the inverse map).
       config: solver settings.
       penalties: also integrate JD and OG (otherwise they are returned as zeros).
+      penalty: ``(t, u, args) -> (jd, og)`` integrands, ``[B]`` each (default: JD and OG of
+        ``u``), or ``[K, B]`` for ``K`` penalised maps.
 
     Returns:
-      ``FlowResult(disp [T,B,H,W,2], jd [B], og [B])``.
+      ``FlowResult(disp [T,B,H,W,2], jd [B], og [B])``; ``jd`` and ``og`` are ``[K, B]`` for a
+      ``penalty`` of ``K`` maps.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction: expected one of {DIRECTIONS}, got {direction!r}")
@@ -312,10 +325,11 @@ def integrate(
         raise ValueError(f"ts: expected non-decreasing times in [0, 1], got {ts_np.tolist()}")
     sign = 1.0 if direction == "forward" else -1.0
     b, h, w = shape
-    zeros_b = jnp.zeros((b,), jnp.float32)
-    y0 = (jnp.zeros((b, h, w, 2), jnp.float32), zeros_b, zeros_b)
+    u0 = jnp.zeros((b, h, w, 2), jnp.float32)
+    zeros_b = jnp.zeros(jax.eval_shape(penalty, 0.0, u0, args)[0].shape, jnp.float32)
+    y0 = (u0, zeros_b, zeros_b)
     if penalties:
-        vector_field = with_penalties(velocity, sign)
+        vector_field = with_penalties(velocity, sign, penalty)
     else:
         vector_field = lambda t, y, a: (velocity(t, y[0], a), zeros_b, zeros_b)
 
@@ -418,7 +432,9 @@ def integrate_svf(
     config: SolverConfig = SolverConfig(),
     penalties: bool = True,
 ) -> FlowResult:
-    """Integrates a given stationary velocity field: ``du/dt = v(g + u)``.
+    """Integrates a field computed once per image: ``du/dt = v(g + u)`` (stationary), or for
+    ``config.field = "straight"`` the inverse of the straight paths ``p + t v(p)`` (see
+    ``jwarp.velocity``).
 
     Args:
       v: ``[B, H, W, 2]`` velocity in pixels per unit time, ``(dy, dx)``.
@@ -428,11 +444,14 @@ def integrate_svf(
       penalties: also integrate JD and OG.
 
     Returns:
-      ``FlowResult(disp [T,B,H,W,2], jd [B], og [B])``; ``phi_t = g + disp[k]`` is the flow of
-      ``v`` for time ``±ts[k]``.
+      ``FlowResult(disp [T,B,H,W,2], jd [B], og [B])``; ``phi_t = g + disp[k]`` is the map for
+      time ``±ts[k]``. For both fields ``phi_{-1} = phi_1^{-1}`` up to interpolation, so a
+      backward ``warp(x1, disp[k])`` is the forward frame at ``1 - ts[k]``.
     """
     chex.assert_rank(v, 4)
     chex.assert_axis_dimension(v, -1, 2)
+    if config.field == "straight":
+        return _integrate_straight(v, ts, direction, config, penalties)
     return integrate(
         stationary_velocity(config.padding),
         v,
@@ -442,6 +461,69 @@ def integrate_svf(
         config=dataclasses.replace(config, field="stationary"),
         penalties=penalties,
     )
+
+
+def _integrate_straight(d, ts, direction, config, penalties):
+    """``integrate_svf`` for ``field = "straight"``: a backward solve is the forward one at
+    ``1 - tau``, then ``psi_1`` (``straight_inverse``), penalised on that composed map."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction: expected one of {DIRECTIONS}, got {direction!r}")
+    solve = functools.partial(
+        integrate,
+        straight_velocity(config.padding),
+        d,
+        d.shape[:3],
+        config=config,
+        penalties=penalties,
+        penalty=straight_penalties(direction, config.padding),
+    )
+    if direction == "forward":
+        return solve(ts)
+    ts_np = _concrete(ts)
+    # Forward times 1 - tau, non-decreasing (concrete where ts is, for the unrolled loops).
+    if ts_np is not None:
+        if np.any(np.atleast_1d(ts_np) < 0.0) or np.any(np.atleast_1d(ts_np) > 1.0):
+            raise ValueError(f"ts: expected times in [0, 1], got {np.ravel(ts_np).tolist()}")
+        flipped = 1.0 - np.atleast_1d(ts_np)[::-1]
+    else:
+        flipped = 1.0 - jnp.flip(jnp.atleast_1d(jnp.asarray(ts, jnp.float32)))
+    res = solve(flipped)
+    inverse = functools.partial(straight_inverse, d=d, padding=config.padding)
+    return FlowResult(jax.vmap(inverse)(jnp.flip(res.disp, axis=0)), res.jd, res.og)
+
+
+def straight_round_trip(
+    d: Float[Array, "B H W 2"],
+    config: SolverConfig = SolverConfig(field="straight"),
+    penalties: bool = True,
+) -> tuple[FlowResult, FlowResult]:
+    """Both solves of a straight field to ``t = ±1`` from one integration (as in training).
+
+    ``phi_{-1} = psi_1`` is ``D`` itself, and the backward penalties are taken on
+    ``psi_1 ∘ phi_t`` along the forward trajectory, so one solve gives what
+    ``integrate_svf(d, (1.0,), direction=...)`` gives for each direction.
+
+    Args:
+      d: ``[B, H, W, 2]`` the straight field's ``D`` in pixels.
+      config: solver settings.
+      penalties: also integrate JD and OG.
+
+    Returns:
+      ``(forward, backward)`` ``FlowResult``s, each with ``disp [1, B, H, W, 2]``.
+    """
+    chex.assert_rank(d, 4)
+    chex.assert_axis_dimension(d, -1, 2)
+    res = integrate(
+        straight_velocity(config.padding),
+        d,
+        d.shape[:3],
+        (1.0,),
+        config=config,
+        penalties=penalties,
+        penalty=straight_penalties("both", config.padding),
+    )
+    forward = FlowResult(res.disp, res.jd[0], res.og[0])
+    return forward, FlowResult(d[None], res.jd[1], res.og[1])
 
 
 def flow(
@@ -458,7 +540,7 @@ def flow(
 
     Args:
       apply_fn: the velocity network, ``(params, [B, H, W, C_in]) -> [B, H, W, 2]``; its input is
-        ``cond`` for ``stationary`` and ``concat[cond, u_t / size]`` for ``neural``.
+        ``cond`` for ``stationary``/``straight`` and ``concat[cond, u_t / size]`` for ``neural``.
       params: network parameters.
       cond: ``[B, H, W, C]`` conditioning image(s) (``x0``, or ``[x0, x1]`` stacked on channels).
       ts, direction, config, penalties: as in ``integrate``.
@@ -467,7 +549,7 @@ def flow(
       ``FlowResult``.
     """
     chex.assert_rank(cond, 4)
-    if config.field == "stationary":
+    if config.field in ONCE_FIELDS:
         # The U-Net runs once, outside the solver loop.
         v = apply_fn(params, cond)
         chex.assert_shape(v, (*cond.shape[:3], 2))

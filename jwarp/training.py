@@ -41,7 +41,7 @@ from jwarp import parallel
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config, save_config
 from jwarp.files import atomic_write, is_remote, run_path
-from jwarp.flow import flow, integrate_svf, resolve_loop
+from jwarp.flow import flow, integrate_svf, resolve_loop, straight_round_trip
 from jwarp.models import Critic, UNet
 from jwarp.penalties import gradient_penalty, jacobian_det
 from jwarp.sampler import warp
@@ -237,7 +237,10 @@ def generate(config: Config, apply_fn: Callable, params: Any, batch: Batch, pena
     """
     x0, x1 = batch["x0"], batch["x1"]
     cond = conditioning(config, x0, x1)
-    if config.flow.field == "stationary":
+    if config.flow.field == "straight":
+        # One U-Net pass and one solve give both directions.
+        fwd, bwd = straight_round_trip(apply_fn(params, cond), config.flow, penalties)
+    elif config.flow.field == "stationary":
         # One U-Net pass gives v for both directions.
         v = apply_fn(params, cond)
         fwd = integrate_svf(v, (1.0,), config=config.flow, penalties=penalties)

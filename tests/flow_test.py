@@ -20,6 +20,8 @@ from jwarp import (
     integrate_svf,
     negative_jacobian,
     out_of_grid,
+    sample,
+    straight_round_trip,
     warp,
 )
 
@@ -55,6 +57,7 @@ def _smooth_field(key, amplitude, b=2, h=H, w=W, sigma=3.0):
 
 
 LOOPS = ("diffrax", "unrolled")
+DIRECTIONS = ("forward", "backward")
 SOLVERS = ("euler", "heun", "rk4", "tsit5", "dopri5")
 
 
@@ -177,6 +180,121 @@ class SVFTest(chex.TestCase):
             SolverConfig(solver="euler", adaptive=True)
 
 
+def _affine_field(a, b=1, h=H, w=W):
+    """D(p) = A (p - c) about the frame centre c: an affine field, sampled exactly."""
+    g = identity_grid(h, w)
+    c = jnp.array([[[(h - 1) / 2, (w - 1) / 2]]])
+    return jnp.broadcast_to((g - c) @ jnp.asarray(a, jnp.float32).T, (b, h, w, 2))
+
+
+class StraightFieldTest(chex.TestCase):
+    """``field = "straight"``: every point p of x0 moves along p + t D(p)."""
+
+    A = ((0.5, -0.3), (0.2, 0.4))  # I + tA stays invertible for t in [-1, 1]
+
+    @chex.variants(with_jit=True, without_jit=True)
+    # "scan" runs the same Runge-Kutta steps as "unrolled" (which compiles 80 stages: ~35 s).
+    @parameterized.product(loop=("diffrax", "scan"), direction=DIRECTIONS)
+    def test_affine_field_gives_the_inverse_of_straight_paths(self, loop, direction):
+        ts = jnp.array([0.25, 0.5, 1.0])
+        config = SolverConfig(field="straight", solver="rk4", step_size=0.05, loop=loop)
+        run = functools.partial(integrate_svf, ts=ts, direction=direction, config=config)
+        res = self.variant(run)(_affine_field(self.A))
+        chex.assert_shape(res.disp, (3, 1, H, W, 2))
+        # Closed form: psi_t(p) = c + (I + tA)(p - c), so phi_t(s) = c + (I + tA)^{-1}(s - c).
+        g = np.asarray(identity_grid(H, W), np.float64)
+        c = np.array([(H - 1) / 2, (W - 1) / 2])
+        inner = _inner_disk(5.0)  # psi_1 stretches: keep its samples in the frame
+        a = np.asarray(self.A)
+        for k, t in enumerate(np.asarray(ts)):
+            m = np.linalg.inv(np.eye(2) + t * a)
+            if direction == "backward":  # phi_{-t} = psi_1 ∘ phi_{1-t}
+                m = (np.eye(2) + a) @ np.linalg.inv(np.eye(2) + (1 - t) * a)
+            want = c + (g - c) @ m.T - g
+            np.testing.assert_allclose(np.asarray(res.disp[k, 0])[inner], want[inner], atol=1e-4)
+
+    def test_points_travel_straight_lines_at_constant_speed(self):
+        d = _smooth_field(jax.random.key(3), amplitude=2.0)
+        ts = (0.25, 0.5, 1.0)
+        config = SolverConfig(field="straight", solver="rk4", step_size=0.02)
+        res = integrate_svf(d, ts, config=config)
+        g = identity_grid(H, W)[None]
+        for k, t in enumerate(ts):
+            phi = g + res.disp[k]
+            # The point of x0 shown at s at time t is p = phi_t(s); it left p for s = p + t D(p).
+            err = float(jnp.abs(phi + t * sample(d, phi) - g)[:, 3:-3, 3:-3].max())
+            assert err < 2e-3, (t, err)
+        assert float(jnp.abs(res.disp[-1]).max()) > 1.0  # a real deformation
+
+    def test_backward_retraces_the_forward_frames_and_inverts_the_end_map(self):
+        d = _smooth_field(jax.random.key(4), amplitude=2.0)
+        config = SolverConfig(field="straight", solver="rk4", step_size=0.05)
+        fwd = integrate_svf(d, (0.25, 0.75, 1.0), config=config)
+        bwd = integrate_svf(d, (0.25, 0.75, 1.0), direction="backward", config=config)
+        # phi_1 ∘ phi_{-tau} = phi_{1-tau}: warp(x1, u_{-tau}) is the frame at 1 - tau (up to
+        # bilinear interpolation of u_1, stated 0.05 px, away from the clamped border).
+        for k_back, k_fwd in ((0, 1), (1, 0)):
+            got = compose(fwd.disp[-1], bwd.disp[k_back])
+            err = float(jnp.abs(got - fwd.disp[k_fwd])[:, 3:-3, 3:-3].max())
+            assert err < 0.05, (k_back, err)
+        # phi_{-1} = psi_1 = id + D exactly, and it inverts phi_1 (the residual is bilinear
+        # interpolation of D and the solver's error).
+        np.testing.assert_allclose(bwd.disp[-1], d, atol=1e-5)
+        assert float(jnp.abs(compose(bwd.disp[-1], fwd.disp[-1]))[:, 3:-3, 3:-3].max()) < 0.1
+
+    @parameterized.parameters(*DIRECTIONS)
+    def test_penalties_accumulate_on_each_directions_maps_and_the_motions_folds(self, direction):
+        d = _smooth_field(jax.random.key(5), amplitude=8.0)  # strong enough to fold
+        h = 0.02
+        config = SolverConfig(field="straight", solver="euler", step_size=h)
+        taus = np.linspace(0.0, 1.0, 51)
+        res = integrate_svf(d, taus, direction=direction, config=config)
+        # Euler accumulates h * f at the solve's times 0, h, .., 1 - h: the saved frames 0..49
+        # forward, and 50..1 backward (tau = 1 - t). JD adds the folds of psi_t = id + t D.
+        frames = range(50) if direction == "forward" else range(50, 0, -1)
+        times = np.arange(50) * h
+        jd = h * sum(
+            negative_jacobian(res.disp[k]) + negative_jacobian(t * d) for k, t in zip(frames, times)
+        )
+        og = h * sum(out_of_grid(res.disp[k]) for k in frames)
+        folds = h * sum(negative_jacobian(t * d) for t in times)
+        assert float(folds.min()) > 1e-4 and float(og.min()) > 1e-4  # both are active
+        np.testing.assert_allclose(res.jd, jd, rtol=1e-4)
+        np.testing.assert_allclose(res.og, og, rtol=1e-4)
+
+    def test_round_trip_equals_the_two_solves(self):
+        d = _smooth_field(jax.random.key(6), amplitude=8.0)
+        config = SolverConfig(field="straight", solver="heun", step_size=0.1)
+        fwd, bwd = straight_round_trip(d, config)
+        for direction, got in (("forward", fwd), ("backward", bwd)):
+            want = integrate_svf(d, (1.0,), direction=direction, config=config)
+            chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-5)
+            assert float(got.jd.max()) > 0.0  # the comparison covers the folds term
+
+    def test_a_stretch_moves_edges_linearly_not_geometrically_as_a_stationary_field(self):
+        """A 3x stretch of the rows about the centre: the straight field's frame at t = 0.5 is
+        stretched 1 + 0.5 * 2 = 2x, the stationary field's with the same end map sqrt(3)x."""
+        k = 2.0
+        cfg = dict(solver="rk4", step_size=0.05)
+        straight = integrate_svf(
+            _affine_field(((k, 0.0), (0.0, 0.0))),
+            (0.5, 1.0),
+            config=SolverConfig(field="straight", **cfg),
+        )
+        # phi' = v(phi) with v = -log(1 + k) (p - c) gives phi_t(s) = c + (s - c) / (1 + k)^t.
+        stationary = integrate_svf(
+            _affine_field(((-np.log1p(k), 0.0), (0.0, 0.0))),
+            (0.5, 1.0),
+            config=SolverConfig(field="stationary", **cfg),
+        )
+        rows = np.asarray(identity_grid(H, W))[..., 0] - (H - 1) / 2  # s - c along rows
+        inner = _inner_disk(8.0)
+        for res, mid_scale in ((straight, 1 + 0.5 * k), (stationary, np.sqrt(1 + k))):
+            for t_index, scale in ((0, mid_scale), (1, 1 + k)):
+                got = rows + np.asarray(res.disp[t_index, 0, ..., 0])  # phi_t(s) - c
+                np.testing.assert_allclose(got[inner], (rows / scale)[inner], atol=1e-4)
+
+
 class PenaltyStateTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.parameters("forward", "backward")
@@ -215,7 +333,7 @@ def _tiny_problem(field):
     )
     x1 = jnp.roll(x0, (1, -1), axis=(1, 2))
     model = UNet(UNetConfig.tiny(final_init_std=0.3, out_scale=2.0))
-    cin = 1 if field == "stationary" else 3
+    cin = 3 if field == "neural" else 1
     params = model.init(k3, jnp.zeros((1, 16, 16, cin)))
     return model.apply, params, x0, x1
 
@@ -235,7 +353,7 @@ def _loss(apply_fn, config):
     return loss
 
 
-@pytest.mark.parametrize("field", ["stationary", "neural"])
+@pytest.mark.parametrize("field", ["stationary", "straight", "neural"])
 def test_gradients_agree_across_loops_and_adjoints(field):
     apply_fn, params, x0, x1 = _tiny_problem(field)
     grads = {}

@@ -171,11 +171,13 @@ def test_critic_update_fn_is_the_same_critic_with_matmul_convolutions_for_wgan_g
     assert critic_update_fn(explicit, critic_fn) is critic_fn
 
 
-def test_l2_learns_a_translation_through_the_ode():
+@pytest.mark.parametrize("field", ["stationary", "straight"])
+def test_l2_learns_a_translation_through_the_ode(field):
     """The endpoint error falls 10x: gradients flow through the solver into the U-Net."""
     config = load_config(
         "smoke",
         {
+            "flow.field": field,
             "data.image_size": 16,
             "data.channels": 1,
             "optim.lr": 3e-3,
