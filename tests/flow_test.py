@@ -190,7 +190,7 @@ def _affine_field(a, b=1, h=H, w=W):
 class StraightFieldTest(chex.TestCase):
     """``field = "straight"``: every point p of x0 moves along p + t D(p)."""
 
-    A = ((0.5, -0.3), (0.2, 0.4))  # I + tA stays invertible for t in [-1, 1]
+    A = ((0.5, -0.3), (0.2, 0.4))  # I + tA stays invertible for t in [0, 1]
 
     @chex.variants(with_jit=True, without_jit=True)
     # "scan" runs the same Runge-Kutta steps as "unrolled" (which compiles 80 stages: ~35 s).
