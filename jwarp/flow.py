@@ -321,8 +321,8 @@ def integrate(
         ts = ts_np.astype(np.float32)
     ts = jnp.atleast_1d(jnp.asarray(ts, jnp.float32))
     chex.assert_rank(ts, 1)
-    if ts_np is not None and (ts_np.min() < 0.0 or ts_np.max() > 1.0 or np.any(np.diff(ts_np) < 0)):
-        raise ValueError(f"ts: expected non-decreasing times in [0, 1], got {ts_np.tolist()}")
+    if ts_np is not None:
+        _check_times(ts_np)
     sign = 1.0 if direction == "forward" else -1.0
     b, h, w = shape
     u0 = jnp.zeros((b, h, w, 2), jnp.float32)
@@ -342,6 +342,12 @@ def integrate(
         disp, jd, og = _integrate_diffrax(vector_field, args, y0, ts, ts_np, sign, config)
     chex.assert_shape(disp, (ts.shape[0], b, h, w, 2))
     return FlowResult(disp, jd, og)
+
+
+def _check_times(ts_np: np.ndarray) -> None:
+    """Save times must be non-decreasing and in ``[0, 1]``."""
+    if ts_np.min() < 0.0 or ts_np.max() > 1.0 or np.any(np.diff(ts_np) < 0):
+        raise ValueError(f"ts: expected non-decreasing times in [0, 1], got {ts_np.tolist()}")
 
 
 def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config):
@@ -463,31 +469,36 @@ def integrate_svf(
     )
 
 
+def _solve_straight(d, ts, config, penalties, maps):
+    """The straight field's forward solve to ``t = 1``, penalised on ``maps``
+    (see ``straight_penalties``)."""
+    return integrate(
+        straight_velocity(config.padding),
+        d,
+        d.shape[:3],
+        ts,
+        config=config,
+        penalties=penalties,
+        penalty=straight_penalties(maps, config.padding),
+    )
+
+
 def _integrate_straight(d, ts, direction, config, penalties):
     """``integrate_svf`` for ``field = "straight"``: a backward solve is the forward one at
     ``1 - tau``, then ``psi_1`` (``straight_inverse``), penalised on that composed map."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction: expected one of {DIRECTIONS}, got {direction!r}")
-    solve = functools.partial(
-        integrate,
-        straight_velocity(config.padding),
-        d,
-        d.shape[:3],
-        config=config,
-        penalties=penalties,
-        penalty=straight_penalties(direction, config.padding),
-    )
     if direction == "forward":
-        return solve(ts)
+        return _solve_straight(d, ts, config, penalties, "forward")
     ts_np = _concrete(ts)
     # Forward times 1 - tau, non-decreasing (concrete where ts is, for the unrolled loops).
     if ts_np is not None:
-        if np.any(np.atleast_1d(ts_np) < 0.0) or np.any(np.atleast_1d(ts_np) > 1.0):
-            raise ValueError(f"ts: expected times in [0, 1], got {np.ravel(ts_np).tolist()}")
-        flipped = 1.0 - np.atleast_1d(ts_np)[::-1]
+        ts_np = np.atleast_1d(ts_np)
+        _check_times(ts_np)  # before flipping, so that an error names the times as given
+        flipped = 1.0 - ts_np[::-1]
     else:
         flipped = 1.0 - jnp.flip(jnp.atleast_1d(jnp.asarray(ts, jnp.float32)))
-    res = solve(flipped)
+    res = _solve_straight(d, flipped, config, penalties, "backward")
     inverse = functools.partial(straight_inverse, d=d, padding=config.padding)
     return FlowResult(jax.vmap(inverse)(jnp.flip(res.disp, axis=0)), res.jd, res.og)
 
@@ -513,15 +524,7 @@ def straight_round_trip(
     """
     chex.assert_rank(d, 4)
     chex.assert_axis_dimension(d, -1, 2)
-    res = integrate(
-        straight_velocity(config.padding),
-        d,
-        d.shape[:3],
-        (1.0,),
-        config=config,
-        penalties=penalties,
-        penalty=straight_penalties("both", config.padding),
-    )
+    res = _solve_straight(d, (1.0,), config, penalties, "both")
     forward = FlowResult(res.disp, res.jd[0], res.og[0])
     return forward, FlowResult(d[None], res.jd[1], res.og[1])
 
