@@ -15,10 +15,13 @@ Two loops run the same solvers:
   convolutions inside a rolled loop very slowly; unrolled, the ``neural`` field's gradient is
   many times faster on CPU (``benchmarks/bench_flow.py``). It steps exactly onto every save time.
 * ``"scan"``: the same fixed steps in one ``lax.scan`` (compiled once, whatever the step
-  count). With ``remat = false`` its gradient keeps every step's network activations instead of
-  recomputing them as diffrax's checkpointed loop does: one network pass fewer per step, for
-  memory that grows with the steps (``paper_mnist``'s generator step: 0.86x the time, 6.85 GB
-  peak RSS instead of 2.3 GB; README "Performance").
+  count). Its gradient can keep what diffrax's checkpointed loop recomputes: with
+  ``remat_policy = "convs"`` every convolution's output (one network pass fewer per step; only
+  activations, concatenations and tile transforms are recomputed), with ``remat = false``
+  everything. ``paper_mnist``'s generator step, back to back: 32.0 s with ``"convs"`` at
+  4.2 GB peak RSS against the diffrax loop's 36.7 s at 2.3 GB (0.87x); keeping everything was
+  no faster and took 7.0 GB (README "Performance"). Training picks ``"scan"`` with ``"convs"`` for wide networks
+  on CPU (``jwarp.training.resolve``).
 
 ``"auto"`` chooses ``unrolled`` on CPU for the ``neural`` field's fixed-step, ``checkpoint``-
 adjoint solves with concrete ``ts`` and at most ``SolverConfig.max_unrolled_steps`` steps, and
@@ -40,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from jwarp.models import CONV_OUT
 from jwarp.velocity import (
     FIELDS,
     Penalty,
@@ -57,6 +61,7 @@ SOLVERS = ("euler", "heun", "rk4", "tsit5", "dopri5")
 ADAPTIVE_SOLVERS = ("tsit5", "dopri5")
 ADJOINTS = ("checkpoint", "backsolve")
 LOOPS = ("auto", "diffrax", "unrolled", "scan")
+REMAT_POLICIES = ("auto", "inputs", "convs")
 DIRECTIONS = ("forward", "backward")
 # Fields whose network runs once per image, outside the solver loop (``integrate_svf``).
 ONCE_FIELDS = ("stationary", "straight")
@@ -94,9 +99,13 @@ class SolverConfig:
       loop: ``"auto"``, ``"diffrax"``, ``"unrolled"`` or ``"scan"`` (see the module docstring).
       max_unrolled_steps: ``"auto"`` unrolls at most this many steps (compile time grows with
         them).
-      remat: in the unrolled and scan loops, keep only each step's input for the backward pass
-        and recompute the step's activations (``jax.checkpoint``): about one extra forward
-        pass, but memory no longer grows with steps x network activations.
+      remat: in the unrolled and scan loops, recompute parts of each step in the backward
+        pass (``jax.checkpoint``) instead of keeping them; ``remat_policy`` says which.
+      remat_policy: what a rematerialised step keeps: ``"inputs"`` (only the step's input: one
+        extra network pass per step, memory independent of the network's activations),
+        ``"convs"`` (also every convolution's output, named ``CONV_OUT``: no network pass is
+        recomputed, memory grows with steps x convolution outputs) or ``"auto"`` (``"inputs"``
+        unless ``jwarp.training.resolve`` picks ``"convs"``).
       padding: how the stationary ``v`` is extended outside the frame.
     """
 
@@ -111,6 +120,7 @@ class SolverConfig:
     loop: str = "auto"
     max_unrolled_steps: int = 64
     remat: bool = True
+    remat_policy: str = "auto"
     padding: str = "border"
 
     def __post_init__(self):
@@ -119,6 +129,7 @@ class SolverConfig:
             ("solver", SOLVERS),
             ("adjoint", ADJOINTS),
             ("loop", LOOPS),
+            ("remat_policy", REMAT_POLICIES),
             ("padding", ("border", "zeros")),
         ):
             if getattr(self, name) not in allowed:
@@ -350,12 +361,20 @@ def _check_times(ts_np: np.ndarray) -> None:
         raise ValueError(f"ts: expected non-decreasing times in [0, 1], got {ts_np.tolist()}")
 
 
+def _remat(step: Callable, config: SolverConfig, static_argnums=()) -> Callable:
+    """``step`` under ``jax.checkpoint`` with ``config``'s policy, or as it is (``remat`` off)."""
+    if not config.remat:
+        return step
+    policy = None  # keep only the inputs
+    if config.remat_policy == "convs":
+        policy = jax.checkpoint_policies.save_only_these_names(CONV_OUT)
+    return jax.checkpoint(step, policy=policy, static_argnums=static_argnums)
+
+
 def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config):
     tab = _TABLEAUS[config.solver]
     grid = _unrolled_grid(config.step_size, ts_np)
-    step_fn = _rk_step
-    if config.remat:
-        step_fn = jax.checkpoint(_rk_step, static_argnums=(0, 1, 2, 5))
+    step_fn = _remat(_rk_step, config, static_argnums=(0, 1, 2, 5))
     saved = []
     y = y0
     for i, t in enumerate(grid):
@@ -381,9 +400,7 @@ def _integrate_scan(vector_field, args, y0, ts_np, sign, config):
         y = _rk_step(vector_field, tab, t, y, args, h)
         return y, y[0]
 
-    if config.remat:
-        body = jax.checkpoint(body)
-    y, disps = jax.lax.scan(body, y0, (times, steps))
+    y, disps = jax.lax.scan(_remat(body, config), y0, (times, steps))
     # Row k of ``disps`` is the displacement at grid[k + 1]; only the saved rows are kept.
     disps = jnp.concatenate([y0[0][None], disps])
     return disps[np.asarray(_save_rows(grid, ts_np))], y[1], y[2]

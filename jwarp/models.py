@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.ad_checkpoint import checkpoint_name
 from jaxtyping import Array, Float
 
 ConvImpl = Literal["auto", "lax", "im2col", "winograd"]
@@ -42,6 +43,9 @@ IM2COL_MAX_POSITIONS = 4
 
 # The variable collection of precomputed Winograd kernels (see ``winograd_kernels``).
 WINOGRAD = "winograd"
+# The name (``jax.ad_checkpoint.checkpoint_name``) of every ``Conv`` output, bias included: a
+# ``jax.checkpoint`` policy can keep these and recompute the rest (``flow.remat_policy``).
+CONV_OUT = "conv_out"
 
 
 def resolve_conv_impl(impl: str, positions: int) -> str:
@@ -99,7 +103,7 @@ class Conv(nn.Module):
             y = _winograd_conv(x, u, pads)
         else:
             y = _im2col_conv(x, kernel, s, pads)
-        return y + bias.reshape(1, 1, 1, -1)
+        return checkpoint_name(y + bias.reshape(1, 1, 1, -1), CONV_OUT)
 
 
 @functools.partial(jax.checkpoint, static_argnums=(2, 3))

@@ -365,15 +365,24 @@ def test_gradients_agree_across_loops_and_adjoints(field):
     if field == "neural":  # the loop "auto" unrolls on CPU
         runs.append(("unrolled", "unrolled", "checkpoint"))
         runs.append(("scan", "scan", "checkpoint"))
+        runs.append(("scan_convs", "scan", "checkpoint"))  # keeps the convolutions' outputs
     for name, loop, adjoint in runs:
         # 4 steps for the neural field: its unrolled loop compiles a U-Net per stage.
         step = 0.25 if field == "neural" else 0.1
-        config = SolverConfig(field=field, solver="rk4", step_size=step, loop=loop, adjoint=adjoint)
+        policy = "convs" if name == "scan_convs" else "auto"
+        config = SolverConfig(
+            field=field,
+            solver="rk4",
+            step_size=step,
+            loop=loop,
+            adjoint=adjoint,
+            remat_policy=policy,
+        )
         grads[name] = jax.jit(jax.grad(_loss(apply_fn, config)))(params, x0, x1)
         chex.assert_tree_all_finite(grads[name])
     flat = {k: jnp.concatenate([g.ravel() for g in jax.tree.leaves(v)]) for k, v in grads.items()}
     assert float(jnp.linalg.norm(flat["checkpoint"])) > 1e-3
-    for same in ("unrolled", "scan"):
+    for same in ("unrolled", "scan", "scan_convs"):
         if same in flat:
             # The same discrete solve differentiated another way: equal to float precision.
             np.testing.assert_allclose(
@@ -387,6 +396,30 @@ def test_gradients_agree_across_loops_and_adjoints(field):
         flat["checkpoint"]
     )
     assert float(rel) < 0.02, float(rel)
+
+
+def _flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+
+
+def test_convs_policy_recomputes_no_network_pass_and_keeps_less_than_everything():
+    """XLA's accounting of the compiled gradient (neural field, scan loop): keeping every
+    convolution's output costs about the FLOPs of keeping everything, a network pass per step
+    fewer than keeping only each step's input, and its memory lies between the two."""
+    apply_fn, params, x0, x1 = _tiny_problem("neural")
+    kinds = {"inputs": {"remat_policy": "inputs"}, "convs": {"remat_policy": "convs"}}
+    kinds["everything"] = {"remat": False}
+    flops, memory = {}, {}
+    for name, kw in kinds.items():
+        config = SolverConfig(field="neural", solver="euler", step_size=0.25, loop="scan", **kw)
+        compiled = jax.jit(jax.grad(_loss(apply_fn, config))).lower(params, x0, x1).compile()
+        flops[name] = _flops(compiled)
+        memory[name] = compiled.memory_analysis().temp_size_in_bytes
+    recompute = flops["inputs"] - flops["everything"]  # the network's forward passes
+    assert recompute > 0.1 * flops["everything"], flops
+    assert abs(flops["convs"] - flops["everything"]) < 0.1 * recompute, flops
+    assert memory["inputs"] < memory["convs"] < memory["everything"], memory
 
 
 def test_gradient_through_diffeqsolve_matches_finite_differences():

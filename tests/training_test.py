@@ -126,15 +126,27 @@ def test_generator_and_critic_rates_decay_together_once_per_epoch():
 
 
 def test_resolve_picks_winograd_only_for_a_wide_neural_field_in_a_rolled_loop():
-    """The authors' U-Net as a neural field runs in diffrax's rolled loop, where XLA:CPU's own
+    """The authors' U-Net as a neural field runs in a rolled loop, where XLA:CPU's own
     convolution gradient is pathological, so ``auto`` becomes Winograd there (CPU only); a
-    forward-only solve, a stationary field or an explicit choice is left alone."""
+    forward-only solve, a stationary field or an explicit choice is left alone. On CPU the
+    differentiated loop is a scan that keeps the convolutions' outputs, unless the solve needs
+    diffrax (adaptive steps, backsolve) or the loop or policy was chosen."""
     wide = {"model.unet.encoder": [8, 256], "model.unet.decoder": [8, 8], "flow.field": "neural"}
-    want = "winograd" if jax.default_backend() == "cpu" else "auto"
+    cpu = jax.default_backend() == "cpu"
+    want = ("scan", "convs", "winograd") if cpu else ("diffrax", "auto", "auto")
     resolved = resolve(load_config("smoke", wide))
-    assert (resolved.flow.loop, resolved.model.unet.conv_impl) == ("diffrax", want)
+    got = (resolved.flow.loop, resolved.flow.remat_policy, resolved.model.unet.conv_impl)
+    assert got == want
     forward_only = resolve(load_config("smoke", wide), gradients=False)  # faster with auto
     assert (forward_only.flow.loop, forward_only.model.unet.conv_impl) == ("diffrax", "auto")
+    for chosen, loop, policy in (
+        ({"flow.loop": "diffrax"}, "diffrax", "auto"),
+        ({"flow.remat_policy": "inputs"}, "scan" if cpu else "diffrax", "inputs"),
+        ({"flow.adjoint": "backsolve"}, "diffrax", "auto"),
+        ({"flow.solver": "tsit5", "flow.adaptive": True}, "diffrax", "auto"),
+    ):
+        flow_cfg = resolve(load_config("smoke", {**wide, **chosen})).flow
+        assert (flow_cfg.loop, flow_cfg.remat_policy) == (loop, policy), chosen
     for other in (
         {"flow.field": "stationary"},
         {"model.unet.conv_impl": "lax"},
