@@ -62,9 +62,43 @@ def test_matmul_convs_match_lax_conv_and_its_gradient(impl, shape, k, stride, pa
     chex.assert_trees_all_close(g_lax, g_mm, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "up_shape,x_shape",
+    [
+        ((2, 4, 5, 6), (2, 8, 10, 3)),  # 20 positions before upsampling: folded 2x2 kernels
+        ((2, 2, 3, 6), (2, 4, 6, 3)),  # 6 positions: Winograd on the concatenation
+        ((2, 4, 4, 6), (2, 7, 8, 3)),  # odd: the upsampled map is cropped
+    ],
+)
+def test_conv_of_an_upsampled_concatenation_matches_lax(up_shape, x_shape):
+    """``Conv(x, up)`` is ``conv3x3(concat[upsample2x(up)[:, :H, :W], x])``; the Winograd impl
+    folds the kernel onto the map before upsampling where it is large enough. Against XLA's
+    convolution of the explicit concatenation, values and gradients for ``x``, ``up`` and the
+    kernel."""
+    up = jax.random.normal(jax.random.key(0), up_shape)
+    x = jax.random.normal(jax.random.key(1), x_shape)
+    conv = Conv(5, impl="winograd")
+    params = conv.init(jax.random.key(2), x, up)
+    chex.assert_shape(params["params"]["kernel"], (3, 3, up_shape[-1] + x_shape[-1], 5))
+
+    def reference(p, x, up):
+        up2 = jnp.repeat(jnp.repeat(up, 2, axis=1), 2, axis=2)[:, : x.shape[1], : x.shape[2]]
+        return Conv(5, impl="lax").apply(p, jnp.concatenate([up2, x], axis=-1))
+
+    loss = lambda f: lambda p, x, up: jnp.sum(jnp.sin(f(p, x, up)))
+    np.testing.assert_allclose(
+        jax.jit(conv.apply)(params, x, up), reference(params, x, up), atol=2e-5, rtol=2e-5
+    )
+    g_ref = jax.jit(jax.grad(loss(reference), argnums=(0, 1, 2)))(params, x, up)
+    g_conv = jax.jit(jax.grad(loss(conv.apply), argnums=(0, 1, 2)))(params, x, up)
+    chex.assert_trees_all_close(g_conv, g_ref, atol=1e-4, rtol=1e-4)
+
+
 def test_cached_winograd_kernels_are_g_g_gt_and_give_the_same_unet():
     """``winograd_kernels`` holds ``G g G^T`` (numpy, from Lavin & Gray's G) for every 3x3
-    stride-1 convolution and nothing else, and the U-Net applied with it equals the ``lax``
+    stride-1 convolution and nothing else, and for a convolution of an upsampled concatenation
+    also the split forms (the rest's ``G g G^T``, the upsampled part's folded 2x2 kernels),
+    whichever path a later input size takes. The U-Net applied with it equals the ``lax``
     U-Net; a wrong cached kernel changes the output, so the cache is what the convolutions use."""
     g_mat = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
     x = jax.random.uniform(jax.random.key(0), (2, 12, 12, 3))
@@ -76,9 +110,22 @@ def test_cached_winograd_kernels_are_g_g_gt_and_give_the_same_unet():
     flat = flax.traverse_util.flatten_dict(cached["winograd"])
     kernels = flax.traverse_util.flatten_dict(params["params"])
     # Stride-1 3x3 convs: 2 decoder + 1 extra; the stride-2 encoder convs and the 1x1 head are not.
-    assert len(flat) == 3
+    # Two of them (decoder level 2, the first extra) convolve [upsampled, rest].
+    assert sorted(path[-1] for path in flat) == sorted(
+        ["kernel"] * 3 + ["rest_kernel", "up_kernel"] * 2
+    )
     for path, u in flat.items():
         kernel = np.asarray(kernels[path[:-1] + ("kernel",)], np.float64)
+        if path[-1] == "up_kernel":
+            # Nearest upsampling puts source row i - 1 under kernel row 0 for even output rows
+            # and under rows 0, 1 for odd ones (source row i + 1 under row 2): the sums below.
+            fold = np.array([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # [a, p, i]
+            cu = u.shape[0] // 4  # the upsampled input's channels come first
+            want = np.einsum("api,bqj,ijcd->pqcabd", fold, fold, kernel[:, :, :cu])
+            np.testing.assert_allclose(u, want.reshape(u.shape), atol=1e-6)
+            continue
+        if path[-1] == "rest_kernel":
+            kernel = kernel[:, :, kernel.shape[2] - u.shape[1] :]
         want = np.einsum("ia,jb,abcd->ijcd", g_mat, g_mat, kernel).reshape(16, *kernel.shape[2:])
         np.testing.assert_allclose(u, want, atol=1e-6)
         direct = winograd_kernel(jnp.asarray(kernel, jnp.float32))
