@@ -10,6 +10,8 @@ convolution is up to 100x slower, ``lax`` everywhere else (see ``IM2COL_MAX_POSI
 All implementations use the same parameters, so a checkpoint moves freely between them.
 Winograd's transformed kernels can be computed once for given parameters (``winograd_kernels``,
 a ``"winograd"`` variable collection) where they do not change between calls, as in animation.
+With ``"winograd"``, a U-Net decoder's convolution of ``concat[upsample2x(y), skip]`` runs its
+upsampled part on ``y`` itself, before upsampling (``_upsample_conv``).
 """
 
 from __future__ import annotations
