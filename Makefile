@@ -38,7 +38,8 @@ demo-fit: $(STAMP)
 	$(BIN)/python -m jwarp.demo --out demo_fit.gif
 
 # Trains the three CPU presets (about 1 h on 2 cores), evaluates them and pair fitting on the
-# test split, and writes docs/results/*.json (README "Results").
+# test split, fits the mid frame per pair (docs/mid_frame_fits.py) and writes
+# docs/results/*.json (README "Results").
 results: $(STAMP)
 	mkdir -p docs/results
 	for p in faces_l2 faces_gan digits_gan; do \
@@ -46,6 +47,7 @@ results: $(STAMP)
 		$(BIN)/python -m jwarp.evaluate --workdir runs/$$p --json docs/results/$$p.json || exit 1; \
 	done
 	$(BIN)/python -m jwarp.evaluate --fit --n 10 --json docs/results/pair_fit.json
+	$(BIN)/python docs/mid_frame_fits.py --json docs/results/mid_frame_fits.json
 
 # The README's GIFs in docs/ from the runs that `make results` trains.
 docs: $(STAMP)
