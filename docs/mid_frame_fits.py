@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -154,6 +155,11 @@ def main() -> None:
         f"{'cross_dissolve (absolute)':28s} {'':6s} {base['psnr@0.25']:6.2f} "
         f"{base['psnr@0.5']:6.2f} {'':7s} {base['psnr@0.75']:6.2f}"
     )
+    # Strict JSON: the cross-dissolve's end frame is exact (inf dB), written as null.
+    rows = {
+        name: {k: (v if math.isfinite(v) else None) for k, v in row.items()}
+        for name, row in rows.items()
+    }
     out = {"n_faces": args.n, "steps": args.steps, "grid": args.grid, "split": "test", "rows": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
