@@ -5,8 +5,8 @@
 
 Fits one field per test pair by optimisation, with no network and no training set, so there is
 no generalisation gap. The field lives on a 2 px grid, as in ``jwarp.fit`` but finer. Each
-fit's frames are scored as ``jwarp.evaluate`` scores a model: PSNR against the renderer's true
-frames at s = 0.25, 0.5 and 0.75, at t = s, and for the best of 21 frames. Fields:
+fit's frames are scored by ``jwarp.evaluate.score_paths``, as a model is: PSNR against the true
+frames at s = 0.25, 0.5 and 0.75, at t = s and for the best of 21 frames. Fields:
 
 * ``stationary`` and ``straight``: as in ``jwarp.velocity``.
 * ``time-dependent``: ``v(x, t)`` piecewise linear between 5 knots in t. It stands in for
@@ -32,7 +32,7 @@ import optax
 
 from jwarp import metrics
 from jwarp.data import faces_at
-from jwarp.evaluate import SMILES, TIMES
+from jwarp.evaluate import SMILES, TIMES, score_paths
 from jwarp.flow import SolverConfig, integrate, integrate_svf
 from jwarp.sampler import identity_grid, sample, warp
 
@@ -96,20 +96,6 @@ def fit(field: str, loss: str, x0, x1, xm, steps: int, grid: int, lr: float = 0.
     return run(jnp.zeros((knots, b, -(-h // grid), -(-w // grid), 2), jnp.float32))
 
 
-def _mean(x) -> float:
-    return float(np.mean(np.asarray(x, np.float64)))
-
-
-def score(frames, x0, x1, truths) -> dict[str, float]:
-    """``jwarp.evaluate``'s frame measures for ``frames: [T, B, H, W, C]`` at ``TIMES``."""
-    row = {"endpoint_psnr": _mean(metrics.psnr(frames[-1], x1))}
-    for level, truth in zip(SMILES, truths):
-        traj = np.asarray(jax.vmap(lambda f, tr=truth: metrics.psnr(f, tr))(frames))
-        row[f"psnr@{level:g}"] = _mean(traj[int(np.argmin(np.abs(TIMES - level)))])
-        row[f"best_psnr@{level:g}"] = _mean(traj.max(axis=0))
-    return row
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10, help="test faces")
@@ -120,12 +106,13 @@ def main() -> None:
 
     levels = (0.0, *SMILES, 1.0)
     frames_at = jnp.asarray(faces_at(args.n, levels, 64, 4, "test", 0))
-    x0, x1, truths = frames_at[0], frames_at[-1], frames_at[1:-1]
-    xm = truths[SMILES.index(0.5)]
+    x0, x1 = frames_at[0], frames_at[-1]
+    truths = dict(zip(SMILES, frames_at[1:-1]))
+    xm = truths[0.5]
     dissolve = jnp.asarray(
         (1 - TIMES)[:, None, None, None, None] * x0 + TIMES[:, None, None, None, None] * x1
     )
-    rows = {"cross_dissolve": score(dissolve, x0, x1, truths)}
+    rows = score_paths({"cross_dissolve": dissolve}, x0, x1, truths)
     base = rows["cross_dissolve"]
     keys = ("endpoint_psnr", "psnr@0.25", "psnr@0.5", "best_psnr@0.5", "psnr@0.75")
     print(
@@ -141,8 +128,8 @@ def main() -> None:
         v = fit(field, loss, x0, x1, xm, args.steps, args.grid)
         res = solve(field, v, TIMES, penalties=False)
         frames = jax.vmap(lambda d: warp(x0, d))(res.disp)
-        row = score(frames, x0, x1, truths)
-        row["neg_jacobian_pct"] = 100 * _mean(metrics.negative_jacobian_fraction(res.disp))
+        row = score_paths({"fit": frames}, x0, x1, truths)["fit"]
+        row["neg_jacobian_pct"] = 100 * float(np.mean(metrics.negative_jacobian_fraction(res.disp)))
         row["seconds"] = round(time.perf_counter() - start, 1)
         rows[f"{field}, {loss}"] = row
         rel = [row["endpoint_psnr"]] + [row[k] - base[k.replace("best_", "")] for k in keys[1:]]

@@ -79,10 +79,13 @@ def _dissolve(x0, x1) -> np.ndarray:
     return (1 - t) * x0[None] + t * x1[None]
 
 
-def _score_paths(
+def score_paths(
     paths: dict[str, np.ndarray], x0: np.ndarray, x1: np.ndarray | None, truths
 ) -> dict[str, dict[str, float]]:
-    """Frame measures of several ``[T, B, H, W, C]`` trajectories on the same images."""
+    """Frame measures of several ``[T, B, H, W, C]`` trajectories saved at ``TIMES``, on the same
+    images: end-frame PSNR, SSIM and PSNR where the pair differs (against ``x1``, if given), and
+    for each ``level: truth [B, H, W, C]`` of ``truths`` the PSNR at ``t = level`` and the best
+    over the trajectory. Values are means over the images, ``{path: {measure: value}}``."""
     out: dict[str, dict[str, float]] = {}
     for name, frames in paths.items():
         row: dict[str, float] = {}
@@ -168,7 +171,7 @@ def evaluate_run(
     paths = {"model": frames, "identity": np.broadcast_to(x0, frames.shape)}
     if paired:
         paths["cross_dissolve"] = _dissolve(x0, x1)
-    for method, row in _score_paths(paths, x0, x1 if paired else None, truths).items():
+    for method, row in score_paths(paths, x0, x1 if paired else None, truths).items():
         for key, value in row.items():
             table.setdefault(key, {})[method] = value
 
@@ -242,7 +245,7 @@ def evaluate_fit(n: int = 10, size: int = 64, split: str = "test", seed: int = 0
     paths = {"model": frames, "identity": np.broadcast_to(x0, frames.shape),
              "cross_dissolve": _dissolve(x0, x1)}
     table: dict[str, dict[str, Any]] = {}
-    for method, row in _score_paths(paths, x0, x1, truths).items():
+    for method, row in score_paths(paths, x0, x1, truths).items():
         for key, value in row.items():
             table.setdefault(key, {})[method] = value
     table["neg_jacobian_pct"] = {
