@@ -1,4 +1,5 @@
-"""Data sources for jwarp: procedural faces, scikit-learn digits, MNIST, image folders, arrays.
+"""Data sources for jwarp: real smiles and MNIST, procedural faces, scikit-learn digits,
+image folders, arrays.
 
 Every source returns ``float32`` images ``[N, H, W, C]`` with values in ``[0, 1]`` and
 ``C in {1, 3, 4}`` (SPEC §2). Everything here is plain numpy + Pillow: no JAX, no network, and
@@ -11,14 +12,21 @@ luminance ``0.299 R + 0.587 G + 0.114 B`` of that composite (what Pillow's ``"L"
 
 Sources (SPEC §6):
 
+* ``load_smiles``: real 64x64 grey faces of a SMILEsmileD checkout, neutral (source) and
+  smiling (target), unpaired; the paper's smile experiment.
+* ``load_mnist``: real MNIST digits of two classes (3s -> 4s by default) from the standard IDX
+  files; the ``t10k`` files alone are enough. The paper's digit experiment.
 * ``faces`` / ``faces_at``: procedurally rendered, anti-aliased faces; each face exists at any
   smile level ``s in [0, 1]`` and the smile is purely geometric (mouth curve, cheeks, lower
   eyelids), so ``(s=0, s=1)`` pairs are exact and every intermediate frame is known.
 * ``digits``: the real 8x8 handwritten digits bundled with scikit-learn, 3s (source) and
-  4s (target), upsampled.
-* ``load_mnist``: MNIST 3s and 4s from the standard IDX files.
+  4s (target) by default, upsampled.
 * ``load_folder``: ``source/`` and ``target/`` image folders.
 * ``load_array``: ``.npz`` / ``.npy`` arrays.
+
+``smiles`` and ``mnist`` split train/test by a hash of each file name or index
+(``split_of``), so the split never changes with the machine or with which files are present;
+``faces`` and ``digits`` by seeded streams; folders and arrays have no test split.
 
 ``Batches`` turns a ``(source, target)`` pair of arrays into an endless, deterministic and
 resumable stream of ``{"x0", "x1"}`` minibatches.
@@ -29,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import hashlib
 import math
 import struct
 import warnings
@@ -42,6 +51,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MNIST_TEST_PERCENT",
+    "SMILES_TEST_PERCENT",
     "ArrayData",
     "Batches",
     "DataError",
@@ -54,11 +65,15 @@ __all__ = [
     "load_array",
     "load_folder",
     "load_mnist",
+    "load_smiles",
+    "mnist_labelled",
     "open_image",
     "read_idx",
     "render_face",
     "render_faces",
     "sample_face_params",
+    "smiles_files",
+    "split_of",
 ]
 
 
@@ -573,8 +588,11 @@ def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def digits(split: str = "train", size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The handwritten 3s and 4s bundled with scikit-learn, upsampled.
+def digits(
+    split: str = "train", size: int = 32, seed: int = 0, source_class: int = 3,
+    target_class: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The handwritten 3s and 4s (or two other classes) bundled with scikit-learn, upsampled.
 
     The 8x8 images (values 0..16) are scaled to ``[0, 1]`` and resized bicubically (clipped).
     Each class is split 80/20 into train/test by a permutation seeded with ``(seed, label)``.
@@ -583,14 +601,15 @@ def digits(split: str = "train", size: int = 32, seed: int = 0) -> tuple[np.ndar
       split: ``"train"`` or ``"test"``.
       size: output height and width.
       seed: split seed.
+      source_class, target_class: the two digits.
 
     Returns:
-      ``(threes [N, size, size, 1], fours [M, size, size, 1])``, ``float32`` in ``[0, 1]``
-      (unpaired; about 146/145 train and 37/36 test images).
+      ``(sources [N, size, size, 1], targets [M, size, size, 1])``, ``float32`` in ``[0, 1]``
+      (unpaired; for 3s and 4s about 146/145 train and 37/36 test images).
     """
-    threes, _ = digits_labelled(split, size, seed, classes=(3,))
-    fours, _ = digits_labelled(split, size, seed, classes=(4,))
-    return threes, fours
+    sources, _ = digits_labelled(split, size, seed, classes=(source_class,))
+    targets, _ = digits_labelled(split, size, seed, classes=(target_class,))
+    return sources, targets
 
 
 def digits_labelled(
@@ -673,29 +692,21 @@ def _read_idx_ndim(path: Path, ndim: int, what: str) -> np.ndarray:
     return array
 
 
-def load_mnist(
-    data_dir: str | Path, split: str = "train", size: int = 32
-) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST 3s and 4s from the standard IDX files.
+def split_of(key: str, test_percent: int) -> str:
+    """``"test"`` for about ``test_percent`` % of keys, else ``"train"``, from a hash of ``key``.
 
-    Reads ``{train,t10k}-images-idx3-ubyte[.gz]`` and ``{train,t10k}-labels-idx1-ubyte[.gz]``.
-    The 28x28 digits are zero-padded to 32x32 (the authors' framing) and then resized
-    bicubically if ``size != 32``.
-
-    Args:
-      data_dir: folder holding the IDX files.
-      split: ``"train"`` or ``"test"`` (the ``t10k`` files).
-      size: output height and width.
-
-    Returns:
-      ``(threes [N, size, size, 1], fours [M, size, size, 1])``, ``float32`` in ``[0, 1]``.
-
-    Raises:
-      DataError: an IDX file is missing or is not the expected IDX file, or the counts
-        disagree (one line naming the file).
+    A file's split depends on its own name only (SHA-256, not Python's salted ``hash``): it
+    never changes with the machine, the file order or the other files present.
     """
-    data_dir = Path(data_dir)
-    prefix = "train" if _split_id(split) == 0 else "t10k"
+    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % 100
+    return "test" if bucket < test_percent else "train"
+
+
+MNIST_TEST_PERCENT = 20
+
+
+def _read_mnist_files(data_dir: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``[N, h, w]`` uint8 and labels ``[N]`` of ``{prefix}-*-idx?-ubyte[.gz]``."""
     images_path = _find_idx(data_dir, f"{prefix}-images-idx3-ubyte")
     labels_path = _find_idx(data_dir, f"{prefix}-labels-idx1-ubyte")
     images = _read_idx_ndim(images_path, 3, "MNIST images")
@@ -704,14 +715,98 @@ def load_mnist(
         raise DataError(
             f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path}"
         )
+    return images, labels
+
+
+def _has_idx(data_dir: Path, stem: str) -> bool:
+    try:
+        _find_idx(data_dir, stem)
+    except DataError:
+        return False
+    return True
+
+
+def mnist_labelled(
+    data_dir: str | Path,
+    split: str = "train",
+    size: int = 32,
+    classes: Sequence[int] = tuple(range(10)),
+) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST digits of ``classes`` with their labels, from the standard IDX files.
+
+    The test split is the ``MNIST_TEST_PERCENT`` % of the ``t10k`` digits that ``split_of``
+    picks by index (``"t10k-<index>"``); the training split is the rest of ``t10k`` plus, when
+    the folder has them, all of the ``train-*`` files. So the ``t10k`` files alone are enough,
+    and the test split is the same whether or not the training files are there. The 28x28
+    digits are zero-padded to 32x32 (the authors' framing) and resized bicubically if
+    ``size != 32``.
+
+    Args:
+      data_dir: folder holding ``t10k-images-idx3-ubyte[.gz]`` and ``t10k-labels-idx1-ubyte[.gz]``
+        (and optionally ``train-*``).
+      split: ``"train"`` or ``"test"``.
+      size: output height and width.
+      classes: labels to keep, in this order.
+
+    Returns:
+      ``(images [N, size, size, 1] float32 in [0, 1], labels [N] int64)``, class by class.
+
+    Raises:
+      DataError: an IDX file is missing, damaged or not the expected one, or the counts
+        disagree (one line naming the file).
+    """
+    data_dir = Path(data_dir)
+    split_id = _split_id(split)
+    if not data_dir.is_dir():
+        what = "not a folder" if data_dir.exists() else "folder not found"
+        raise DataError(f"{data_dir}: {what} (expected a folder with the MNIST IDX files)")
+    images, labels = _read_mnist_files(data_dir, "t10k")
+    in_test = np.array([split_of(f"t10k-{i}", MNIST_TEST_PERCENT) == "test"
+                        for i in range(len(images))], bool)
+    keep = in_test if split_id == 1 else ~in_test
+    images, labels = images[keep], labels[keep]
+    if split_id == 0 and _has_idx(data_dir, "train-images-idx3-ubyte"):
+        more_images, more_labels = _read_mnist_files(data_dir, "train")
+        if more_images.shape[1:] != images.shape[1:]:
+            raise DataError(
+                f"{data_dir}: train-* images are {more_images.shape[1:]}, t10k-* images "
+                f"{images.shape[1:]}; expected the same size"
+            )
+        images = np.concatenate([more_images, images])
+        labels = np.concatenate([more_labels, labels])
     h, w = images.shape[1:]
     top, left = max(32 - h, 0) // 2, max(32 - w, 0) // 2
-    out = []
-    for label in (3, 4):
+    images_out, labels_out = [], []
+    for label in classes:
         selected = images[labels == label]
         padded = np.zeros((len(selected), max(h, 32), max(w, 32), 1), np.float32)
         padded[:, top : top + h, left : left + w, 0] = selected / np.float32(255)
-        out.append(_resize_float(padded, size, Image.Resampling.BICUBIC))
+        images_out.append(_resize_float(padded, size, Image.Resampling.BICUBIC))
+        labels_out.append(np.full(len(selected), label, np.int64))
+    return np.concatenate(images_out), np.concatenate(labels_out)
+
+
+def load_mnist(
+    data_dir: str | Path,
+    split: str = "train",
+    size: int = 32,
+    source_class: int = 3,
+    target_class: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST digits of two classes (3s and 4s by default), split as ``mnist_labelled``.
+
+    Returns:
+      ``(sources [N, size, size, 1], targets [M, size, size, 1])``, ``float32`` in ``[0, 1]``.
+
+    Raises:
+      DataError: as ``mnist_labelled``, or no digit of a class in the split.
+    """
+    images, labels = mnist_labelled(data_dir, split, size, (source_class, target_class))
+    out = []
+    for label in (source_class, target_class):
+        if not np.any(labels == label):
+            raise DataError(f"{data_dir}: no MNIST digit {label} in the {split} split")
+        out.append(images[labels == label])
     return out[0], out[1]
 
 
@@ -799,6 +894,11 @@ def _read(path: Path, size: int, channels: int) -> np.ndarray:
     try:
         img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
         box = _center_crop_box(*img.size)
+        if img.mode == "L" and channels == 1:  # grey stays grey: the RGBA route, faster
+            img = img.crop(box)
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.LANCZOS)
+            return (np.asarray(img, np.float32) / np.float32(255))[..., None]
         if img.mode in _HIGH_BIT_MODES:  # 16/32-bit grey: keep the precision, resize in float
             grey = np.asarray(img, np.float32) / np.float32(_HIGH_BIT_MODES[img.mode])
             grey = np.clip(grey, 0.0, 1.0)[box[1] : box[3], box[0] : box[2]]
@@ -886,6 +986,26 @@ def _read_all(files: list[Path], size: int, channels: int) -> tuple[list, list[s
     return images, skipped
 
 
+def _report_skipped(
+    where, unit: str, total: int, n_skipped: int, reasons: list[str], images: list
+) -> None:
+    """One ``SkippedFilesWarning`` naming the ``reasons`` why ``n_skipped`` of ``total`` items
+    were left out, or a ``DataError`` when no image of ``images`` (None: unreadable) is left."""
+    if all(x is None for x in images):
+        raise DataError(
+            f"{where}: none of the {total} {unit} can be read ({_list_some(reasons, 2)}); "
+            f"{_EXPECTED_IMAGE}"
+        )
+    if n_skipped:
+        warnings.warn(
+            SkippedFilesWarning(
+                f"{where}: skipped {n_skipped} of {total} {unit} that cannot be read: "
+                f"{_list_some(reasons)}"
+            ),
+            stacklevel=3,
+        )
+
+
 def load_folder(
     data_dir: str | Path, size: int, channels: int, paired: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -943,25 +1063,91 @@ def load_folder(
                 ("target", target, skipped1, x1),
             )
         ]
-    for where, unit, total, n_skipped, reasons, images in groups:
-        images = [x for x in images if x is not None]
-        if not images:
-            raise DataError(
-                f"{where}: none of the {total} {unit} can be read ({_list_some(reasons, 2)}); "
-                f"{_EXPECTED_IMAGE}"
-            )
-        if n_skipped:
-            warnings.warn(
-                SkippedFilesWarning(
-                    f"{where}: skipped {n_skipped} of {total} {unit} that cannot be read: "
-                    f"{_list_some(reasons)}"
-                ),
-                stacklevel=2,
-            )
+    for group in groups:
+        _report_skipped(*group)
     return (
         np.stack([x for x in x0 if x is not None]),
         np.stack([x for x in x1 if x is not None]),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# SMILEsmileD: real faces, neutral and smiling.
+# --------------------------------------------------------------------------------------------
+
+# The layout of a clone of https://github.com/hromi/SMILEsmileD.
+SMILES_NEUTRAL = ("SMILEs", "negatives", "negatives7")
+SMILES_SMILING = ("SMILEs", "positives", "positives7")
+SMILES_TEST_PERCENT = 10
+SMILES_HINT = (
+    "expected a SMILEsmileD checkout (git clone https://github.com/hromi/SMILEsmileD) with "
+    "SMILEs/negatives/negatives7/*.jpg and SMILEs/positives/positives7/*.jpg"
+)
+
+
+def smiles_folders(data_dir: str | Path) -> tuple[Path, Path]:
+    """The neutral and smiling image folders of a SMILEsmileD checkout (or of its ``SMILEs/``).
+
+    Raises:
+      DataError: one line naming ``data_dir`` when either folder is missing.
+    """
+    root = Path(data_dir)
+    if not (root / SMILES_NEUTRAL[0]).is_dir() and (root / SMILES_NEUTRAL[1]).is_dir():
+        root = root.parent  # the SMILEs/ folder itself was given
+    folders = root.joinpath(*SMILES_NEUTRAL), root.joinpath(*SMILES_SMILING)
+    for folder in folders:
+        if not folder.is_dir():
+            what = "not a folder" if Path(data_dir).is_file() else f"no {folder.relative_to(root)}/"
+            raise DataError(f"{data_dir}: {what}; {SMILES_HINT}")
+    return folders
+
+
+def smiles_files(data_dir: str | Path, split: str = "train") -> tuple[list[Path], list[Path]]:
+    """The neutral and smiling image files of ``split``, in name order.
+
+    A file is in the test split when ``split_of(<file name>, SMILES_TEST_PERCENT)`` says so
+    (about 10 %), whatever else the folders hold.
+    """
+    split_id = _split_id(split)
+    out = []
+    for folder in smiles_folders(data_dir):
+        files = [f for f in _image_files(folder)
+                 if (split_of(f.name, SMILES_TEST_PERCENT) == "test") == (split_id == 1)]
+        if not files:
+            raise DataError(f"{folder}: no image file falls in the {split} split")
+        out.append(files)
+    return out[0], out[1]
+
+
+def load_smiles(
+    data_dir: str | Path, split: str = "train", size: int = 64, channels: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real faces of a SMILEsmileD checkout: neutral (source) and smiling (target), unpaired.
+
+    The split is ``smiles_files``'s (by a hash of each file name). Files are read as in
+    ``load_folder`` (64x64 grey JPEGs, kept as they are at ``size = 64``); unreadable ones are
+    skipped with one ``SkippedFilesWarning`` per folder.
+
+    Args:
+      data_dir: the checkout (holding ``SMILEs/``), or its ``SMILEs/`` folder.
+      split: ``"train"`` or ``"test"``.
+      size: output height and width.
+      channels: 1 (grey, the data's own), 3 or 4 (opaque).
+
+    Returns:
+      ``(neutral [N, size, size, channels], smiling [M, size, size, channels])``, ``float32``
+      in ``[0, 1]``.
+
+    Raises:
+      DataError: not a SMILEsmileD checkout, or a folder with nothing readable (one line).
+    """
+    _check_channels(channels)
+    out = []
+    for files in smiles_files(data_dir, split):
+        images, skipped = _read_all(files, size, channels)
+        _report_skipped(files[0].parent, "image files", len(files), len(skipped), skipped, images)
+        out.append(np.stack([x for x in images if x is not None]))
+    return out[0], out[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1254,9 +1440,10 @@ def load_dataset(cfg, split: str = "train", seed: int = 0) -> tuple[np.ndarray, 
 
     Args:
       cfg: the data configuration (``name``, ``data_dir``, ``paired``, ``image_size``,
-        ``channels``, ``n_train``, ``n_test``).
+        ``channels``, ``n_train``, ``n_test``, ``source_class``, ``target_class``).
       split: ``"train"`` or ``"test"``. Sources without a test split (folders, arrays) return
-        the same images for both.
+        the same images for both; ``smiles`` and ``mnist`` split by a hash of each file name
+        or index (``split_of``).
       seed: data seed (faces and digits).
 
     Returns:
@@ -1267,11 +1454,15 @@ def load_dataset(cfg, split: str = "train", seed: int = 0) -> tuple[np.ndarray, 
         n = cfg.n_train if split == "train" else cfg.n_test
         x0, x1 = faces(n, size=size, channels=channels, split=split, seed=seed)
         return x0, x1, True
+    if cfg.name == "smiles":
+        x0, x1 = load_smiles(cfg.data_dir, split, size, channels)
+        return x0, x1, False
     if cfg.name in ("digits", "mnist"):
+        classes = cfg.source_class, cfg.target_class
         if cfg.name == "digits":
-            x0, x1 = digits(split=split, size=size, seed=seed)
+            x0, x1 = digits(split, size, seed, *classes)
         else:
-            x0, x1 = load_mnist(cfg.data_dir, split=split, size=size)
+            x0, x1 = load_mnist(cfg.data_dir, split, size, *classes)
         if channels != 1:
             x0, x1 = np.repeat(x0, channels, axis=-1), np.repeat(x1, channels, axis=-1)
             if channels == 4:  # opaque

@@ -7,6 +7,7 @@ import shutil
 import struct
 import tempfile
 import zlib
+from pathlib import Path
 
 # Many tests train or animate the same tiny models in fresh jits (and fresh subprocesses):
 # one persistent compilation cache for this session, inherited by the subprocesses, skips
@@ -62,3 +63,49 @@ def _write_bad_images(folder):
 def write_bad_images():
     """``write_bad_images(folder) -> names``: unreadable image files of every kind."""
     return _write_bad_images
+
+
+# The real data sets (../shared/data beside the checkout, as in CI; JWARP_SHARED_DATA names
+# another place). Tests that need them skip, saying why, where they are absent: a user's own
+# clone has no ../shared.
+SHARED_DATA = Path(
+    os.environ.get("JWARP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def _real(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real data {path} not found (set JWARP_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_smiles() -> Path:
+    """The SMILEsmileD checkout of the real faces."""
+    return _real("SMILEsmileD")
+
+
+@pytest.fixture(scope="session")
+def real_mnist() -> Path:
+    """The folder of the real MNIST ``t10k`` IDX files."""
+    return _real("mnist")
+
+
+def make_mini_smiles(real: Path, root: Path, n_neutral: int, n_smiling: int) -> Path:
+    """A SMILEsmileD checkout at ``root`` with the first real files of each folder (linked)."""
+    from jwarp.data import SMILES_NEUTRAL, SMILES_SMILING
+
+    for parts, n in ((SMILES_NEUTRAL, n_neutral), (SMILES_SMILING, n_smiling)):
+        folder = root.joinpath(*parts)
+        folder.mkdir(parents=True)
+        for f in sorted(real.joinpath(*parts).glob("*.jpg"))[:n]:
+            (folder / f.name).symlink_to(f)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini_smiles(real_smiles, tmp_path_factory) -> Path:
+    """A small SMILEsmileD checkout (400 neutral, 400 smiling real faces) for fast tests."""
+    return make_mini_smiles(real_smiles, tmp_path_factory.mktemp("smiles") / "SMILEsmileD",
+                            400, 400)

@@ -210,34 +210,103 @@ def _write_idx(path, array, magic=None):
         f.write(header + array.tobytes())
 
 
-def test_mnist_idx_round_trip(tmp_path):
+def test_mnist_idx_round_trip_and_split(tmp_path):
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
-    labels = np.array([3, 4, 3, 1, 4], np.uint8)
-    _write_idx(tmp_path / "train-images-idx3-ubyte", images)
-    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
-    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images[:3])
-    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels[:3])
+    n = 60
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = np.arange(n, dtype=np.uint8) % 5  # 12 of each of 0..4
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "t10k-images-idx3-ubyte.gz"), images)
 
-    np.testing.assert_array_equal(data.read_idx(tmp_path / "train-images-idx3-ubyte"), images)
-    threes, fours = data.load_mnist(tmp_path, "train", size=32)
-    _assert_images(threes, (2, 32, 32, 1))
-    _assert_images(fours, (2, 32, 32, 1))
-    np.testing.assert_allclose(threes[1, 2:30, 2:30, 0], images[2] / 255, atol=1e-6)
-    assert (threes[:, :2] == 0).all() and (threes[:, :, 30:] == 0).all()
-    t_threes, t_fours = data.load_mnist(tmp_path, "test", size=20)
-    _assert_images(t_threes, (2, 20, 20, 1))
-    _assert_images(t_fours, (1, 20, 20, 1))
+    # The t10k files alone: test = the indices the hash picks, train = the rest.
+    in_test = np.array([data.split_of(f"t10k-{i}", data.MNIST_TEST_PERCENT) == "test"
+                        for i in range(n)])
+    assert 0 < in_test.sum() < n
+    x, y = data.mnist_labelled(tmp_path, "test", size=32)
+    want = [i for c in range(5) for i in np.flatnonzero(in_test & (labels == c))]
+    np.testing.assert_array_equal(y, labels[want])
+    np.testing.assert_allclose(x[:, 2:30, 2:30, 0], images[want] / 255, atol=1e-6)
+    assert (x[:, :2] == 0).all() and (x[:, :, 30:] == 0).all()
+    threes, fours = data.load_mnist(tmp_path, "train", size=20)
+    _assert_images(threes, (np.sum(~in_test & (labels == 3)), 20, 20, 1))
+    _assert_images(fours, (np.sum(~in_test & (labels == 4)), 20, 20, 1))
+    ones, zeros = data.load_mnist(tmp_path, "test", source_class=1, target_class=0)
+    assert len(ones) == np.sum(in_test & (labels == 1)) and len(zeros) == np.sum(
+        in_test & (labels == 0))
+
+    # With the training files too: they join the training split; the test split is unchanged.
+    extra = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    _write_idx(tmp_path / "train-images-idx3-ubyte", extra)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.full(7, 3, np.uint8))
+    x_test_again, _ = data.mnist_labelled(tmp_path, "test", size=32)
+    np.testing.assert_array_equal(x_test_again, x)
+    more_threes, _ = data.load_mnist(tmp_path, "train", size=20)
+    assert len(more_threes) == len(threes) + 7
+    with pytest.raises(data.DataError, match="no MNIST digit 7 in the test split"):
+        data.load_mnist(tmp_path, "test", source_class=7)
+
+
+def test_real_mnist_t10k_alone_gives_both_splits(real_mnist):
+    threes, fours = data.load_mnist(real_mnist, "test")
+    t_threes, t_fours = data.load_mnist(real_mnist, "train")
+    # 1,010 threes and 982 fours in t10k; a fifth of each in the test split.
+    assert len(threes) + len(t_threes) == 1010 and len(fours) + len(t_fours) == 982
+    assert 0.15 < len(threes) / 1010 < 0.25 and 0.15 < len(fours) / 982 < 0.25
+    _assert_images(threes, (len(threes), 32, 32, 1))
+    flat = {im.tobytes() for im in t_threes}
+    assert not any(im.tobytes() in flat for im in threes)
+
+
+def _split_by_name(names):
+    return {n for n in names if data.split_of(n, data.SMILES_TEST_PERCENT) == "test"}
+
+
+def test_smiles_loader_reads_a_checkout_and_splits_by_file_name(mini_smiles, tmp_path):
+    neutral, smiling = data.load_smiles(mini_smiles, "train")
+    t_neutral, t_smiling = data.load_smiles(mini_smiles, "test")
+    assert len(neutral) + len(t_neutral) == 400 and len(smiling) + len(t_smiling) == 400
+    _assert_images(neutral, (len(neutral), 64, 64, 1))
+    _assert_images(t_smiling, (len(t_smiling), 64, 64, 1))
+    files, t_files = data.smiles_files(mini_smiles, "train"), data.smiles_files(mini_smiles, "test")
+    for side in (0, 1):
+        names = [f.name for f in files[side] + t_files[side]]
+        assert {f.name for f in t_files[side]} == _split_by_name(names)
+        assert 20 <= len(t_files[side]) <= 60  # about 10 %
+    # The pixels are the JPEG's own grey levels.
+    first = np.asarray(Image.open(files[0][0]), np.float32) / 255
+    np.testing.assert_allclose(neutral[0, ..., 0], first, atol=1e-6)
+    # A file's split does not depend on which other files are present (a smaller checkout).
+    small = tmp_path / "small"
+    for f in files[0][::3] + t_files[0][::3] + files[1][:5] + t_files[1][:5]:
+        dest = small / f.relative_to(mini_smiles)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(f)
+    s_test = data.smiles_files(small, "test")[0]
+    assert {f.name for f in s_test} == {f.name for f in t_files[0][::3]}
+    # Other sizes and channels; the SMILEs/ folder itself also works.
+    grey32, _ = data.load_smiles(mini_smiles / "SMILEs", "test", size=32, channels=3)
+    _assert_images(grey32, (len(t_neutral), 32, 32, 3))
+
+
+def test_smiles_loader_errors_name_the_folder(tmp_path):
+    with pytest.raises(data.DataError, match=r"nowhere: .*SMILEs/negatives/negatives7"):
+        data.load_smiles(tmp_path / "nowhere")
+    (tmp_path / "c" / "SMILEs" / "negatives" / "negatives7").mkdir(parents=True)
+    with pytest.raises(data.DataError, match="no SMILEs/positives/positives7/.*git clone"):
+        data.load_smiles(tmp_path / "c")
 
 
 def test_mnist_idx_errors(tmp_path):
+    with pytest.raises(data.DataError, match="folder not found"):
+        data.load_mnist(tmp_path / "nowhere")
     labels = np.array([3, 4], np.uint8)
-    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
-    with pytest.raises(data.DataError, match="missing MNIST IDX file train-images-idx3-ubyte"):
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels)
+    with pytest.raises(data.DataError, match="missing MNIST IDX file t10k-images-idx3-ubyte"):
         data.load_mnist(tmp_path)
-    bad = tmp_path / "train-images-idx3-ubyte"
+    bad = tmp_path / "t10k-images-idx3-ubyte"
     _write_idx(bad, np.zeros((2, 28, 28)), magic=0x00000903)
-    with pytest.raises(ValueError, match="train-images-idx3-ubyte.*magic"):
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.*magic"):
         data.load_mnist(tmp_path)
     _write_idx(bad, np.zeros((2, 28)))  # a valid IDX file, but 2-D
     with pytest.raises(ValueError, match="expected 0x00000803"):
@@ -245,6 +314,14 @@ def test_mnist_idx_errors(tmp_path):
     bad.write_bytes(struct.pack(">IIII", 0x803, 2, 28, 28) + bytes(100))
     with pytest.raises(ValueError, match="needs 1568 data bytes"):
         data.load_mnist(tmp_path)
+    _write_idx(bad, np.zeros((3, 28, 28)))
+    with pytest.raises(data.DataError, match="2 labels for 3 images"):
+        data.load_mnist(tmp_path)
+    # Training files that are there must be whole.
+    _write_idx(bad, np.zeros((2, 28, 28)))
+    _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((2, 28, 28)))
+    with pytest.raises(data.DataError, match="missing MNIST IDX file train-labels-idx1-ubyte"):
+        data.load_mnist(tmp_path, "train")
 
 
 # ------------------------------------------------------------------------------------------
