@@ -38,9 +38,10 @@ from jwarp.velocity import FIELDS
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
-DATASETS = ("faces", "digits", "mnist", "folder", "npy")
-UNPAIRED_DATASETS = ("digits", "mnist")
-DIR_DATASETS = ("mnist", "folder", "npy")
+DATASETS = ("faces", "digits", "mnist", "smiles", "folder", "npy")
+UNPAIRED_DATASETS = ("digits", "mnist", "smiles")
+DIR_DATASETS = ("mnist", "smiles", "folder", "npy")
+DIGIT_DATASETS = ("digits", "mnist")
 CONDITIONS = ("source", "pair")
 MODES = ("l2", "gan")
 GANS = ("wgan-gp", "lsgan")
@@ -56,15 +57,17 @@ class DataConfig:
     """Which images to train on (SPEC §6).
 
     Attributes:
-      name: ``"faces"``, ``"digits"``, ``"mnist"``, ``"folder"`` or ``"npy"``.
-      data_dir: needed by ``mnist`` and ``folder`` (a folder) and ``npy`` (the ``.npy``/``.npz``
-        file).
+      name: ``"faces"``, ``"digits"``, ``"mnist"``, ``"smiles"``, ``"folder"`` or ``"npy"``.
+      data_dir: needed by ``mnist`` (the folder of the IDX files), ``smiles`` (a SMILEsmileD
+        checkout), ``folder`` (a folder) and ``npy`` (the ``.npy``/``.npz`` file).
       paired: ``folder``: pair source and target files by name. Faces are always paired;
-        ``digits`` and ``mnist`` are unpaired (must be false).
+        ``digits``, ``mnist`` and ``smiles`` are unpaired (must be false).
       image_size: height and width in pixels.
       channels: 1, 3 or 4.
       n_train: number of training faces (``faces`` only).
       n_test: number of test faces (``faces`` only).
+      source_class: ``digits`` and ``mnist``: the digit to animate from.
+      target_class: ``digits`` and ``mnist``: the digit to animate towards.
     """
 
     name: str = "faces"
@@ -74,6 +77,8 @@ class DataConfig:
     channels: int = 4
     n_train: int = 2000
     n_test: int = 64
+    source_class: int = 3
+    target_class: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +107,13 @@ class LossConfig:
       w_jd: weight of the Jacobian-fold penalty (both directions).
       w_og: weight of the out-of-grid penalty (both directions).
       w_rec: weight of the backward reconstruction term.
+      w_area: weight of ``area_excess`` of the forward end map (jwarp's addition to the
+        paper's loss): area squeezed or stretched beyond ``area_band`` is penalised, so that
+        the warp does not crumple or balloon what it moves.
+      area_band: the area factor allowed without penalty (``J`` in ``[1/band, band]``).
+      w_bend: weight of the bending energy of the forward end map's displacement
+        (``jwarp.metrics.bending_energy``, px^-2; jwarp's addition): bends and waves in what
+        the warp moves cost, straight lines that move stay straight.
       gp_weight: WGAN-GP gradient-penalty weight (lambda).
       n_critic: critic steps per generator step.
       critic_fakes: ``"fresh"``: each critic step warps its own batch of sources with the
@@ -117,6 +129,9 @@ class LossConfig:
     w_jd: float = 1.0
     w_og: float = 1.0
     w_rec: float = 0.01
+    w_area: float = 0.0
+    area_band: float = 2.0
+    w_bend: float = 0.0
     gp_weight: float = 10.0
     n_critic: int = 10
     critic_fakes: str = "fresh"
@@ -322,6 +337,8 @@ _RULES: dict[str, tuple] = {
     "data.channels": _one_of((1, 3, 4)),
     "data.n_train": _int_at_least(1),
     "data.n_test": _int_at_least(1),
+    "data.source_class": (lambda v: 0 <= v <= 9, "a digit 0 to 9"),
+    "data.target_class": (lambda v: 0 <= v <= 9, "a digit 0 to 9"),
     "model.condition": _one_of(CONDITIONS),
     "model.unet.encoder": _channels(non_empty=True),
     "model.unet.decoder": _channels(non_empty=True),
@@ -329,6 +346,7 @@ _RULES: dict[str, tuple] = {
     "model.unet.out_channels": (lambda v: v == 2, "2 (the velocity's (dy, dx))"),
     "model.unet.out_scale": _positive(),
     "model.unet.final_init_std": _non_negative(),
+    "model.unet.out_sigma": _non_negative(),
     "model.critic.channels": _channels(non_empty=True),
     "model.critic.conv_impl": _one_of(CONV_IMPLS),
     "flow.step_size": (lambda v: 0 < v <= 1, "0 < step_size <= 1"),
@@ -341,6 +359,9 @@ _RULES: dict[str, tuple] = {
     "loss.w_jd": _non_negative(),
     "loss.w_og": _non_negative(),
     "loss.w_rec": _non_negative(),
+    "loss.w_area": _non_negative(),
+    "loss.area_band": (lambda v: v > 1, "a number > 1"),
+    "loss.w_bend": _non_negative(),
     "loss.gp_weight": _non_negative(),
     "loss.n_critic": _int_at_least(1),
     "loss.critic_fakes": _one_of(CRITIC_FAKES),
@@ -394,8 +415,18 @@ def _validate(tree: dict, origins: dict[str, str | None]) -> Config:
             raise _with_source(origins.get(key), f"{key}: expected {expected}, got {value!r}")
     config = _build(Config, tree, "", origins)
     data, loss = config.data, config.loss
+    if data.source_class == data.target_class:
+        raise _with_source(
+            origins.get("data.target_class"),
+            f"data.target_class: expected a digit other than data.source_class "
+            f"({data.source_class}), got {data.target_class}",
+        )
     if data.name in DIR_DATASETS and not data.data_dir:
-        what = "the .npy/.npz file" if data.name == "npy" else "a folder"
+        what = {
+            "npy": "the .npy/.npz file",
+            "smiles": "a SMILEsmileD checkout (git clone https://github.com/hromi/SMILEsmileD)",
+            "mnist": "the folder of the MNIST IDX files (t10k-* at least)",
+        }.get(data.name, "a folder")
         raise ConfigError(
             f"data.data_dir: data {data.name!r} needs {what} (--data-dir PATH or "
             f"--set data.data_dir=PATH), got ''"
@@ -619,6 +650,8 @@ _DEFAULT_PRESETS = {
     ("faces", "l2"): "faces_l2",
     ("faces", "gan"): "faces_gan",
     ("digits", "gan"): "digits_gan",
+    ("mnist", "gan"): "mnist_gan",
+    ("smiles", "gan"): "smiles_gan",
 }
 
 
@@ -639,7 +672,11 @@ def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     g.add_argument("--mode", choices=MODES, help="loss.mode (default: l2, or the preset's)")
     g.add_argument("--data", choices=DATASETS, help="data.name (default: faces, or the preset's)")
-    g.add_argument("--data-dir", help="data.data_dir: folder (mnist, folder) or file (npy)")
+    g.add_argument(
+        "--data-dir",
+        help="data.data_dir: SMILEsmileD checkout (smiles), IDX folder (mnist), folder (folder) "
+        "or file (npy)",
+    )
     g.add_argument("--steps", type=int, help="train.steps (generator steps)")
     g.add_argument("--batch-size", type=int, help="train.batch_size")
     g.add_argument("--image-size", type=int, help="data.image_size")
@@ -666,7 +703,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[Config, str]:
 
     Without ``--config`` the preset is ``default_preset(--data, --mode)`` (flags defaulting to
     ``faces`` and ``l2``). Explicit flags override the preset and ``--set`` overrides
-    everything. ``--data digits``/``mnist`` implies ``--no-paired`` unless ``--paired`` is given.
+    everything. ``--data digits``/``mnist``/``smiles`` implies ``--no-paired`` unless
+    ``--paired`` is given.
 
     Returns:
       The validated config and the preset's name (its path for a file outside ``configs/``, or

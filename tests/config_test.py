@@ -9,7 +9,13 @@ from jwarp import config as cfg
 from jwarp.config import Config, ConfigError, load_config
 
 # paper_mnist needs the data_dir that its header says to give on the command line.
-PRESET_OVERRIDES = {"paper_mnist": {"data.data_dir": "/data/mnist"}}
+# The presets for the real data sets need the data_dir their headers say to give.
+PRESET_OVERRIDES = {
+    "paper_mnist": {"data.data_dir": "/data/mnist"},
+    "mnist_gan": {"data.data_dir": "/data/mnist"},
+    "smiles_gan": {"data.data_dir": "/data/SMILEsmileD"},
+    "paper_smiles": {"data.data_dir": "/data/SMILEsmileD"},
+}
 
 
 def _error(preset=None, overrides=None) -> str:
@@ -30,9 +36,10 @@ def test_defaults_load_and_equal_the_dataclass_defaults():
 
 
 def test_presets_exist():
-    assert {"smoke", "faces_l2", "faces_gan", "digits_gan", "paper_mnist", "paper_faces"} <= set(
-        cfg.list_presets()
-    )
+    assert {
+        "smoke", "faces_l2", "faces_gan", "digits_gan", "paper_mnist", "paper_faces",
+        "smiles_gan", "mnist_gan", "paper_smiles",
+    } <= set(cfg.list_presets())
 
 
 @pytest.mark.parametrize("name", cfg.list_presets())
@@ -79,8 +86,14 @@ def test_preset_values_match_spec():
     assert (smoke.train.steps, smoke.flow.step_size) == (2, 0.25)
 
 
-def test_paper_mnist_without_data_dir_names_data_dir():
-    assert _error("paper_mnist").startswith("data.data_dir:")
+@pytest.mark.parametrize("name", ["paper_mnist", "mnist_gan", "smiles_gan", "paper_smiles"])
+def test_real_data_presets_without_data_dir_name_data_dir(name):
+    message = _error(name)
+    assert message.startswith("data.data_dir:")
+    if "smiles" in name:
+        assert "SMILEsmileD" in message and "git clone" in message
+    else:
+        assert "IDX" in message
 
 
 def test_overrides_win_over_preset():
@@ -177,6 +190,11 @@ def test_int_is_accepted_for_float_and_converted():
         ("model.unet.norm", "batch"),  # UNetConfig's own check, re-raised
         ("model.critic.norm", "batch"),  # CriticConfig's own check, re-raised
         ("model.critic.conv_impl", "cuda"),
+        ("model.unet.out_sigma", -1.0),
+        ("data.source_class", 10),
+        ("data.target_class", -1),
+        ("loss.w_area", -0.5),
+        ("loss.area_band", 1.0),
         ("flow.solver", "midpoint"),  # SolverConfig's own check, re-raised
     ],
 )
@@ -209,6 +227,9 @@ def test_out_of_range_value_in_a_file_names_the_file(tmp_path):
         ({"data.name": "npy", "data.data_dir": ""}, "data.data_dir"),
         ({"data.paired": False}, "data.paired"),  # faces are always paired
         ({"model.condition": "pair", "loss.mode": "gan"}, "model.condition"),
+        ({"data.source_class": 4}, "data.target_class"),
+        ({"data.name": "smiles", "data.data_dir": "/d", "loss.mode": "gan"}, "data.paired"),
+        ({"data.name": "smiles", "data.paired": False, "loss.mode": "gan"}, "data.data_dir"),
     ],
 )
 def test_cross_field_rules(overrides, key):
@@ -275,7 +296,9 @@ def test_parse_set_values_load():
         ("faces", "l2", "faces_l2"),
         ("faces", "gan", "faces_gan"),
         ("digits", "gan", "digits_gan"),
-        ("mnist", "gan", None),
+        ("mnist", "gan", "mnist_gan"),
+        ("smiles", "gan", "smiles_gan"),
+        ("smiles", "l2", None),
         ("folder", "l2", None),
     ],
 )
@@ -296,11 +319,18 @@ def test_config_from_args_picks_preset_from_data_and_mode():
 
 
 def test_config_from_args_without_matching_preset_uses_defaults_with_flags():
-    config, preset = _parse("--mode", "gan", "--data", "mnist", "--data-dir", "/d")
+    config, preset = _parse("--mode", "gan", "--data", "folder", "--data-dir", "/d")
     assert preset == "defaults"
-    assert (config.data.name, config.loss.mode, config.data.data_dir) == ("mnist", "gan", "/d")
-    assert config.data.paired is False  # implied by --data mnist
+    assert (config.data.name, config.loss.mode, config.data.data_dir) == ("folder", "gan", "/d")
     assert config.train == cfg.TrainConfig()
+
+
+@pytest.mark.parametrize("data, preset", [("mnist", "mnist_gan"), ("smiles", "smiles_gan")])
+def test_real_data_flags_pick_their_presets_and_imply_unpaired(data, preset):
+    config, chosen = _parse("--mode", "gan", "--data", data, "--data-dir", "/d")
+    assert chosen == preset
+    assert config == load_config(preset, {"data.data_dir": "/d"})
+    assert config.data.paired is False
 
 
 def test_flags_override_preset_and_set_overrides_flags():
