@@ -1,4 +1,4 @@
-"""Per-pair fits: does the end-frame loss decide the mid frame? (README "Results").
+"""Per-pair fits: does the end-frame loss decide the mid frame? (docs/results.md).
 
     python docs/mid_frame_fits.py        # ~5 min on 2 CPU cores
     # table on stdout, docs/results/mid_frame_fits.json

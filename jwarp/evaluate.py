@@ -1,31 +1,44 @@
 """Evaluate a trained run (or pair fitting) against simple baselines on the same images.
 
-    python -m jwarp.evaluate --workdir runs/faces_l2                 # test split, one table
-    python -m jwarp.evaluate --workdir runs/digits_gan --json eval.json
+    python -m jwarp.evaluate --workdir runs/smiles_gan               # test split, one table
+    python -m jwarp.evaluate --workdir runs/mnist_gan --json eval.json
     python -m jwarp.evaluate --fit --n 10                            # pair fitting on 10 faces
 
-The measures are those of SPEC §8 (``jwarp.metrics``), averaged over the test images (PSNR as
-the mean of per-image dB):
+The measures are those of SPEC §8 (``jwarp.metrics``, ``jwarp.judges``), averaged over the test
+images (PSNR as the mean of per-image dB). Naturalness first, over all 21 saved frames:
 
-* ``endpoint_psnr``/``endpoint_ssim``: ``x1_hat = warp(x0, u_1)`` against ``x1`` (paired data:
-  faces, paired folders and arrays; for faces GAN runs ``x1`` is the same face smiling).
+* ``neg_jacobian_pct``: percentage of (frame, pixel) where the map folds, ``J <= 0``.
+* ``extreme_jacobian_pct``: where it squeezes or stretches area beyond 4x: ``J < 0.25`` or
+  ``J > 4``.
+* ``min_det``: the smallest ``J`` of any frame of any image; ``median_min_det``: the median
+  over images of each image's smallest ``J``; ``images_folded_pct``: images with a fold in some
+  frame; ``images_min_det_ge_0.1_pct``: images whose smallest ``J`` is at least 0.1.
+* ``bending_energy``: of the end frame's ``u`` (mean squared second differences, px^-2).
+
+Whether the target was reached, by a judge fitted on real images only (``smiles``, ``mnist``,
+``digits``):
+
+* ``judged_target_pct``: warped test inputs the judge assigns to the target class (smiling;
+  the target digit), next to the real test inputs (``identity``) and real test targets;
+* digits: ``single_stroke_pct``: images whose ink (> 0.5) is one connected piece (no tear).
+
+Against the true frames (paired data: faces, paired folders and arrays):
+
+* ``endpoint_psnr``/``endpoint_ssim``: ``x1_hat = warp(x0, u_1)`` against ``x1`` (for faces
+  GAN runs ``x1`` is the same face smiling).
 * ``endpoint_psnr_moving``: the endpoint PSNR over the pixels where ``x0`` and ``x1`` differ
   (grown by 2 pixels; ``jwarp.metrics.motion_mask``): on faces the smile moves ~2 % of the
   pixels, so whole-image PSNR starts high (~36 dB for no motion at all at 64 px).
 * ``psnr@s``: faces only: the frame at ``t = s`` against the true face at smile level ``s``
   (``s = 0.25, 0.5, 0.75``); ``best_psnr@s``: the best frame of the trajectory (``t`` on a grid
   of 21 times) against it, so a model that moves at another pace is not hidden by timing.
-* ``neg_jacobian_pct``: percentage of pixels with ``J <= 0`` over all 21 saved times.
 * ``inverse_psnr``: ``warp(x1_hat, u_{-1})`` against ``x0``.
-* digits: ``reached_target_pct``: warped 3s that a classifier fitted on real digits only
-  (``jwarp.metrics.DigitClassifier``) labels 4; ``single_stroke_pct``: warped 3s whose ink
-  (> 0.5) is one connected piece, i.e. did not tear.
 
 Baselines on the same images: ``identity`` (no motion: every frame is ``x0``),
 ``cross_dissolve`` (``(1 - t) x0 + t x1``; paired data; it is given the end frame, so its
-endpoint is exact) and, for digits, ``real_targets`` (the real test 4s, the classifier's ceiling).
-Everything is deterministic. ``exact`` in the table (``null`` in the JSON) marks a value that
-is infinite by construction (identical images).
+endpoint is exact) and, where a judge exists, ``real_targets`` (the real test targets, the
+judge's ceiling). Everything is deterministic. ``exact`` in the table (``null`` in the JSON)
+marks a value that is infinite by construction (identical images).
 """
 
 from __future__ import annotations
@@ -116,6 +129,44 @@ def _batched(fn: Callable, n: int, batch_size: int, *arrays):
     return jax.tree.map(lambda *ys: np.concatenate(ys, axis=1), *outs)
 
 
+def _jacobian_rows(measures: dict[str, np.ndarray], bending: np.ndarray) -> dict[str, dict]:
+    """The naturalness rows of a table from per-image ``metrics.jacobian_measures`` (over the
+    frames) and the end frame's ``metrics.bending_energy``; no motion is the identity map."""
+    min_det = measures["min_det"]
+    return {
+        "neg_jacobian_pct": {"model": 100 * _mean(measures["fold_frac"]), "identity": 0.0},
+        "extreme_jacobian_pct": {"model": 100 * _mean(measures["extreme_frac"]),
+                                 "identity": 0.0},
+        "min_det": {"model": float(np.min(min_det)), "identity": 1.0},
+        "median_min_det": {"model": float(np.median(min_det)), "identity": 1.0},
+        "images_folded_pct": {"model": 100 * _mean(min_det <= 0), "identity": 0.0},
+        "images_min_det_ge_0.1_pct": {"model": 100 * _mean(min_det >= 0.1), "identity": 100.0},
+        "bending_energy": {"model": _mean(bending), "identity": 0.0},
+    }
+
+
+def _judge(cfg) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]] | None:
+    """``(reached(images) -> [N] bool, description)`` for data sets with an independent judge
+    (``jwarp.judges``): the smile judge for ``smiles``, the digit judge for ``digits`` and
+    ``mnist``; None for the others."""
+    from jwarp import judges
+
+    if cfg.name == "smiles":
+        judge = judges.smile_judge(str(cfg.data_dir))
+        info = {"name": "smile: logistic regression on HOG, real SMILEsmileD train split",
+                "accuracy": judge.accuracy,
+                "target_rate_real_targets": judge.smiling_rate_smiling,
+                "target_rate_real_sources": judge.smiling_rate_neutral}
+        return (lambda x: judge.predict(x) == 1), info
+    if cfg.name in ("digits", "mnist"):
+        data_dir = str(cfg.data_dir) if cfg.name == "mnist" else None
+        judge = judges.digit_judge(cfg.image_size, data_dir)
+        info = {"name": f"digit: RBF SVM on pixels, real {cfg.name} train split, 10 classes",
+                "accuracy": judge.accuracy}
+        return (lambda x: judge.predict(x) == cfg.target_class), info
+    return None
+
+
 def evaluate_run(
     workdir: str | Path,
     split: str = "test",
@@ -134,7 +185,7 @@ def evaluate_run(
 
     Returns:
       ``{"workdir", "step", "split", "data", "field", "n_images", "seconds", "metrics":
-      {measure: {method: value or None}}}`` (plus ``"classifier_accuracy"`` for digits).
+      {measure: {method: value or None}}}`` (plus ``"judge"`` for data sets with one).
     """
     from jwarp.animation import Animator
     from jwarp.data import faces_at, load_dataset
@@ -143,7 +194,6 @@ def evaluate_run(
     animator = Animator.load(workdir, checkpoint)
     cfg = animator.config
     x0, x1, paired = load_dataset(cfg.data, split, cfg.train.seed)
-    digits = cfg.data.name in ("digits", "mnist")
     count = len(x0) if n is None else min(len(x0), n)
     x0 = x0[:count]
     x1 = x1[:count] if paired else x1
@@ -156,9 +206,10 @@ def evaluate_run(
         b = None if not animator.needs_target else jnp.asarray(b)
         anim = animator.animate(a, ts, b)
         back = animator.displacements(a, jnp.ones((1,), jnp.float32), b, "backward")
-        return anim.frames, anim.disp, back
+        jac = _naturalness(anim.disp)
+        return anim.frames, back, jac
 
-    frames, disp, back = _batched(
+    frames, back, jac = _batched(
         solve, count, batch_size, x0, x1 if animator.needs_target else None
     )
     x1_hat = frames[-1]
@@ -175,32 +226,26 @@ def evaluate_run(
         for key, value in row.items():
             table.setdefault(key, {})[method] = value
 
-    table["neg_jacobian_pct"] = {
-        "model": 100 * _mean(metrics.negative_jacobian_fraction(jnp.asarray(disp))),
-        "identity": 0.0,
-    }
+    bending = jac.pop("bending")[0]
+    table.update(_jacobian_rows({k: v[0] for k, v in jac.items()}, bending))
     table["inverse_psnr"] = {
         "model": _mean(metrics.inverse_psnr(jnp.asarray(x0), jnp.asarray(x1_hat),
                                             jnp.asarray(back[0]))),
         "identity": math.inf,
     }
     extra: dict[str, Any] = {}
-    if digits:
-        grey = lambda x: x[..., :1]
-        classifier = metrics.digit_classifier(cfg.data.image_size, cfg.train.seed)
-        extra["classifier_accuracy"] = classifier.accuracy
-        reached = lambda x: 100 * float(np.mean(classifier.predict(grey(x)) == 4))
-        single = lambda x: 100 * float(np.mean(metrics.stroke_count(grey(x)) == 1))
-        table["reached_target_pct"] = {
-            "model": reached(x1_hat), "identity": reached(x0), "real_targets": reached(x1),
+    judged = _judge(cfg.data)
+    if judged is not None:
+        reached, extra["judge"] = judged
+        rate = lambda x: 100 * _mean(reached(x))
+        table["judged_target_pct"] = {
+            "model": rate(x1_hat), "identity": rate(x0), "real_targets": rate(x1),
         }
+    if cfg.data.name in ("digits", "mnist"):
+        single = lambda x: 100 * _mean(metrics.stroke_count(x[..., :1]) == 1)
         table["single_stroke_pct"] = {
             "model": single(x1_hat), "identity": single(x0), "real_targets": single(x1),
         }
-    clean = {
-        key: {m: (v if math.isfinite(v) else None) for m, v in row.items()}
-        for key, row in table.items()
-    }
     return {
         "workdir": str(workdir),
         "step": animator.step,
@@ -210,8 +255,23 @@ def evaluate_run(
         "n_images": count,
         **extra,
         "seconds": round(time.perf_counter() - t_start, 2),
-        "metrics": clean,
+        "metrics": _finite(table),
     }
+
+
+@jax.jit
+def _naturalness(disp):
+    """Per-image ``jacobian_measures`` over the frames and the end frame's bending energy, each
+    with a leading axis of 1 (``_batched`` concatenates along the second)."""
+    out = {k: v[None] for k, v in metrics.jacobian_measures(disp).items()}
+    out["bending"] = metrics.bending_energy(disp[-1])[None]
+    return out
+
+
+def _finite(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``table`` with infinite values (exact by construction) as None (JSON ``null``)."""
+    return {key: {m: (v if math.isfinite(v) else None) for m, v in row.items()}
+            for key, row in table.items()}
 
 
 def evaluate_fit(n: int = 10, size: int = 64, split: str = "test", seed: int = 0,
@@ -248,12 +308,9 @@ def evaluate_fit(n: int = 10, size: int = 64, split: str = "test", seed: int = 0
     for method, row in score_paths(paths, x0, x1, truths).items():
         for key, value in row.items():
             table.setdefault(key, {})[method] = value
-    table["neg_jacobian_pct"] = {
-        "model": 100 * _mean(metrics.negative_jacobian_fraction(jnp.asarray(disp))),
-        "identity": 0.0,
-    }
-    clean = {k: {m: (v if math.isfinite(v) else None) for m, v in row.items()}
-             for k, row in table.items()}
+    jac = jax.device_get(_naturalness(jnp.asarray(disp)))
+    bending = jac.pop("bending")[0]
+    table.update(_jacobian_rows({k: v[0] for k, v in jac.items()}, bending))
     return {
         "workdir": None,
         "step": None,
@@ -263,8 +320,43 @@ def evaluate_fit(n: int = 10, size: int = 64, split: str = "test", seed: int = 0
         "n_images": n,
         "seconds_first": round(times[0], 2),
         "seconds_per_pair": round(float(np.median(times)), 2),
-        "metrics": clean,
+        "metrics": _finite(table),
     }
+
+
+SHEET_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def contact_sheet(
+    workdir: str | Path, split: str = "test", n: int = 16, checkpoint: int | None = None
+) -> np.ndarray:
+    """The first ``n`` images of ``split`` and their frames at ``SHEET_TIMES``, one image per
+    row: the frames as they are, then the same frames with the deformation grid drawn in cyan.
+
+    Returns:
+      ``[n * H, (2 * len(SHEET_TIMES)) * W + gap, 3]`` float32 RGB in ``[0, 1]``.
+    """
+    from jwarp import media
+    from jwarp.animation import Animator
+    from jwarp.data import load_dataset
+
+    animator = Animator.load(workdir, checkpoint)
+    cfg = animator.config
+    x0, x1, _ = load_dataset(cfg.data, split, cfg.train.seed)
+    x0 = x0[:n]
+    x1 = x1[: len(x0)] if animator.needs_target else None
+    anim = jax.device_get(animator.animate(jnp.asarray(x0), np.asarray(SHEET_TIMES), x1))
+    t, b, h, w, c = anim.frames.shape
+    frames = media.to_uint8_rgb(np.reshape(anim.frames, (t * b, h, w, c)))
+    frames = frames.reshape(t, b, h, w, 3).astype(np.float32) / 255
+    spacing = max(4, min(h, w) // 8)
+    rows = []
+    for i in range(b):
+        plain = np.concatenate(list(frames[:, i]), axis=1)
+        grid = media.draw_grid(frames[:, i], np.asarray(anim.disp[:, i]), spacing)
+        gap = np.ones((h, max(2, w // 8), 3), np.float32)
+        rows.append(np.concatenate([plain, gap, np.concatenate(list(grid), axis=1)], axis=1))
+    return np.concatenate(rows, axis=0)
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -275,9 +367,15 @@ def format_table(result: dict[str, Any]) -> str:
         f"images" + (f", step {result['step']}" if result["step"] is not None else "")
     )
     lines = [head]
-    if "classifier_accuracy" in result:
-        lines.append(f"digit classifier accuracy on real test digits: "
-                     f"{100 * result['classifier_accuracy']:.1f} %")
+    if "judge" in result:
+        judge = result["judge"]
+        line = (f"judge: {judge['name']}; {100 * judge['accuracy']:.1f} % accurate on real "
+                "test images")
+        if "target_rate_real_targets" in judge:
+            line += (f", calls {100 * judge['target_rate_real_targets']:.1f} % of the real test "
+                     f"targets and {100 * judge['target_rate_real_sources']:.1f} % of the real "
+                     "test sources the target class")
+        lines.append(line)
     if "seconds_per_pair" in result:
         lines.append(f"seconds per pair (median): {result['seconds_per_pair']}, "
                      f"first incl. compile: {result['seconds_first']}")
@@ -291,7 +389,8 @@ def format_table(result: dict[str, Any]) -> str:
             elif row[m] is None:
                 cells.append("exact")
             else:
-                cells.append(f"{row[m]:.4f}" if "ssim" in key else f"{row[m]:.2f}")
+                precise = key.endswith(("ssim", "min_det", "bending_energy"))
+                cells.append(f"{row[m]:.4f}" if precise else f"{row[m]:.2f}")
         lines.append(key.ljust(width) + "".join(c.rjust(16) for c in cells))
     return "\n".join(lines)
 
@@ -311,6 +410,12 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--fit", action="store_true",
                         help="evaluate pair fitting on --n faces pairs (default 10) instead")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--sheet",
+        metavar="PNG",
+        help="also write a contact sheet: the first 16 images of the split and their frames at "
+        "t = 0, 0.25, 0.5, 0.75, 1, without and with the deformation grid",
+    )
     args = parser.parse_args(argv)
     if args.n is not None and args.n < 1:
         raise EvaluationError(f"--n: expected >= 1, got {args.n}")
@@ -331,6 +436,13 @@ def _main(argv: list[str] | None) -> int:
                 raise
             raise EvaluationError(str(e)) from None
     print(format_table(result))
+    if args.sheet and not args.fit:
+        from jwarp import media
+
+        sheet = contact_sheet(args.workdir, args.split, 16, args.checkpoint)
+        scale = max(1, 128 // (sheet.shape[0] // 16))  # images at least 128 px tall
+        media.write_png(args.sheet, np.kron(sheet, np.ones((scale, scale, 1), np.float32)))
+        print(f"wrote {args.sheet}")
     if args.json:
         from jwarp.files import atomic_write
 

@@ -1,14 +1,14 @@
-"""Quality measures of SPEC §8: PSNR, SSIM, folds, inverse consistency, digits reached.
+"""Quality measures of SPEC §8: naturalness of a warp, PSNR, SSIM, inverse consistency.
 
-The image measures are pure jax functions of ``[B, H, W, C]`` batches in ``[0, 1]`` that return
-one value per image ``[B]``; averages over a test set are the caller's (``jwarp.evaluate``).
-The digit measures are host-side: ``DigitClassifier`` is fitted on real digits only (never on
-model output) and ``stroke_count`` counts connected pieces of ink.
+The measures are pure jax functions of ``[B, H, W, C]`` images in ``[0, 1]`` or ``[..., B, H, W,
+2]`` displacements that return one value per image ``[B]``; averages over a test set are the
+caller's (``jwarp.evaluate``). Naturalness comes first: the Jacobian determinant ``J`` of
+``phi = g + u`` (folds ``J <= 0``, extreme squeeze or stretch ``J < 0.25`` or ``J > 4``, the
+smallest ``J``) and the bending energy of ``u``. ``stroke_count`` (host-side) counts the
+connected pieces of ink of a digit. Whether a class was reached is for ``jwarp.judges``.
 """
 
 from __future__ import annotations
-
-import functools
 
 import chex
 import jax
@@ -145,6 +145,51 @@ def negative_jacobian_fraction(disp: Float[Array, "T B H W 2"]) -> Float[Array, 
     return jnp.mean(jdet <= 0, axis=(0, 2, 3))
 
 
+EXTREME_LOW, EXTREME_HIGH = 0.25, 4.0
+
+
+def jacobian_measures(
+    disp: Float[Array, "T B H W 2"], low: float = EXTREME_LOW, high: float = EXTREME_HIGH
+) -> dict[str, Float[Array, " B"]]:
+    """How far the maps ``phi_t = g + u_t`` of a trajectory are from natural, per image.
+
+    Args:
+      disp: ``[T, B, H, W, 2]`` displacements ``(dy, dx)`` in pixels (e.g. 21 saved times).
+      low, high: the bounds of an acceptable area change ``J``.
+
+    Returns:
+      ``{"min_det": [B]`` the smallest ``J`` over every frame and pixel, ``"fold_frac": [B]``
+      the fraction of (frame, pixel) where ``J <= 0``, ``"extreme_frac": [B]`` the fraction
+      where ``J < low`` or ``J > high`` (folds included)``}``.
+    """
+    chex.assert_rank(disp, 5)
+    t, b, h, w, _ = disp.shape
+    jdet = jacobian_det(jnp.reshape(disp, (t * b, h, w, 2))).reshape(t, b, h - 1, w - 1)
+    axes = (0, 2, 3)
+    return {
+        "min_det": jnp.min(jdet, axis=axes),
+        "fold_frac": jnp.mean(jdet <= 0, axis=axes),
+        "extreme_frac": jnp.mean((jdet < low) | (jdet > high), axis=axes),
+    }
+
+
+def bending_energy(disp: Float[Array, "B H W 2"]) -> Float[Array, " B"]:
+    """Mean squared second differences of ``u``, in px^-2: ``mean_s sum_c (u_c,yy^2 +
+    2 u_c,xy^2 + u_c,xx^2)`` over the interior pixels (central differences).
+
+    0 for an affine map; ``(a^2 + 2 b^2 + c^2)`` summed over components for ``u = a y^2/2 +
+    b x y + c x^2/2``.
+    """
+    chex.assert_rank(disp, 4)
+    chex.assert_axis_dimension(disp, -1, 2)
+    u = disp
+    d_yy = u[:, 2:, 1:-1] - 2 * u[:, 1:-1, 1:-1] + u[:, :-2, 1:-1]
+    d_xx = u[:, 1:-1, 2:] - 2 * u[:, 1:-1, 1:-1] + u[:, 1:-1, :-2]
+    d_xy = (u[:, 2:, 2:] - u[:, 2:, :-2] - u[:, :-2, 2:] + u[:, :-2, :-2]) / 4
+    energy = jnp.sum(d_yy**2 + 2 * d_xy**2 + d_xx**2, axis=-1)
+    return jnp.mean(energy, axis=(1, 2))
+
+
 def inverse_psnr(
     x0: Float[Array, "B H W C"],
     x1_hat: Float[Array, "B H W C"],
@@ -178,35 +223,3 @@ def stroke_count(images: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     chex.assert_rank(images, 4)
     eight = np.ones((3, 3), bool)
     return np.array([ndimage.label(im[..., 0] > threshold, eight)[1] for im in images])
-
-
-class DigitClassifier:
-    """A 10-class digit classifier fitted on real bundled digits only (train split).
-
-    An RBF support-vector machine on the ``size``×``size`` images that ``jwarp.data`` feeds the
-    model; the test images of every class (so all test 3s and 4s) are left out of the fit.
-    ``accuracy`` is its accuracy on those real test images.
-    """
-
-    def __init__(self, size: int = 32, seed: int = 0):
-        from sklearn.svm import SVC
-
-        from jwarp.data import digits_labelled
-
-        x, y = digits_labelled("train", size, seed)
-        self.size = size
-        self._svc = SVC(gamma="scale", C=1.0).fit(x.reshape(len(x), -1), y)
-        xt, yt = digits_labelled("test", size, seed)
-        self.accuracy = float(np.mean(self.predict(xt) == yt))
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """``[N, size, size, 1]`` images in ``[0, 1]`` -> ``[N]`` labels 0..9."""
-        images = np.asarray(images, np.float32)
-        chex.assert_shape(images, (None, self.size, self.size, 1))
-        return self._svc.predict(np.clip(images, 0, 1).reshape(len(images), -1))
-
-
-@functools.lru_cache(maxsize=4)
-def digit_classifier(size: int = 32, seed: int = 0) -> DigitClassifier:
-    """The fitted ``DigitClassifier`` for ``size`` and the data seed (cached: ~1 s to fit)."""
-    return DigitClassifier(size, seed)

@@ -6,10 +6,11 @@ import math
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from jwarp import evaluate
+from jwarp import evaluate, judges
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import load_config, save_config
 from jwarp.data import digits, faces_at, load_dataset
@@ -91,19 +92,48 @@ def test_digits_table_counts_the_classifier_and_strokes(tmp_path):
     run = _write_run(tmp_path / "digits_run", config)
     result = evaluate.evaluate_run(run, n=8)
     threes, fours = digits("test")
-    from jwarp.metrics import digit_classifier
-
-    clf = digit_classifier(32, 0)
+    clf = judges.digit_judge(32)
     m = result["metrics"]
-    assert result["n_images"] == 8 and result["classifier_accuracy"] == clf.accuracy
-    np.testing.assert_allclose(m["reached_target_pct"]["identity"],
+    assert result["n_images"] == 8 and result["judge"]["accuracy"] == clf.accuracy
+    np.testing.assert_allclose(m["judged_target_pct"]["identity"],
                                100 * np.mean(clf.predict(threes[:8]) == 4))
-    np.testing.assert_allclose(m["reached_target_pct"]["real_targets"],
+    np.testing.assert_allclose(m["judged_target_pct"]["real_targets"],
                                100 * np.mean(clf.predict(fours) == 4))
     pieces = [ndimage.label(im[..., 0] > 0.5, np.ones((3, 3)))[1] for im in threes[:8]]
     np.testing.assert_allclose(m["single_stroke_pct"]["identity"],
                                100 * np.mean(np.array(pieces) == 1))
     assert "endpoint_psnr" not in m  # unpaired: no target frame to compare with
+
+
+def test_smiles_table_has_the_judge_and_the_jacobian_measures(mini_smiles, tmp_path, capsys):
+    config = load_config(
+        "smoke",
+        {"data.name": "smiles", "data.data_dir": str(mini_smiles), "data.channels": 1,
+         "data.paired": False, "loss.mode": "gan"},
+    )
+    run = _write_run(tmp_path / "smiles_run", config)
+    sheet = tmp_path / "sheet.png"
+    argv = ["--workdir", str(run), "--n", "12", "--json", str(tmp_path / "e.json"),
+            "--sheet", str(sheet)]
+    assert evaluate.main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((tmp_path / "e.json").read_text())
+    neutral, smiling, _ = load_dataset(config.data, "test")
+    judge = judges.smile_judge(str(mini_smiles))
+    m = result["metrics"]
+    assert result["judge"]["accuracy"] == judge.accuracy and "smile" in printed
+    np.testing.assert_allclose(m["judged_target_pct"]["identity"],
+                               100 * np.mean(judge.predict(neutral[:12]) == 1))
+    np.testing.assert_allclose(m["judged_target_pct"]["real_targets"],
+                               100 * np.mean(judge.predict(smiling) == 1))
+    # The untrained field barely moves: every naturalness measure is at the identity's.
+    assert m["images_folded_pct"]["model"] == 0 and m["extreme_jacobian_pct"]["model"] == 0
+    assert 0.99 < m["min_det"]["model"] <= m["median_min_det"]["model"] < 1.01
+    assert m["images_min_det_ge_0.1_pct"]["model"] == 100
+    assert m["bending_energy"]["model"] < 1e-6
+    # 16 rows of 5 frames, without and with the grid, each image at least 128 px.
+    with Image.open(sheet) as im:
+        assert im.size[1] == 16 * 128 and im.size[0] > 10 * 128
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

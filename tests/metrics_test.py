@@ -8,7 +8,6 @@ from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from jwarp import metrics
-from jwarp.data import digits, digits_labelled
 
 
 def _images(seed, shape):
@@ -75,6 +74,41 @@ class MetricsTest(chex.TestCase):
         # cells anchored at column 3 have d(dx)/dx = -1.5 -> J = -0.5; at column 4 J = 2.5.
         np.testing.assert_allclose(got, [(h - 1) / (3 * (h - 1) * (w - 1)), 0.0], rtol=1e-6)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_jacobian_measures_of_affine_maps_are_their_constant_determinant(self):
+        h, w = 9, 11
+        rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        # phi = A g + b, so u = (A - I) g + b and J = det A everywhere.
+        mats = {0.5: [[0.5, 0.0], [0.0, 1.0]], 6.0: [[2.0, 1.0], [0.0, 3.0]],
+                -1.0: [[0.0, 1.0], [1.0, 0.0]], 1.0: [[1.0, 0.4], [0.0, 1.0]]}
+        disp = []
+        for a in mats.values():
+            a = np.asarray(a, np.float32) - np.eye(2, dtype=np.float32)
+            u = np.stack([a[0, 0] * rows + a[0, 1] * cols + 3.0,
+                          a[1, 0] * rows + a[1, 1] * cols - 1.0], -1)
+            disp.append(u)
+        disp = np.stack(disp).astype(np.float32)[None]  # [T=1, B=4, H, W, 2]
+        # A second frame at the identity: the smallest J over frames is min(det A, 1).
+        traj = jnp.asarray(np.concatenate([disp, np.zeros_like(disp)]))
+        got = self.variant(metrics.jacobian_measures)(traj)
+        dets = np.array(list(mats))
+        np.testing.assert_allclose(got["min_det"], np.minimum(dets, 1.0), rtol=1e-5)
+        np.testing.assert_allclose(got["fold_frac"], 0.5 * (dets <= 0))
+        np.testing.assert_allclose(got["extreme_frac"], 0.5 * ((dets < 0.25) | (dets > 4)))
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_bending_energy_of_quadratic_maps_is_closed_form(self):
+        h, w = 10, 12
+        y, x = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
+                           indexing="ij")
+        a, b, c = 0.3, -0.2, 0.05
+        quad = a * y**2 / 2 + b * x * y + c * x**2 / 2
+        affine = 2.0 * y - 0.5 * x + 1.0
+        disp = np.stack([np.stack([quad, affine], -1), np.stack([affine, 2 * quad], -1)])
+        got = self.variant(metrics.bending_energy)(jnp.asarray(disp.astype(np.float32)))
+        want = a**2 + 2 * b**2 + c**2
+        np.testing.assert_allclose(got, [want, 4 * want], rtol=1e-4)
+
     def test_inverse_psnr_of_an_exact_inverse_is_infinite_and_of_a_wrong_one_finite(self):
         x0 = jnp.asarray(_images(4, (2, 16, 16, 1)))
         zero = jnp.zeros((2, 16, 16, 2))
@@ -100,13 +134,3 @@ def test_stroke_count_uses_eight_connectivity():
     np.testing.assert_array_equal(metrics.stroke_count(im), [1, 2, 1])
 
 
-def test_digit_classifier_is_fitted_on_real_training_digits_only():
-    x_train, _ = digits_labelled("train")
-    threes_test, fours_test = digits("test")
-    # The evaluation's 3s and 4s are test images, absent from the classifier's training set.
-    flat = {im.tobytes() for im in x_train}
-    assert not any(im.tobytes() in flat for im in np.concatenate([threes_test, fours_test]))
-    clf = metrics.digit_classifier(32, 0)
-    assert clf.accuracy >= 0.95, clf.accuracy
-    assert np.mean(clf.predict(fours_test) == 4) >= 0.9
-    assert np.mean(clf.predict(threes_test) == 4) <= 0.05
