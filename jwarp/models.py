@@ -41,7 +41,7 @@ _torch_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 # 2x2x512 -> 1024 bottleneck conv (batch 64) took 2.8 s forward and 6.0 s forward+backward with
 # lax, 29 ms and 84 ms as one matmul; the 4x4 -> 2x2 stride-2 conv's gradient 315 ms vs 23 ms.
 # On maps of 16 or more positions lax was as fast or faster (up to 5x on 32x32 maps, where
-# building the patch matrix costs more than its matmul). See README "Performance".
+# building the patch matrix costs more than its matmul). See docs/performance.md.
 IM2COL_MAX_POSITIONS = 4
 
 # The variable collection of precomputed Winograd kernels (see ``winograd_kernels``).
@@ -338,6 +338,9 @@ class UNetConfig:
       add_coords: concatenate normalised ``(row, col)`` channels to the input.
       norm: ``"none"``, ``"group"`` or ``"layer"``; per-sample only, never batch statistics.
       conv_impl: ``"auto"``, ``"lax"``, ``"im2col"`` or ``"winograd"``.
+      out_sigma: standard deviation in pixels of a fixed Gaussian filter applied to the output
+        (0: none). A smoothness prior on the velocity, as registration methods smooth theirs:
+        a smooth field cannot tear, swirl or crumple at scales below ``out_sigma``.
     """
 
     encoder: tuple[int, ...] = (16, 32, 32, 32)
@@ -349,8 +352,11 @@ class UNetConfig:
     add_coords: bool = True
     norm: str = "none"
     conv_impl: str = "auto"
+    out_sigma: float = 0.0
 
     def __post_init__(self):
+        if self.out_sigma < 0:
+            raise ValueError(f"unet.out_sigma: expected >= 0 pixels, got {self.out_sigma}")
         if len(self.encoder) != len(self.decoder) or not self.encoder:
             raise ValueError(
                 f"unet.decoder: expected one entry per encoder level ({len(self.encoder)}), "
@@ -417,7 +423,26 @@ class UNet(nn.Module):
             impl=impl,
             kernel_init=nn.initializers.normal(cfg.final_init_std),
         )(y)
+        if cfg.out_sigma > 0:
+            out = gaussian_smooth(out, cfg.out_sigma)
         return out * cfg.out_scale
+
+
+def gaussian_smooth(x: Float[Array, "B H W C"], sigma: float) -> Float[Array, "B H W C"]:
+    """Separable Gaussian filter of std ``sigma`` pixels (radius ``round(3 sigma)``, as scipy's
+    ``gaussian_filter(truncate=3)``), each channel on its own, the border extended by its edge
+    pixels: constants are kept exactly."""
+    chex.assert_rank(x, 4)
+    radius = max(1, int(3 * sigma + 0.5))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = (taps / taps.sum()).astype(np.float32)
+    for axis in (1, 2):
+        n = x.shape[axis]
+        pad = [(0, 0)] * 4
+        pad[axis] = (radius, radius)
+        xp = jnp.pad(x, pad, mode="edge")
+        x = sum(float(w) * lax.slice_in_dim(xp, k, k + n, axis=axis) for k, w in enumerate(taps))
+    return x
 
 
 @dataclasses.dataclass(frozen=True)

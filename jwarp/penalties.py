@@ -51,6 +51,24 @@ def negative_jacobian(disp: Float[Array, "B H W 2"]) -> Float[Array, " B"]:
     return jnp.mean(jax.nn.relu(-jdet), axis=(1, 2))
 
 
+def area_excess(disp: Float[Array, "B H W 2"], band: float = 2.0) -> Float[Array, " B"]:
+    """How far the map squeezes or stretches area beyond a factor ``band``:
+    ``mean_s relu(|log J| - log band)^2``.
+
+    Symmetric in a map and its inverse (``log J`` changes sign), zero while ``1/band <= J <=
+    band``. ``J`` is floored at 1e-3 for the logarithm: folds themselves are ``JD``'s.
+
+    Args:
+      disp: ``[B, H, W, 2]``.
+      band: the area factor allowed without penalty, ``> 1``.
+
+    Returns:
+      ``[B]``.
+    """
+    log_j = jnp.log(jnp.maximum(jacobian_det(disp), 1e-3))
+    return jnp.mean(jax.nn.relu(jnp.abs(log_j) - jnp.log(band)) ** 2, axis=(1, 2))
+
+
 def out_of_grid(disp: Float[Array, "B H W 2"]) -> Float[Array, " B"]:
     """How far ``phi`` samples outside the frame, in pixels.
 

@@ -4,6 +4,7 @@ Generator loss, both modes (SPEC §5)::
 
     L_fit + w_jd JD + w_og OG
           + w_rec (||warp(x1_hat, u_{-1}) - x0||^2 + w_jd JD_back + w_og OG_back)
+          + w_area area_excess(u_1) + w_bend bending_energy(u_1)
 
 with squared errors summed over pixels and averaged over the batch; ``L_fit`` is the L2
 endpoint error (``l2``) or ``-mean D(x1_hat)`` (``gan``; ``lsgan``: ``½ mean (D(x1_hat) - 1)^2``).
@@ -42,8 +43,9 @@ from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config, save_config
 from jwarp.files import atomic_write, is_remote, run_path
 from jwarp.flow import flow, integrate_svf, resolve_loop, straight_round_trip
+from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, bending_energy
 from jwarp.models import Critic, UNet
-from jwarp.penalties import gradient_penalty, jacobian_det
+from jwarp.penalties import area_excess, gradient_penalty, jacobian_det
 from jwarp.sampler import warp
 
 Batch = dict[str, jax.Array]  # {"x0": [B, H, W, C], "x1": [B, H, W, C]}
@@ -276,6 +278,14 @@ def _generator_parts(params, batch: Batch, config: Config, apply_fn):
         + loss_cfg.w_og * og
         + loss_cfg.w_rec * (rec + loss_cfg.w_jd * jd_b + loss_cfg.w_og * og_b)
     )
+    jdet = jacobian_det(fwd.disp[-1])
+    extra = {}
+    if loss_cfg.w_area > 0:
+        extra["area"] = jnp.mean(area_excess(fwd.disp[-1], loss_cfg.area_band))
+        rest = rest + loss_cfg.w_area * extra["area"]
+    if loss_cfg.w_bend > 0:
+        extra["bend"] = jnp.mean(bending_energy(fwd.disp[-1]))
+        rest = rest + loss_cfg.w_bend * extra["bend"]
     metrics = {
         "endpoint_sq": _sq_err(x1_hat, batch["x1"]),
         "rec_sq": rec,
@@ -283,7 +293,10 @@ def _generator_parts(params, batch: Batch, config: Config, apply_fn):
         "og": og,
         "jd_back": jd_b,
         "og_back": og_b,
-        "neg_jac_frac": jnp.mean(jacobian_det(fwd.disp[-1]) <= 0),
+        **extra,
+        "neg_jac_frac": jnp.mean(jdet <= 0),
+        "extreme_frac": jnp.mean((jdet < EXTREME_LOW) | (jdet > EXTREME_HIGH)),
+        "min_det": jnp.min(jdet),
     }
     return x1_hat, rest, metrics
 
@@ -336,7 +349,7 @@ def resolve(config: Config, gradients: bool = True) -> Config:
       that keeps every convolution's output (``flow.remat_policy = "auto"`` -> ``"convs"``)
       when its steps are fixed and its adjoint is ``"checkpoint"``: the same discrete gradient
       without diffrax's recomputation of each step's network pass (``paper_mnist``'s generator
-      step: 0.87x the time, 4.2 GB peak RSS instead of 2.3 GB; README "Performance");
+      step: 0.87x the time, 4.2 GB peak RSS instead of 2.3 GB; docs/performance.md);
     * ``unet.conv_impl = "auto"`` becomes ``"winograd"`` in a rolled loop: XLA:CPU's
       convolution weight gradient inside a loop is 15-50x slower than unrolled, the matmul
       forms' are not, and Winograd's is the fastest of them.
@@ -366,9 +379,9 @@ def critic_update_fn(config: Config, critic_fn: Callable) -> Callable:
     """The critic to differentiate in critic updates: ``critic_fn`` itself, or on CPU, for
     WGAN-GP with ``critic.conv_impl = "auto"``, the same critic (same parameters) with every
     convolution as im2col. The gradient penalty differentiates the critic twice, and XLA:CPU's
-    second-order convolution gradients were 2-2.5x slower than the matmul form's (README
-    "Performance"); first-order uses (the generator's loss, LSGAN) keep ``"auto"``, faster
-    there."""
+    second-order convolution gradients were 2-2.5x slower than the matmul form's
+    (docs/performance.md); first-order uses (the generator's loss, LSGAN) keep ``"auto"``,
+    faster there."""
     critic = config.model.critic
     if (
         config.loss.gan == "wgan-gp"

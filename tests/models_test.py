@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from jwarp import Critic, CriticConfig, UNet, UNetConfig
-from jwarp.models import Conv, param_count, resolve_conv_impl, winograd_kernel, winograd_kernels
+from jwarp.models import (
+    Conv,
+    gaussian_smooth,
+    param_count,
+    resolve_conv_impl,
+    winograd_kernel,
+    winograd_kernels,
+)
 
 
 def _conv_params(cin, cout, k=3):
@@ -203,3 +210,31 @@ def test_bad_configs_name_the_field():
         UNetConfig(encoder=(8, 8), decoder=(8,))
     with pytest.raises(ValueError, match="unet.norm"):
         UNetConfig(norm="batch")
+
+
+class GaussianSmoothTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_matches_scipy_with_nearest_borders(self):
+        from scipy import ndimage
+
+        x = np.random.default_rng(0).standard_normal((2, 13, 17, 2)).astype(np.float32)
+        for sigma in (0.7, 1.5, 2.0):
+            got = self.variant(gaussian_smooth, static_argnums=1)(jnp.asarray(x), sigma)
+            want = ndimage.gaussian_filter(x, (0, sigma, sigma, 0), mode="nearest", truncate=3)
+            np.testing.assert_allclose(got, want, atol=1e-5)
+
+    def test_unet_out_sigma_smooths_the_velocity_and_keeps_constants(self):
+        from scipy import ndimage
+
+        sharp = UNetConfig.tiny(final_init_std=0.1)
+        smooth = dataclasses.replace(sharp, out_sigma=1.5)
+        x = jnp.asarray(np.random.default_rng(1).random((1, 16, 16, 1)), jnp.float32)
+        params = UNet(sharp).init(jax.random.key(0), x)
+        v = np.asarray(UNet(sharp).apply(params, x))
+        got = UNet(smooth).apply(params, x)  # the filter has no parameters
+        want = ndimage.gaussian_filter(v, (0, 1.5, 1.5, 0), mode="nearest", truncate=3)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        constant = jnp.full((1, 9, 10, 2), 2.5)
+        np.testing.assert_allclose(gaussian_smooth(constant, 2.0), constant, rtol=1e-6)
+        with pytest.raises(ValueError, match="out_sigma"):
+            UNetConfig(out_sigma=-1.0)

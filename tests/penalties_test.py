@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jwarp import gradient_penalty, identity_grid, jacobian_det, negative_jacobian, out_of_grid
+from jwarp.penalties import area_excess
 
 
 def _affine_disp(a, h=10, w=12):
@@ -54,6 +55,29 @@ class JacobianTest(chex.TestCase):
         # A rotation does not fold.
         rot = _affine_disp([[0.0, -1.0], [1.0, 0.0]])
         np.testing.assert_allclose(self.variant(negative_jacobian)(rot), [0.0], atol=1e-6)
+
+
+class AreaExcessTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_affine_maps_pay_the_log_of_their_area_change_beyond_the_band(self):
+        band = 2.0
+        cases = {  # matrix -> (|log det| - log band)^2 where positive
+            "grows 4x": ([[2.0, 0.0], [0.0, 2.0]], np.log(2.0) ** 2),
+            "shrinks 4x": ([[0.5, 0.0], [0.0, 0.5]], np.log(2.0) ** 2),
+            "grows 1.5x": ([[1.5, 0.0], [0.0, 1.0]], 0.0),
+            "shear": ([[1.0, 0.8], [0.0, 1.0]], 0.0),
+            "grows 9x": ([[3.0, 0.0], [0.0, 3.0]], np.log(4.5) ** 2),
+        }
+        disp = jnp.concatenate([_affine_disp(a) for a, _ in cases.values()])
+        got = self.variant(area_excess, static_argnums=1)(disp, band)
+        np.testing.assert_allclose(got, [want for _, want in cases.values()], atol=1e-5)
+
+    def test_a_map_and_its_inverse_pay_the_same(self):
+        a = np.array([[2.5, 0.3], [0.0, 1.8]])
+        forward = area_excess(_affine_disp(a), 1.5)
+        inverse = area_excess(_affine_disp(np.linalg.inv(a)), 1.5)
+        np.testing.assert_allclose(forward, inverse, rtol=1e-4)
+        assert float(forward[0]) > 0
 
 
 class OutOfGridTest(chex.TestCase):

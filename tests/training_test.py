@@ -1,5 +1,6 @@
 """Training: smoke runs in both modes, learning through the ODE, exact resume, NaN, SIGTERM."""
 
+import dataclasses
 import json
 import re
 import signal
@@ -348,3 +349,48 @@ def test_resume_drops_metrics_after_its_step_and_a_line_cut_short_by_kill_9(tmp_
     path.write_text(lines[0] + "\n" + lines[1])  # died just before the newline
     _truncate_metrics(path, 2)
     assert path.read_text() == lines[0] + "\n" + lines[1] + "\n"
+
+
+def test_real_data_sets_train_on_their_training_split_only(mini_smiles, real_mnist):
+    from jwarp import parallel
+    from jwarp.data import load_dataset
+    from jwarp.training import training_batches
+
+    for name, data_dir in (("smiles", mini_smiles), ("mnist", real_mnist)):
+        config = load_config(
+            "smoke", {"data.name": name, "data.data_dir": str(data_dir), "data.paired": False,
+                      "data.channels": 1, "loss.mode": "gan"}
+        )
+        batches = training_batches(config, parallel.data_mesh())
+        x0_test, x1_test, paired = load_dataset(config.data, "test")
+        assert not paired
+        for train_images, test_images in ((batches.x0, x0_test), (batches.x1, x1_test)):
+            seen = {im.tobytes() for im in train_images}
+            assert len(seen) > 0 and not any(im.tobytes() in seen for im in test_images), name
+
+
+def test_area_and_bending_terms_add_their_weighted_measures_to_the_loss():
+    from jwarp.metrics import bending_energy
+    from jwarp.penalties import area_excess
+    from jwarp.training import generate, generator_loss
+
+    base = load_config("smoke", {"data.channels": 1, "model.unet.final_init_std": 0.5,
+                                 "model.unet.out_scale": 4.0})
+    states = create_states(base, jax.random.key(0), 1)
+    x = jnp.asarray(ndimage.gaussian_filter(np.random.default_rng(0).random((2, 16, 16, 1)),
+                                            (0, 1, 1, 0)), jnp.float32)
+    batch = {"x0": x, "x1": x[::-1]}
+    params, apply_fn = states.generator.params, states.generator.apply_fn
+    loss = lambda c: generator_loss(params, None, batch, c, apply_fn, None)
+    plain, _ = loss(base)
+    weighted = dataclasses.replace(
+        base, loss=dataclasses.replace(base.loss, w_area=3.0, area_band=1.2, w_bend=5.0)
+    )
+    total, metrics = loss(weighted)
+    u1 = generate(base, apply_fn, params, batch, penalties=False)[1].disp[-1]
+    area, bend = jnp.mean(area_excess(u1, 1.2)), jnp.mean(bending_energy(u1))
+    assert float(area) > 0 and float(bend) > 0  # a field strong enough to be penalised
+    np.testing.assert_allclose(metrics["area"], area, rtol=1e-5)
+    np.testing.assert_allclose(metrics["bend"], bend, rtol=1e-5)
+    np.testing.assert_allclose(total - plain, 3.0 * area + 5.0 * bend, rtol=1e-4)
+
