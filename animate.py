@@ -2,6 +2,7 @@
 
     python animate.py                                   # test images of the latest run in runs/
     python animate.py --input me.png --t-steps 120 --out me.gif
+    python animate.py --model smiles --input 'photos/*.jpg' --out smiles/   # shipped model
     python animate.py --input 'faces/*.png' --direction boomerang --sheet --grid
     python animate.py --input a.png --target b.png      # fit one pair, no training set needed
 
@@ -24,6 +25,11 @@ def _main(argv: list[str]) -> int:
         "--target fit a stationary field to the pair.",
     )
     parser.add_argument("--workdir", help="run folder (default: the latest under runs/)")
+    parser.add_argument(
+        "--model",
+        help="a shipped model instead of a run: smiles (real faces start to smile) or mnist "
+        "(real digits 3 -> 4)",
+    )
     parser.add_argument("--checkpoint", type=int, help="checkpoint step (default: the latest)")
     parser.add_argument("--input", nargs="+", default=[], help="start image(s) or glob patterns")
     parser.add_argument("--target", nargs="+", default=[], help="end image(s): pair models/fit")
@@ -58,11 +64,18 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--size", type=int, help="pair fitting: image size (default: own, <=256)")
     parser.add_argument("--fit-size", type=int, default=64, help="pair fitting: fit resolution")
     parser.add_argument("--fit-steps", type=int, default=300, help="pair fitting: Adam steps")
+    parser.add_argument(
+        "--save-field",
+        metavar="PATH",
+        help="also write the end frame's displacement u ([H, W, 2] float32 pixels (dy, dx), "
+        "frame(s) = input(s + u(s))): to PATH.npy for one animation, else PATH/<name>.npy",
+    )
     args = parser.parse_args(argv)
     options = RenderOptions(
         inputs=tuple(args.input),
         targets=tuple(args.target),
         workdir=args.workdir,
+        model=args.model,
         checkpoint=args.checkpoint,
         out=args.out,
         t_steps=args.t_steps,
@@ -77,6 +90,7 @@ def _main(argv: list[str]) -> int:
         size=args.size,
         fit_size=args.fit_size,
         fit_steps=args.fit_steps,
+        save_field=args.save_field,
     )
     render(options)
     return 0

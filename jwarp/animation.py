@@ -203,7 +203,7 @@ def inference_model(config: Config, params: Any) -> tuple[Config, Any]:
     On CPU, a wide U-Net (``>= WIDE_NETWORK`` channels, the authors') with ``conv_impl = "auto"``
     runs its 3x3 stride-1 convolutions as Winograd F(2x2, 3x3), with the kernel transforms
     computed here once (``winograd_kernels``) instead of in every pass: one forward pass of the
-    authors' U-Net at batch 1 took 23 ms instead of 34 ms at 64x64 (README "Performance").
+    authors' U-Net at batch 1 took 23 ms instead of 34 ms at 64x64 (docs/performance.md).
     Narrow U-Nets were slower that way and, like other backends, are left as they are.
 
     Args:
@@ -506,6 +506,7 @@ class RenderOptions:
       inputs: start images (paths or glob patterns); empty: test images of the run's data.
       targets: end images: one, or one per input (``pair`` models and pair fitting).
       workdir: run folder; default the latest under ``runs_dir``.
+      model: the name of a shipped model (``jwarp.pretrained``) instead of a run.
       checkpoint: checkpoint step; default the latest.
       runs_dir: where to look for runs.
       out: a ``.gif`` path (one animation) or a folder; default ``animations/``.
@@ -523,11 +524,15 @@ class RenderOptions:
       fit_size: pair fitting: fit at most at this size and resample the field.
       fit_steps: pair fitting: Adam steps.
       n_test: test images animated when no inputs are given.
+      save_field: also write the end frame's displacement ``u`` (``[H, W, 2]`` float32 pixels
+        ``(dy, dx)``, pull-back: ``frame(s) = input(s + u(s))``): to this ``.npy`` path for
+        one animation, otherwise as ``<name>.npy`` for each into this folder.
     """
 
     inputs: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     workdir: str | None = None
+    model: str | None = None
     checkpoint: int | None = None
     runs_dir: str = "runs"
     out: str | None = None
@@ -544,6 +549,7 @@ class RenderOptions:
     fit_size: int = 64
     fit_steps: int = 300
     n_test: int = 4
+    save_field: str | None = None
 
     def __post_init__(self):
         checks = [
@@ -622,35 +628,59 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _model_animations(opts: RenderOptions, workdir: Path, ts, log) -> list[tuple[str, Animation]]:
+class Rendered(NamedTuple):
+    """One animation of ``render``: its output name, frames and the forward end map."""
+
+    name: str
+    animation: Animation  # frames [T, H, W, C], disp [T, H, W, 2]
+    end_disp: np.ndarray  # [H, W, 2]: u_1 of the input, frame(s) = input(s + u(s))
+
+
+def _load_animator(opts: RenderOptions, workdir: Path | None, log) -> tuple[Animator, str]:
+    """The model to animate with and how to name it: a shipped model or a run folder."""
+    if opts.model is not None:
+        from jwarp import pretrained
+
+        try:
+            animator = pretrained.load(opts.model)
+        except ValueError as e:
+            raise AnimationError(str(e)) from None
+        return animator, f"shipped model {opts.model!r}"
     try:
         animator = Animator.load(workdir, opts.checkpoint)
     except ValueError as e:
         raise AnimationError(str(e)) from None
+    return animator, f"{workdir} at step {animator.step}"
+
+
+def _model_animations(opts: RenderOptions, workdir: Path | None, ts, log) -> list[Rendered]:
+    animator, label = _load_animator(opts, workdir, log)
     cfg = animator.config
     log(
-        f"model: {workdir} at step {animator.step} ({cfg.flow.field} field, "
-        f"condition = {cfg.model.condition}, {cfg.data.image_size}px, {cfg.data.channels} ch)"
+        f"model: {label} ({cfg.flow.field} field, condition = {cfg.model.condition}, "
+        f"{cfg.data.image_size}px, {cfg.data.channels} ch)"
     )
     inputs = expand_inputs(opts.inputs)
     targets = expand_inputs(opts.targets, "--target")
+    source = f"the model {opts.model!r}" if opts.model else f"the model in {workdir}"
     if targets and not animator.needs_target:
         raise AnimationError(
-            f"--target: the model in {workdir} animates from the start image alone "
+            f"--target: {source} animates from the start image alone "
             "(model.condition = source); drop --target, or add --fit to fit the pair instead"
         )
     size, channels = cfg.data.image_size, cfg.data.channels
     if inputs:
         if animator.needs_target and not targets:
             raise AnimationError(
-                f"--target: the model in {workdir} needs an end image for each input "
-                "(model.condition = pair)"
+                f"--target: {source} needs an end image for each input (model.condition = pair)"
             )
         x0 = np.stack([_read(p, size, channels, log) for p in inputs])
         x1 = None
         if animator.needs_target:
             x1 = np.stack([_read(p, size, channels, log) for p in _pair_targets(inputs, targets)])
         names = [p.stem for p in inputs]
+    elif opts.model is not None:
+        raise AnimationError(f"--model {opts.model}: give the images to animate with --input")
     else:
         if targets:
             raise AnimationError("--target needs --input")
@@ -664,15 +694,19 @@ def _model_animations(opts: RenderOptions, workdir: Path, ts, log) -> list[tuple
         x0, x1 = x0[:n], (x1[:n] if animator.needs_target else None)
         names = [f"{workdir.name}_test{i}" for i in range(n)]
     t0 = time.perf_counter()
-    anim = animator.animate(
-        jnp.asarray(x0), ts, None if x1 is None else jnp.asarray(x1), opts.direction
-    )
-    anim = jax.device_get(anim)
+    x0, x1 = jnp.asarray(x0), None if x1 is None else jnp.asarray(x1)
+    anim = jax.device_get(animator.animate(x0, ts, x1, opts.direction))
+    if opts.direction == "backward":  # the saved field is always the forward end map
+        end = animator.displacements(x0, np.ones(1, np.float32), x1)[-1]
+    else:
+        end = anim.disp[len(ts) - 1]
+    end = np.asarray(end)
     log(f"{len(names)} x {len(anim.frames)} frames in {time.perf_counter() - t0:.1f} s")
-    return [(n, Animation(anim.frames[:, i], anim.disp[:, i])) for i, n in enumerate(names)]
+    return [Rendered(n, Animation(anim.frames[:, i], anim.disp[:, i]), end[i])
+            for i, n in enumerate(names)]
 
 
-def _fit_animations(opts: RenderOptions, ts, log) -> list[tuple[str, Animation]]:
+def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
     inputs = expand_inputs(opts.inputs)
     targets = expand_inputs(opts.targets, "--target")
     if not inputs or not targets:
@@ -699,10 +733,15 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[tuple[str, Animation]]
             f"animating at {size}x{size} ..."
         )
         t0 = time.perf_counter()
-        anim = animate_pair(
-            jnp.asarray(x0[None]), jnp.asarray(x1[None]), ts, fit_config, opts.direction, at
-        )
+        v = fit_field(jnp.asarray(x0[None]), jnp.asarray(x1[None]), fit_config, at)
+        anim = svf_animation(v, jnp.asarray(x0[None]), jnp.asarray(x1[None]), ts,
+                             opts.direction, fit_config.solver)
         anim = Animation(*(a[:, 0] for a in jax.device_get(anim)))
+        if opts.direction == "backward":  # the saved field is always the forward end map
+            end = svf_animation(v, jnp.asarray(x0[None]), jnp.asarray(x1[None]),
+                                np.ones(1, np.float32), "forward", fit_config.solver).disp[-1, 0]
+        else:
+            end = anim.disp[len(ts) - 1]
         # The frame that should match the other image: t = 1 forward, t = -1 backward.
         reached, goal = (
             (anim.frames[-1], x0)
@@ -714,7 +753,7 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[tuple[str, Animation]]
             f"fitted in {time.perf_counter() - t0:.1f} s: PSNR to the {which} "
             f"{_psnr(x0, x1):.1f} dB without motion, {_psnr(reached, goal):.1f} dB animated"
         )
-        out.append((source.stem, anim))
+        out.append(Rendered(source.stem, anim, np.asarray(end)))
     return out
 
 
@@ -742,9 +781,10 @@ def _check_folder(flag: str, value: str, folder: Path) -> None:
 def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path]:
     """Everything ``animate.py`` does: animate, then write GIFs and the extras asked for.
 
-    A run (``opts.workdir``, or the latest under ``opts.runs_dir``) animates ``opts.inputs``
-    (or its test images); with ``opts.fit``, or with an input and a target and no run, a
-    stationary field is fitted to each pair instead.
+    A shipped model (``opts.model``) or a run (``opts.workdir``, or the latest under
+    ``opts.runs_dir``) animates ``opts.inputs`` (or a run's test images); with ``opts.fit``,
+    or with an input and a target and no run, a stationary field is fitted to each pair
+    instead.
 
     Returns:
       The GIFs written.
@@ -761,10 +801,18 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
         _check_folder("--out", opts.out, out.parent if out.suffix.lower() == ".gif" else out)
     if opts.frames_dir is not None:
         _check_folder("--frames-dir", opts.frames_dir, Path(opts.frames_dir))
+    if opts.save_field is not None:
+        field = Path(opts.save_field)
+        is_file = field.suffix.lower() == ".npy"
+        _check_folder("--save-field", opts.save_field, field.parent if is_file else field)
+    if opts.model is not None and (opts.workdir is not None or opts.fit):
+        raise AnimationError(f"--model {opts.model}: give either --model, --workdir or --fit")
     ts = np.linspace(0.0, 1.0, opts.t_steps, dtype=np.float32)
     workdir = None if opts.workdir is None else Path(opts.workdir)
     if opts.fit:
         animations = _fit_animations(opts, ts, log)
+    elif opts.model is not None:
+        animations = _model_animations(opts, None, ts, log)
     else:
         if workdir is None:
             workdir = find_latest_run(opts.runs_dir)
@@ -780,10 +828,12 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
         else:
             animations = _model_animations(opts, workdir, ts, log)
 
-    gif_paths = _gif_paths([name for name, _ in animations], opts.out, opts.direction)
+    names = [a.name for a in animations]
+    gif_paths = _gif_paths(names, opts.out, opts.direction)
+    field_paths = _field_paths(names, opts.save_field)
     try:
-        for (_, anim), gif in zip(animations, gif_paths):
-            _write_outputs(opts, anim, gif, len(animations), log)
+        for rendered, gif, field in zip(animations, gif_paths, field_paths):
+            _write_outputs(opts, rendered, gif, field, len(animations), log)
     except OSError as e:
         # Files are written via temporary names beside them: name the folder.
         where = Path(e.filename).parent if e.filename else gif_paths[0].parent
@@ -791,10 +841,30 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
     return gif_paths
 
 
-def _write_outputs(opts: RenderOptions, anim: Animation, gif: Path, count: int, log) -> None:
-    """The GIF and the extras asked for, for one animation."""
-    from jwarp import media
+def _field_paths(names: list[str], save_field: str | None) -> list[Path | None]:
+    """Where ``--save-field`` puts each animation's end map (None: not asked for)."""
+    if save_field is None:
+        return [None] * len(names)
+    if save_field.lower().endswith(".npy"):
+        if len(names) != 1:
+            raise AnimationError(
+                f"--save-field {save_field}: names one file, but there are {len(names)} "
+                "animations; give a folder"
+            )
+        return [Path(save_field)]
+    return [Path(save_field) / f"{name}.npy" for name in _unique_names(names)]
 
+
+def _write_outputs(
+    opts: RenderOptions, rendered: Rendered, gif: Path, field: Path | None, count: int, log
+) -> None:
+    """The GIF and the extras asked for, for one animation."""
+    import io
+
+    from jwarp import media
+    from jwarp.files import atomic_write
+
+    anim = rendered.animation
     frames = np.asarray(anim.frames)
     if opts.grid:
         spacing = opts.grid if opts.grid > 0 else max(4, min(frames.shape[1:3]) // 8)
@@ -810,6 +880,11 @@ def _write_outputs(opts: RenderOptions, anim: Animation, gif: Path, count: int, 
         sheet = gif.with_name(f"{gif.stem}_sheet.png")
         media.write_png(sheet, media.contact_sheet(frames, opts.sheet))
         written.append(str(sheet))
+    if field is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(rendered.end_disp, np.float32), allow_pickle=False)
+        atomic_write(field, buffer.getvalue())
+        written.append(f"{field} (end map u, [H, W, 2] pixels (dy, dx))")
     log(f"wrote {', '.join(written)}")
 
 
@@ -819,6 +894,7 @@ __all__ = [
     "AnimationError",
     "Animator",
     "RenderOptions",
+    "Rendered",
     "animate_model",
     "model_displacements",
     "animate_pair",

@@ -489,3 +489,54 @@ def test_cli_errors_are_one_line(cli, run_dir, tmp_path, capsys):
     _one_line_error(capsys, cli.main([*w, "--checkpoint", "5"]), "no checkpoint at step 5")
     _one_line_error(capsys, cli.main([*w, "--input", str(tmp_path / "*.jpg")]), "no files")
     _one_line_error(capsys, cli.main([*w, "--t-steps", "1"]), "--t-steps")
+
+
+def test_cli_saves_the_end_map_that_makes_the_last_frame(cli, run_dir, animator, pair, tmp_path):
+    for i in range(2):
+        write_png(tmp_path / f"in{i}.png", pair[0][i])
+    x = np.stack([load_image(tmp_path / f"in{i}.png", SIZE, 1)[0] for i in range(2)])
+    end = np.asarray(animator.frames(jnp.asarray(x), [1.0]))[-1]
+    w = ["--workdir", str(run_dir), "--t-steps", "7"]
+    one = ["--input", str(tmp_path / "in0.png"), "--out", str(tmp_path / "a.gif")]
+    for direction in ("forward", "backward"):  # backward saves the same forward end map
+        field_path = tmp_path / f"{direction}.npy"
+        argv = [*w, *one, "--direction", direction, "--save-field", str(field_path)]
+        assert cli.main(argv) == 0
+        u = np.load(field_path, allow_pickle=False)
+        assert u.shape == (SIZE, SIZE, 2) and u.dtype == np.float32
+        # Pull-back: the frame at t = 1 is the input sampled at s + u(s).
+        np.testing.assert_allclose(warp(jnp.asarray(x[:1]), jnp.asarray(u[None]))[0], end[0],
+                                   atol=1e-5)
+    both = ["--input", str(tmp_path / "in*.png"), "--out", str(tmp_path / "gifs")]
+    assert cli.main([*w, *both, "--save-field", str(tmp_path / "fields")]) == 0
+    for i in range(2):
+        u = np.load(tmp_path / "fields" / f"in{i}.npy")
+        np.testing.assert_allclose(warp(jnp.asarray(x[i : i + 1]), jnp.asarray(u[None]))[0],
+                                   end[i], atol=1e-5)
+
+
+def test_a_model_folder_animates_through_model_and_checks_its_digest(
+    cli, run_dir, animator, pair, tmp_path, capsys
+):
+    from jwarp import pretrained
+
+    folder = pretrained.export(run_dir, tmp_path / "shift", commands=["python train.py ..."])
+    loaded = pretrained.load(str(folder))
+    for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(animator.params)):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.config == animator.config and loaded.step == 60
+    assert pretrained.card(str(folder))["commands"][0] == "python train.py ..."
+    write_png(tmp_path / "in.png", pair[0][0])
+    argv = ["--model", str(folder), "--input", str(tmp_path / "in.png"), "--t-steps", "7",
+            "--out", str(tmp_path / "in.gif")]
+    assert cli.main(argv) == 0
+    assert "model: shipped model" in capsys.readouterr().out
+    _one_line_error(capsys, cli.main(["--model", str(folder)]), "--input")
+    _one_line_error(capsys, cli.main(["--model", "nosuch", "--input", str(tmp_path / "in.png")]),
+                    "no such shipped model")
+    blob = bytearray((folder / "params.msgpack").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (folder / "params.msgpack").write_bytes(bytes(blob))
+    with pytest.raises(pretrained.PretrainedError, match="params.msgpack: SHA-256"):
+        pretrained.load(str(folder))
+    _one_line_error(capsys, cli.main(argv), "damaged")
