@@ -39,7 +39,7 @@ demo-fit: $(STAMP)
 
 # Trains the three CPU presets (about 1 h on 2 cores), evaluates them and pair fitting on the
 # test split, fits the mid frame per pair (docs/mid_frame_fits.py) and writes
-# docs/results/*.json (README "Results").
+# docs/results/*.json (docs/results.md).
 results: $(STAMP)
 	mkdir -p docs/results
 	for p in faces_l2 faces_gan digits_gan; do \

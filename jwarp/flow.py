@@ -20,7 +20,7 @@ Two loops run the same solvers:
   activations, concatenations and tile transforms are recomputed), with ``remat = false``
   everything. ``paper_mnist``'s generator step, back to back: 32.0 s with ``"convs"`` at
   4.2 GB peak RSS against the diffrax loop's 36.7 s at 2.3 GB (0.87x); keeping everything was
-  no faster and took 7.0 GB (README "Performance"). Training picks ``"scan"`` with
+  no faster and took 7.0 GB (docs/performance.md). Training picks ``"scan"`` with
   ``"convs"`` for wide networks on CPU (``jwarp.training.resolve``).
 
 ``"auto"`` chooses ``unrolled`` on CPU for the ``neural`` field's fixed-step, ``checkpoint``-
