@@ -328,23 +328,21 @@ SHEET_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def contact_sheet(
-    workdir: str | Path, split: str = "test", n: int = 16, checkpoint: int | None = None
+    animator, x0: np.ndarray, x1: np.ndarray | None = None
 ) -> np.ndarray:
-    """The first ``n`` images of ``split`` and their frames at ``SHEET_TIMES``, one image per
-    row: the frames as they are, then the same frames with the deformation grid drawn in cyan.
+    """Images ``x0 [N, H, W, C]`` and their frames at ``SHEET_TIMES``, one image per row: the
+    frames as they are, then the same frames with the deformation grid drawn in cyan.
+
+    Args:
+      animator: a ``jwarp.animation.Animator``.
+      x0: start images; ``x1`` the end images of a ``pair`` model.
 
     Returns:
-      ``[n * H, (2 * len(SHEET_TIMES)) * W + gap, 3]`` float32 RGB in ``[0, 1]``.
+      ``[N * H, 2 * len(SHEET_TIMES) * W + gap, 3]`` float32 RGB in ``[0, 1]``.
     """
     from jwarp import media
-    from jwarp.animation import Animator
-    from jwarp.data import load_dataset
 
-    animator = Animator.load(workdir, checkpoint)
-    cfg = animator.config
-    x0, x1, _ = load_dataset(cfg.data, split, cfg.train.seed)
-    x0 = x0[:n]
-    x1 = x1[: len(x0)] if animator.needs_target else None
+    x1 = None if x1 is None else jnp.asarray(x1)
     anim = jax.device_get(animator.animate(jnp.asarray(x0), np.asarray(SHEET_TIMES), x1))
     t, b, h, w, c = anim.frames.shape
     frames = media.to_uint8_rgb(np.reshape(anim.frames, (t * b, h, w, c)))
@@ -357,6 +355,14 @@ def contact_sheet(
         gap = np.ones((h, max(2, w // 8), 3), np.float32)
         rows.append(np.concatenate([plain, gap, np.concatenate(list(grid), axis=1)], axis=1))
     return np.concatenate(rows, axis=0)
+
+
+def write_sheet(path: str | Path, sheet: np.ndarray, rows: int) -> None:
+    """Writes ``contact_sheet``'s image scaled up so that each image is at least 128 px tall."""
+    from jwarp import media
+
+    scale = max(1, 128 // (sheet.shape[0] // rows))
+    media.write_png(path, np.kron(sheet, np.ones((scale, scale, 1), np.float32)))
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -437,11 +443,15 @@ def _main(argv: list[str] | None) -> int:
             raise EvaluationError(str(e)) from None
     print(format_table(result))
     if args.sheet and not args.fit:
-        from jwarp import media
+        from jwarp.animation import Animator
+        from jwarp.data import load_dataset
 
-        sheet = contact_sheet(args.workdir, args.split, 16, args.checkpoint)
-        scale = max(1, 128 // (sheet.shape[0] // 16))  # images at least 128 px tall
-        media.write_png(args.sheet, np.kron(sheet, np.ones((scale, scale, 1), np.float32)))
+        animator = Animator.load(args.workdir, args.checkpoint)
+        cfg = animator.config
+        x0, x1, _ = load_dataset(cfg.data, args.split, cfg.train.seed)
+        x0 = x0[:16]
+        x1 = x1[: len(x0)] if animator.needs_target else None
+        write_sheet(args.sheet, contact_sheet(animator, x0, x1), len(x0))
         print(f"wrote {args.sheet}")
     if args.json:
         from jwarp.files import atomic_write
