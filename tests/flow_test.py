@@ -361,18 +361,20 @@ def _loss(apply_fn, config):
 def test_gradients_agree_across_loops_and_adjoints(field):
     apply_fn, params, x0, x1 = _tiny_problem(field)
     grads = {}
-    runs = [("checkpoint", "diffrax", "checkpoint"), ("backsolve", "diffrax", "backsolve")]
+    runs = [("checkpoint", "diffrax", "checkpoint")]
     if field == "neural":  # the loop "auto" unrolls on CPU
         runs.append(("unrolled", "unrolled", "checkpoint"))
         runs.append(("scan", "scan", "checkpoint"))
         runs.append(("scan_convs", "scan", "checkpoint"))  # keeps the convolutions' outputs
+    else:  # the continuous adjoint, once per conditioning (the neural field's costs 30 s)
+        runs.append(("backsolve", "diffrax", "backsolve"))
     for name, loop, adjoint in runs:
-        # 4 steps for the neural field: its unrolled loop compiles a U-Net per stage.
+        # 4 Euler steps for the neural field: its unrolled loop compiles a U-Net per stage.
         step = 0.25 if field == "neural" else 0.1
         policy = "convs" if name == "scan_convs" else "auto"
         config = SolverConfig(
             field=field,
-            solver="rk4",
+            solver="euler" if field == "neural" else "rk4",
             step_size=step,
             loop=loop,
             adjoint=adjoint,
@@ -391,6 +393,8 @@ def test_gradients_agree_across_loops_and_adjoints(field):
                 rtol=1e-3,
                 atol=1e-4 * float(jnp.abs(flat["checkpoint"]).max()),
             )
+    if "backsolve" not in flat:
+        return
     # Continuous adjoint vs exact discrete gradient: stated tolerance 2 % of the norm.
     rel = jnp.linalg.norm(flat["backsolve"] - flat["checkpoint"]) / jnp.linalg.norm(
         flat["checkpoint"]
