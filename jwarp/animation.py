@@ -882,7 +882,7 @@ def _write_outputs(
         written.append(str(sheet))
     if field is not None:
         buffer = io.BytesIO()
-        np.save(buffer, np.asarray(rendered.end_disp, np.float32), allow_pickle=False)
+        np.save(buffer, np.asarray(rendered.end_disp, np.float32))
         atomic_write(field, buffer.getvalue())
         written.append(f"{field} (end map u, [H, W, 2] pixels (dy, dx))")
     log(f"wrote {', '.join(written)}")
