@@ -357,11 +357,12 @@ def contact_sheet(
     return np.concatenate(rows, axis=0)
 
 
-def write_sheet(path: str | Path, sheet: np.ndarray, rows: int) -> None:
-    """Writes ``contact_sheet``'s image scaled up so that each image is at least 128 px tall."""
+def write_sheet(path: str | Path, sheet: np.ndarray, rows: int, min_px: int = 128) -> None:
+    """Writes ``contact_sheet``'s image scaled up so that each image is at least ``min_px``
+    pixels tall."""
     from jwarp import media
 
-    scale = max(1, 128 // (sheet.shape[0] // rows))
+    scale = max(1, min_px // (sheet.shape[0] // rows))
     media.write_png(path, np.kron(sheet, np.ones((scale, scale, 1), np.float32)))
 
 

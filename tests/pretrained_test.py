@@ -1,0 +1,53 @@
+"""The shipped models: intact, and still doing on unseen real images what their cards say."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jwarp import data, judges, metrics, pretrained
+
+
+def test_the_two_shipped_models_load_and_document_how_they_were_made():
+    assert {"smiles", "mnist"} <= set(pretrained.names())
+    for name in ("smiles", "mnist"):
+        card = pretrained.card(name)
+        assert any("train.py" in c or "make real" in c for c in card["commands"]), card
+        assert card["evaluation"]["metrics"]["judged_target_pct"]["model"] > 0
+        animator = pretrained.load(name)  # checks the digest and the shapes
+        assert animator.config.data.name == {"smiles": "smiles", "mnist": "mnist"}[name]
+
+
+def _first_frames(animator, x0):
+    anim = animator.animate(jnp.asarray(x0), np.linspace(0, 1, 11, dtype=np.float32))
+    return np.asarray(anim.frames[-1]), metrics.jacobian_measures(anim.disp)
+
+
+def test_shipped_mnist_model_turns_unseen_real_threes_into_fours(real_mnist):
+    threes, _ = data.load_mnist(real_mnist, "test")
+    x1_hat, jac = _first_frames(pretrained.load("mnist"), threes[:64])
+    judge = judges.digit_judge(32, str(real_mnist))
+    assert np.mean(judge.predict(threes[:64]) == 4) < 0.05
+    assert np.mean(judge.predict(x1_hat) == 4) >= 0.8
+    assert np.mean(metrics.stroke_count(x1_hat) == 1) >= 0.8
+    assert float(jnp.mean(jac["min_det"] <= 0)) <= 0.05
+
+
+def test_shipped_smiles_model_makes_unseen_real_faces_smile_to_a_small_judge(mini_smiles):
+    # The small checkout's test faces are real test faces (the split is by file name), and its
+    # judge (400 faces a class) is already fitted for the other tests.
+    neutral, _ = data.load_smiles(mini_smiles, "test")
+    x1_hat, jac = _first_frames(pretrained.load("smiles"), neutral)
+    judge = judges.smile_judge(str(mini_smiles))
+    before, after = np.mean(judge.predict(neutral)), np.mean(judge.predict(x1_hat))
+    assert after >= 0.4 and after >= 3 * before, (before, after)
+    assert float(jnp.min(jac["min_det"])) > 0  # no fold in any face
+
+
+@pytest.mark.slow  # fits the smile judge on every real training face (~20 s)
+def test_shipped_smiles_model_makes_unseen_real_faces_smile(real_smiles):
+    neutral, _ = data.load_smiles(real_smiles, "test")
+    x1_hat, jac = _first_frames(pretrained.load("smiles"), neutral[:128])
+    judge = judges.smile_judge(str(real_smiles))
+    before, after = np.mean(judge.predict(neutral[:128])), np.mean(judge.predict(x1_hat))
+    assert after >= 0.5 and after >= 3 * before, (before, after)
+    assert float(jnp.min(jac["min_det"])) > 0  # no fold in any face
