@@ -14,7 +14,7 @@ def test_the_two_shipped_models_load_and_document_how_they_were_made():
         assert any("train.py" in c or "make real" in c for c in card["commands"]), card
         assert card["evaluation"]["metrics"]["judged_target_pct"]["model"] > 0
         animator = pretrained.load(name)  # checks the digest and the shapes
-        assert animator.config.data.name == {"smiles": "smiles", "mnist": "mnist"}[name]
+        assert animator.config.data.name == name
 
 
 def _first_frames(animator, x0):
@@ -32,22 +32,25 @@ def test_shipped_mnist_model_turns_unseen_real_threes_into_fours(real_mnist):
     assert float(jnp.mean(jac["min_det"] <= 0)) <= 0.05
 
 
+def _smiling_before_and_after(checkout, n=None):
+    """Shares of the first ``n`` neutral test faces of ``checkout`` that its judge calls
+    smiling, unwarped and at t = 1 of the shipped model, and the warp's Jacobian measures."""
+    neutral = data.load_smiles(checkout, "test")[0][:n]
+    x1_hat, jac = _first_frames(pretrained.load("smiles"), neutral)
+    judge = judges.smile_judge(str(checkout))
+    return np.mean(judge.predict(neutral)), np.mean(judge.predict(x1_hat)), jac
+
+
 def test_shipped_smiles_model_makes_unseen_real_faces_smile_to_a_small_judge(mini_smiles):
     # The small checkout's test faces are real test faces (the split is by file name), and its
     # judge (400 faces a class) is already fitted for the other tests.
-    neutral, _ = data.load_smiles(mini_smiles, "test")
-    x1_hat, jac = _first_frames(pretrained.load("smiles"), neutral)
-    judge = judges.smile_judge(str(mini_smiles))
-    before, after = np.mean(judge.predict(neutral)), np.mean(judge.predict(x1_hat))
+    before, after, jac = _smiling_before_and_after(mini_smiles)
     assert after >= 0.4 and after >= 3 * before, (before, after)
     assert float(jnp.min(jac["min_det"])) > 0  # no fold in any face
 
 
 @pytest.mark.slow  # fits the smile judge on every real training face (~20 s)
 def test_shipped_smiles_model_makes_unseen_real_faces_smile(real_smiles):
-    neutral, _ = data.load_smiles(real_smiles, "test")
-    x1_hat, jac = _first_frames(pretrained.load("smiles"), neutral[:128])
-    judge = judges.smile_judge(str(real_smiles))
-    before, after = np.mean(judge.predict(neutral[:128])), np.mean(judge.predict(x1_hat))
+    before, after, jac = _smiling_before_and_after(real_smiles, 128)
     assert after >= 0.5 and after >= 3 * before, (before, after)
     assert float(jnp.min(jac["min_det"])) > 0  # no fold in any face
