@@ -190,6 +190,19 @@ def bending_energy(disp: Float[Array, "B H W 2"]) -> Float[Array, " B"]:
     return jnp.mean(energy, axis=(1, 2))
 
 
+def naturalness(disp: Float[Array, "T B H W 2"]) -> dict[str, Float[Array, " B"]]:
+    """What the eye sees in a warp, per image: ``jacobian_measures`` over the frames
+    (``min_det``, ``fold_frac``, ``extreme_frac``) and ``bending``, the last frame's
+    ``bending_energy``.
+
+    Args:
+      disp: ``[T, B, H, W, 2]`` displacements ``(dy, dx)`` in pixels, the end frame last.
+    """
+    out = jacobian_measures(disp)
+    out["bending"] = bending_energy(disp[-1])
+    return out
+
+
 def inverse_psnr(
     x0: Float[Array, "B H W C"],
     x1_hat: Float[Array, "B H W C"],

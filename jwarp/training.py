@@ -283,8 +283,8 @@ def _generator_parts(params, batch: Batch, config: Config, apply_fn):
     if loss_cfg.w_area > 0:
         extra["area"] = jnp.mean(area_excess(fwd.disp[-1], loss_cfg.area_band))
         rest = rest + loss_cfg.w_area * extra["area"]
+    extra["bend"] = jnp.mean(bending_energy(fwd.disp[-1]))  # logged even when not penalised
     if loss_cfg.w_bend > 0:
-        extra["bend"] = jnp.mean(bending_energy(fwd.disp[-1]))
         rest = rest + loss_cfg.w_bend * extra["bend"]
     metrics = {
         "endpoint_sq": _sq_err(x1_hat, batch["x1"]),

@@ -109,6 +109,22 @@ class MetricsTest(chex.TestCase):
         want = a**2 + 2 * b**2 + c**2
         np.testing.assert_allclose(got, [want, 4 * want], rtol=1e-4)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_naturalness_measures_every_frame_and_bends_the_last(self):
+        h, w = 10, 12
+        y, x = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
+                           indexing="ij")
+        # Frame 0 mirrors (folds) everything; frame 1, the last, bends with known energy.
+        fold = np.stack([-2.0 * y, np.zeros_like(x)], -1)  # phi_y = -y: J = -1 everywhere
+        a = 0.02
+        bend = np.stack([a * x**2 / 2, np.zeros_like(x)], -1)  # J = 1 (d phi_y / dy = 1)
+        traj = jnp.asarray(np.stack([fold, bend])[:, None].astype(np.float32))  # [2, 1, H, W, 2]
+        got = self.variant(metrics.naturalness)(traj)
+        np.testing.assert_allclose(got["min_det"], [-1.0], rtol=1e-5)
+        np.testing.assert_allclose(got["fold_frac"], [0.5])
+        np.testing.assert_allclose(got["extreme_frac"], [0.5])
+        np.testing.assert_allclose(got["bending"], [a**2], rtol=1e-4)  # u_y,xx = a only
+
     def test_inverse_psnr_of_an_exact_inverse_is_infinite_and_of_a_wrong_one_finite(self):
         x0 = jnp.asarray(_images(4, (2, 16, 16, 1)))
         zero = jnp.zeros((2, 16, 16, 2))
