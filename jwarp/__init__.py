@@ -2,6 +2,7 @@
 
 from jwarp.animation import Animator, RenderOptions, animate_pair, render
 from jwarp.config import Config, ConfigError, load_config
+from jwarp.fit import FitConfig, fit_pair
 from jwarp.flow import (
     FlowResult,
     SolverConfig,
@@ -31,6 +32,8 @@ __all__ = [
     "RenderOptions",
     "animate_pair",
     "render",
+    "FitConfig",
+    "fit_pair",
     "Config",
     "ConfigError",
     "load_config",

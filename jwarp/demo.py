@@ -31,7 +31,7 @@ def main(argv=None):
     start = time.perf_counter()
     v = jax.block_until_ready(fit.fit_pair(x0, x1))
     ts = jnp.linspace(0.0, 1.0, args.t_steps)
-    disp = integrate_svf(v, ts).disp  # [T, 1, H, W, 2]
+    disp = integrate_svf(v, ts, config=fit.FitConfig().solver).disp  # [T, 1, H, W, 2]
     frames = jax.vmap(lambda u: warp(x0, u))(disp)[:, 0]
     mse = float(jnp.mean((frames[-1] - x1[0]) ** 2))
     # Boomerang: forward, then back.
