@@ -11,10 +11,12 @@ Outputs go to animations/ unless --out names a .gif file or a folder.
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from jwarp.animation import RenderOptions, render
 from jwarp.cli import ArgumentParser, run_cli
+from jwarp.fit import SIMILARITIES, FitConfig
 
 
 def _main(argv: list[str]) -> int:
@@ -63,7 +65,35 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--fit", action="store_true", help="fit --input/--target, ignore runs")
     parser.add_argument("--size", type=int, help="pair fitting: image size (default: own, <=256)")
     parser.add_argument("--fit-size", type=int, default=64, help="pair fitting: fit resolution")
-    parser.add_argument("--fit-steps", type=int, default=300, help="pair fitting: Adam steps")
+    parser.add_argument(
+        "--fit-steps",
+        type=int,
+        default=RenderOptions.fit_steps,
+        help="pair fitting: Adam steps at the finest of the pyramid's levels (coarser levels "
+        "take twice as many each)",
+    )
+    parser.add_argument(
+        "--fit-similarity",
+        choices=SIMILARITIES,
+        default=RenderOptions.fit_similarity,
+        help="pair fitting: l2 (squared error over the target's contrast) or lncc (local "
+        "normalised cross-correlation: tolerates brightness differences)",
+    )
+    parser.add_argument(
+        "--fit-smoothness",
+        type=float,
+        help="pair fitting: weight of the velocity's bending energy (default "
+        f"{FitConfig.smoothness}"
+        "; lower fits closer, higher moves more smoothly)",
+    )
+    parser.add_argument(
+        "--morph",
+        action=argparse.BooleanOptionalAction,
+        default=RenderOptions.morph,
+        help="pair fitting: blend the input carried forward with the target carried backward "
+        "along the fitted flow, so the animation ends exactly on the target (--no-morph: warp "
+        "the input alone, as a trained model does)",
+    )
     parser.add_argument(
         "--save-field",
         metavar="PATH",
@@ -90,6 +120,9 @@ def _main(argv: list[str]) -> int:
         size=args.size,
         fit_size=args.fit_size,
         fit_steps=args.fit_steps,
+        fit_similarity=args.fit_similarity,
+        fit_smoothness=args.fit_smoothness,
+        morph=args.morph,
         save_field=args.save_field,
     )
     render(options)

@@ -17,8 +17,9 @@ solver's dense output), so a frame does not depend on which other frames were as
 the compile time does not grow with ``T``. (The unrolled loop steps onto every save time; it
 exists for training gradients, which animation does not need.)
 
-``animate_pair`` does the same for one pair fitted by ``jwarp.fit.fit_pair`` (no training set),
-and ``render`` is the whole of ``animate.py``: find a run or fit a pair, read the images, write
+``animate_pair`` does the same for one pair registered by ``jwarp.fit.fit_pair`` (no training
+set), by default as a morph that ends exactly on the target (``svf_animation``), and ``render``
+is the whole of ``animate.py``: find a run or fit a pair, read the images, write
 the GIFs, PNG frames, contact sheets and grid overlays.
 """
 
@@ -42,8 +43,9 @@ from jaxtyping import Array, ArrayLike, Float
 
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config
-from jwarp.fit import FitConfig, fit_pair
+from jwarp.fit import SIMILARITIES, FitConfig, fit_pair, resize_field
 from jwarp.flow import ONCE_FIELDS, WIDE_NETWORK, SolverConfig, flow, integrate_svf
+from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, naturalness
 from jwarp.models import UNet, winograd_kernels
 from jwarp.sampler import warp
 from jwarp.training import conditioning, create_states, generator_in_channels, inference_params
@@ -400,7 +402,7 @@ def find_latest_run(root: str | os.PathLike = "runs") -> Path | None:
 # --- one fitted pair ------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("direction", "solver"))
+@functools.partial(jax.jit, static_argnames=("direction", "solver", "morph"))
 def svf_animation(
     v: Float[Array, "B H W 2"],
     x0: Float[Array, "B H W C"],
@@ -408,54 +410,70 @@ def svf_animation(
     ts: ArrayLike,
     direction: str = "forward",
     solver: SolverConfig = _EULER,
+    morph: bool = False,
 ) -> Animation:
-    """The animation of a given stationary field; backward starts from ``x1`` (jitted).
+    """The animation of a given stationary field (jitted).
+
+    Without ``morph`` the frames are ``warp(x0, u_t)`` (``"backward"`` starts from ``x1``).
+    With ``morph`` they are ``(1 - t) warp(x0, u_t) + t warp(x1, u_{t-1})``: the source carried
+    forward and the target carried backward along the same flow, blended, so the first frame is
+    exactly ``x0``, the last exactly ``x1``, and what no warp can make fades in; ``"backward"``
+    plays them from ``x1`` to ``x0``.
 
     Args:
       v: ``[B, H, W, 2]`` velocity, pixels per unit time.
       x0: ``[B, H, W, C]`` start frames.
       x1: ``[B, H, W, C]`` end frames (where ``"backward"`` starts).
-      ts: ``[T]`` times in ``[0, 1]``.
+      ts: ``[T]`` times in ``[0, 1]``, non-decreasing.
       direction: ``"forward"``, ``"backward"`` or ``"boomerang"``.
       solver: integration settings.
+      morph: blend the two warped images instead of warping ``x0`` alone.
 
     Returns:
-      ``Animation`` as in ``animate_model``.
+      ``Animation`` as in ``animate_model``; with ``morph``, ``disp`` is the forward flow's
+      ``u_t`` (the warp of ``x0``) at each frame's time.
     """
     _check_direction(direction)
     chex.assert_equal_shape([x0, x1])
     chex.assert_equal_shape_prefix([v, x0], 3)
     solver = animation_solver(solver)
     solve = lambda t, d: integrate_svf(v, t, direction=d, config=solver, penalties=False).disp
-    return _assemble(solve, x0, lambda: x1, jnp.asarray(ts, jnp.float32), direction)
+    ts = jnp.asarray(ts, jnp.float32)
+    if not morph:
+        return _assemble(solve, x0, lambda: x1, ts, direction)
+    fwd = solve(ts, "forward")  # u_t
+    back = solve(1.0 - ts[::-1], "backward")[::-1]  # u_{t-1}: the map of time -(1 - t)
+    w = ts.reshape(-1, 1, 1, 1, 1)
+    from_x0 = jax.vmap(lambda u: warp(x0, u))(fwd)
+    from_x1 = jax.vmap(lambda u: warp(x1, u))(back)
+    frames = (1.0 - w) * from_x0 + w * from_x1
+    if direction == "backward":
+        return Animation(frames[::-1], fwd[::-1])
+    if direction == "boomerang":
+        return Animation(_boomerang(frames), _boomerang(fwd))
+    return Animation(frames, fwd)
 
 
-def resize_field(v: Float[Array, "B h w 2"], height: int, width: int) -> Float[Array, "B H W 2"]:
-    """A velocity field on another pixel grid: resampled, and its pixel units rescaled."""
-    b, h, w, _ = v.shape
-    scale = jnp.array([height / h, width / w], v.dtype).reshape(1, 1, 1, 2)
-    return jax.image.resize(v, (b, height, width, 2), "linear") * scale
-
-
+@functools.partial(jax.jit, static_argnames=("fit_config", "fit_size"))
 def fit_field(
     x0: Float[Array, "B H W C"],
     x1: Float[Array, "B H W C"],
     fit_config: FitConfig = _FIT,
     fit_size: int | None = None,
 ) -> Float[Array, "B H W 2"]:
-    """``fit_pair``, optionally at a lower resolution for speed.
+    """``fit_pair``, optionally at a lower resolution for speed (jitted).
 
     Args:
       x0: ``[B, H, W, C]`` start frames.
       x1: ``[B, H, W, C]`` end frames.
-      fit_config: optimisation settings.
+      fit_config: registration settings.
       fit_size: when ``max(H, W)`` is larger, fit on copies downsampled (antialiased) so that
-        their larger side is ``fit_size``, then resample the field to ``H x W``. The field is
-        smooth at the scale of ``fit_config.grid``, so little is lost, and the fit's cost no
+        their larger side is ``fit_size``, then resample the field to ``H x W``: the field is
+        smooth (its bending energy is penalised), so little is lost, and the fit's cost no
         longer grows with the image.
 
     Returns:
-      ``[B, H, W, 2]`` velocity, pixels per unit time.
+      ``[B, H, W, 2]`` velocity, pixels per unit time, for ``fit_config.solver``.
     """
     chex.assert_equal_shape([x0, x1])
     b, h, w, c = x0.shape
@@ -475,24 +493,27 @@ def animate_pair(
     fit_config: FitConfig = _FIT,
     direction: str = "forward",
     fit_size: int | None = None,
+    morph: bool = True,
 ) -> Animation:
-    """Fits a stationary field to each pair (``fit_pair``) and animates it.
+    """Fits a stationary field to each pair (``fit_pair``) and animates it (as a morph that
+    ends exactly on ``x1`` unless ``morph=False``).
 
     Args:
       x0: ``[B, H, W, C]`` start frames.
       x1: ``[B, H, W, C]`` end frames.
       ts: ``[T]`` times in ``[0, 1]``.
-      fit_config: optimisation and integration settings.
+      fit_config: registration and integration settings.
       direction: ``"forward"``, ``"backward"`` (from ``x1``) or ``"boomerang"``.
       fit_size: see ``fit_field``.
+      morph: blend ``x0`` warped forward with ``x1`` warped backward (see ``svf_animation``).
 
     Returns:
-      ``Animation(frames, disp)`` as in ``animate_model``.
+      ``Animation(frames, disp)`` as in ``svf_animation``.
     """
     _check_direction(direction)
     ts = check_times(ts)
     v = fit_field(x0, x1, fit_config, fit_size)
-    return svf_animation(v, x0, x1, ts, direction, fit_config.solver)
+    return svf_animation(v, x0, x1, ts, direction, fit_config.solver, morph)
 
 
 # --- animate.py -----------------------------------------------------------------------------
@@ -522,7 +543,11 @@ class RenderOptions:
       fit: fit the input/target pair without a model even if a run exists.
       size: pair fitting: image size (default: the input's centre square, at most 256).
       fit_size: pair fitting: fit at most at this size and resample the field.
-      fit_steps: pair fitting: Adam steps.
+      fit_steps: pair fitting: steps at the finest pyramid level (``FitConfig.steps``).
+      fit_similarity: pair fitting: ``"l2"`` or ``"lncc"`` (``FitConfig.similarity``).
+      fit_smoothness: pair fitting: ``FitConfig.smoothness`` (default: its own).
+      morph: pair fitting: blend the source warped forward with the target warped backward,
+        so the animation ends exactly on the target (``svf_animation``); else warp the source.
       n_test: test images animated when no inputs are given.
       save_field: also write the end frame's displacement ``u`` (``[H, W, 2]`` float32 pixels
         ``(dy, dx)``, pull-back: ``frame(s) = input(s + u(s))``): to this ``.npy`` path for
@@ -547,7 +572,10 @@ class RenderOptions:
     fit: bool = False
     size: int | None = None
     fit_size: int = 64
-    fit_steps: int = 300
+    fit_steps: int = _FIT.steps
+    fit_similarity: str = _FIT.similarity
+    fit_smoothness: float | None = None
+    morph: bool = True
     n_test: int = 4
     save_field: str | None = None
 
@@ -566,6 +594,10 @@ class RenderOptions:
             (self.size is None or self.size >= 8, f"--size: expected >= 8, got {self.size}"),
             (self.fit_size >= 8, f"--fit-size: expected >= 8, got {self.fit_size}"),
             (self.fit_steps >= 1, f"--fit-steps: expected >= 1, got {self.fit_steps}"),
+            (self.fit_similarity in SIMILARITIES,
+             f"--fit-similarity: expected one of {SIMILARITIES}, got {self.fit_similarity!r}"),
+            (self.fit_smoothness is None or self.fit_smoothness >= 0,
+             f"--fit-smoothness: expected >= 0, got {self.fit_smoothness}"),
             (self.n_test >= 1, f"n_test: expected >= 1, got {self.n_test}"),
         ]
         for ok, message in checks:
@@ -706,13 +738,35 @@ def _model_animations(opts: RenderOptions, workdir: Path | None, ts, log) -> lis
             for i, n in enumerate(names)]
 
 
+def _fit_config(opts: RenderOptions) -> FitConfig:
+    smoothness = {} if opts.fit_smoothness is None else {"smoothness": opts.fit_smoothness}
+    return FitConfig(steps=opts.fit_steps, similarity=opts.fit_similarity, **smoothness)
+
+
+@jax.jit
+def _end_report(x0: Array, end: Array, disp: Array) -> tuple[Array, dict[str, Array]]:
+    """``warp(x0, end)`` and ``metrics.naturalness`` of ``disp [T, H, W, 2]``, in one compile
+    (op by op they cost seconds of small compiles)."""
+    return warp(x0[None], end[None])[0], {k: v[0] for k, v in naturalness(disp[:, None]).items()}
+
+
+def _describe_warp(m: dict[str, float]) -> str:
+    """One line of ``metrics.naturalness`` (of one image)."""
+    return (
+        f"smallest det J {m['min_det']:.2f}, folded {100 * m['fold_frac']:.2f} %, "
+        f"extreme (J < {EXTREME_LOW} or > {EXTREME_HIGH:g}) {100 * m['extreme_frac']:.2f} %, "
+        f"bending {m['bending']:.2g} px^-2"
+    )
+
+
 def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
     inputs = expand_inputs(opts.inputs)
     targets = expand_inputs(opts.targets, "--target")
     if not inputs or not targets:
         raise AnimationError("pair fitting needs --input a.png and --target b.png")
-    fit_config = FitConfig(steps=opts.fit_steps)
+    fit_config = _fit_config(opts)
     kinds = {1: "grey", 3: "colour (RGB)", 4: "transparent (RGBA)"}
+    compiled: dict[Any, Any] = {}  # one compile per image shape
     out = []
     for source, target in zip(inputs, _pair_targets(inputs, targets)):
         # The input's own centre square (at most MAX_FIT_SIZE) unless --size says otherwise.
@@ -729,31 +783,33 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
             x0, x1 = _read(source, size, 3, log), _read(target, size, 3, log)
         at = min(size, opts.fit_size)
         log(
-            f"fitting {source} -> {target} at {at}x{at} ({fit_config.steps} Adam steps), "
-            f"animating at {size}x{size} ..."
+            f"fitting {source} -> {target} at {at}x{at} ({fit_config.similarity}, "
+            f"{fit_config.levels} levels, {fit_config.steps} steps at the finest), "
+            f"animating at {size}x{size}{' as a morph' if opts.morph else ''} ..."
         )
+        xs0, xs1 = jnp.asarray(x0[None]), jnp.asarray(x1[None])
         t0 = time.perf_counter()
-        v = fit_field(jnp.asarray(x0[None]), jnp.asarray(x1[None]), fit_config, at)
-        anim = svf_animation(v, jnp.asarray(x0[None]), jnp.asarray(x1[None]), ts,
-                             opts.direction, fit_config.solver)
+        if x0.shape not in compiled:  # compiled ahead, so that the fit's own time is known
+            compiled[x0.shape] = fit_field.lower(xs0, xs1, fit_config, at).compile()
+        t1 = time.perf_counter()
+        v = jax.block_until_ready(compiled[x0.shape](xs0, xs1))
+        t2 = time.perf_counter()
+        anim = svf_animation(v, xs0, xs1, ts, opts.direction, fit_config.solver, opts.morph)
         anim = Animation(*(a[:, 0] for a in jax.device_get(anim)))
-        if opts.direction == "backward":  # the saved field is always the forward end map
-            end = svf_animation(v, jnp.asarray(x0[None]), jnp.asarray(x1[None]),
-                                np.ones(1, np.float32), "forward", fit_config.solver).disp[-1, 0]
+        # The forward end map u_1 (what --save-field writes and the measures describe).
+        if opts.direction == "backward" and not opts.morph:
+            end = svf_animation(v, xs0, xs1, np.ones(1, np.float32), "forward",
+                                fit_config.solver).disp[-1, 0]
         else:
-            end = anim.disp[len(ts) - 1]
-        # The frame that should match the other image: t = 1 forward, t = -1 backward.
-        reached, goal = (
-            (anim.frames[-1], x0)
-            if opts.direction == "backward"
-            else (anim.frames[len(ts) - 1], x1)
-        )
-        which = "start" if goal is x0 else "target"
+            end = anim.disp[0 if opts.direction == "backward" else len(ts) - 1]
+        end = np.asarray(end)
+        warped, measures = jax.device_get(_end_report(xs0[0], end, anim.disp))
+        fit_took = f"{t2 - t1:.1f} s" + (f" (+{t1 - t0:.1f} s compiling)" if t1 - t0 > 0.05 else "")
         log(
-            f"fitted in {time.perf_counter() - t0:.1f} s: PSNR to the {which} "
-            f"{_psnr(x0, x1):.1f} dB without motion, {_psnr(reached, goal):.1f} dB animated"
+            f"fitted in {fit_took}: PSNR to the target {_psnr(x0, x1):.1f} dB without motion, "
+            f"{_psnr(warped, x1):.1f} dB warped; {_describe_warp(measures)}"
         )
-        out.append(Rendered(source.stem, anim, np.asarray(end)))
+        out.append(Rendered(source.stem, anim, end))
     return out
 
 

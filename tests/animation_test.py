@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageSequence
 from scipy import ndimage
 
-from jwarp import jacobian_det, warp
+from jwarp import integrate_svf, jacobian_det, warp
 from jwarp.animation import (
     Animator,
     _animate_jit,
@@ -258,15 +258,42 @@ def test_animate_pair_recovers_a_known_smooth_warp_without_folding():
     v_true = jnp.asarray(1.5 * v_true / np.abs(v_true).max(), jnp.float32)
     x1 = svf_animation(v_true, x0, x0, TS).frames[-1]  # jitted as below
     before = _psnr(x0, x1)
-    anim = animate_pair(x0, x1, TS, FIT)
+    anim = animate_pair(x0, x1, TS, FIT, morph=False)
     np.testing.assert_array_equal(anim.frames[0], x0)
     after = _psnr(anim.frames[-1], x1)
     assert after > 35.0 and after > before + 10.0, (before, after)
     assert float(jnp.min(jacobian_det(anim.disp.reshape(-1, 32, 32, 2)))) > 0.0  # no folding
     # Backward from x1 returns close to x0 (the fit is compiled once: a second costs little).
-    back = animate_pair(x0, x1, TS, FIT, direction="backward")
+    back = animate_pair(x0, x1, TS, FIT, direction="backward", morph=False)
     np.testing.assert_array_equal(back.frames[0], x1)
     assert _psnr(back.frames[-1], x0) > 30.0 and _psnr(back.frames[-1], x0) > before + 5.0
+
+
+def test_morph_starts_on_the_source_ends_on_the_target_and_blends_both_flows():
+    rng = np.random.default_rng(3)
+    x0, x1 = (jnp.asarray(_blobs(s, 1, SIZE, 3)) for s in (4, 5))
+    v = ndimage.gaussian_filter(rng.normal(size=(1, SIZE, SIZE, 2)), (0, 3, 3, 0))
+    v = jnp.asarray(2.0 * v / np.abs(v).max(), jnp.float32)
+    solver = FIT.solver
+    anim = svf_animation(v, x0, x1, TS, "forward", solver, True)
+    np.testing.assert_array_equal(anim.frames[0], x0)
+    np.testing.assert_array_equal(anim.frames[-1], x1)
+    # Every frame against the two flows solved on their own at that time alone.
+    for k in (2, 4):
+        t = float(TS[k])
+        fwd = integrate_svf(v, (t,), config=solver, penalties=False).disp[0]
+        back = integrate_svf(v, (1 - t,), direction="backward", config=solver,
+                             penalties=False).disp[0]
+        want = (1 - t) * warp(x0, fwd) + t * warp(x1, back)
+        np.testing.assert_allclose(anim.frames[k], want, atol=2e-5)
+        np.testing.assert_allclose(anim.disp[k], fwd, atol=2e-5)
+    # Without motion it is the cross-dissolve; backward plays the same frames in reverse.
+    still = svf_animation(jnp.zeros_like(v), x0, x1, TS, "forward", solver, True)
+    w = TS.reshape(-1, 1, 1, 1, 1)
+    dissolve = (1 - w) * np.asarray(x0)[None] + w * np.asarray(x1)[None]
+    np.testing.assert_allclose(still.frames, dissolve, atol=1e-6)
+    back = svf_animation(v, x0, x1, TS, "backward", solver, True)
+    np.testing.assert_allclose(back.frames, anim.frames[::-1], atol=1e-6)
 
 
 # --- media ----------------------------------------------------------------------------------
@@ -464,10 +491,20 @@ def test_cli_fits_a_pair_when_there_is_no_run(cli, tmp_path, monkeypatch, capsys
     write_png(tmp_path / "a.png", x0)
     write_png(tmp_path / "b.png", x1)
     monkeypatch.chdir(tmp_path)
-    argv = ["--input", "a.png", "--target", "b.png", "--fit-steps", "150", "--t-steps", "7"]
+    argv = ["--input", "a.png", "--target", "b.png", "--t-steps", "7", "--no-morph",
+            "--save-field", "u.npy"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "no trained run" in out and "fitted in" in out
+    # The summary line's measures are those of the saved end map.
+    u = np.load(tmp_path / "u.npy", allow_pickle=False)
+    assert u.shape == (32, 32, 2) and u.dtype == np.float32
+    min_det = float(out.split("smallest det J ")[1].split(",")[0])
+    assert min_det == pytest.approx(float(jacobian_det(jnp.asarray(u[None])).min()), abs=0.01)
+    assert min_det > 0.3 and "folded 0.00 %" in out
+    x0_png = load_image(tmp_path / "a.png", 32, 3)[0]
+    warped = np.asarray(warp(jnp.asarray(x0_png[None]), jnp.asarray(u[None])))[0]
+    assert _psnr(warped, x1) > _psnr(x0_png, x1) + 10.0
     gif = _gif_frames(tmp_path / "animations" / "a.gif")
     assert len(gif) == 7
     # Both through the GIF's 256-colour palette, which caps the PSNR near 30 dB here.
@@ -477,6 +514,21 @@ def test_cli_fits_a_pair_when_there_is_no_run(cli, tmp_path, monkeypatch, capsys
     _one_line_error(
         capsys, cli.main(["--fit", "--input", "a.png", "--target", "c.png"]), "mismatched channels"
     )
+
+
+def test_cli_morph_ends_on_the_target_at_the_output_size(cli, tmp_path, monkeypatch, capsys):
+    x0, x1 = _blobs(6, 1, 48, 1)[0], _blobs(7, 1, 48, 1)[0]
+    write_png(tmp_path / "a.png", x0)
+    write_png(tmp_path / "b.png", x1)
+    monkeypatch.chdir(tmp_path)
+    argv = ["--fit", "--input", "a.png", "--target", "b.png", "--t-steps", "5", "--fit-size",
+            "24", "--out", "m.gif", "--frames-dir", "frames", "--save-field", "u.npy"]
+    assert cli.main(argv) == 0
+    assert "as a morph" in capsys.readouterr().out
+    frames = [load_image(tmp_path / "frames" / f"frame_{k:04d}.png", 48, 1)[0] for k in (0, 4)]
+    np.testing.assert_allclose(frames[0], load_image(tmp_path / "a.png", 48, 1)[0], atol=1e-6)
+    np.testing.assert_allclose(frames[1], load_image(tmp_path / "b.png", 48, 1)[0], atol=1e-6)
+    assert np.load(tmp_path / "u.npy").shape == (48, 48, 2)  # the output's size, not the fit's
 
 
 def test_cli_errors_are_one_line(cli, run_dir, tmp_path, capsys):
