@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST  := $(BIN)/python -m pytest
 
-.PHONY: install test test-all lint demo demo-fit bench bench-quick results real real-one figures docs clean
+.PHONY: install test test-all lint demo demo-fit bench bench-quick bench-pairs results real real-one figures docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -73,9 +73,10 @@ real-one: $(STAMP)
 		--command "python train.py --mode gan --data $(M) --data-dir $(D) --workdir runs/$(M)_gan" \
 		--command "python -m jwarp.evaluate --workdir runs/$(M)_gan --json docs/results/$(M)_gan.json"
 
-# The README's pictures of real results (docs/real/) from the shipped models.
+# The README's pictures of real results (docs/real/): the shipped models and pair fitting.
 figures: $(STAMP)
 	$(BIN)/python docs/make_real_figures.py --data $(DATA)
+	$(BIN)/python docs/make_pair_figures.py --data $(DATA)
 
 # The fixtures' GIFs in docs/ from the runs that `make results` trains.
 docs: $(STAMP)
@@ -88,6 +89,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --quick --out benchmarks/results_quick.json
+
+# Pair fitting on real face pairs next to dipy's SyN (docs/pairs.md; about 2 min).
+bench-pairs: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/bench_pairs.py --data-dir $(DATA)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
