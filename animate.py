@@ -76,8 +76,8 @@ def _main(argv: list[str]) -> int:
         "--fit-similarity",
         choices=SIMILARITIES,
         default=RenderOptions.fit_similarity,
-        help="pair fitting: l2 (squared error over the target's contrast) or lncc (local "
-        "normalised cross-correlation: tolerates brightness differences)",
+        help="pair fitting: l2 (squared error) or lncc (local normalised cross-correlation: "
+        "tolerates brightness differences)",
     )
     parser.add_argument(
         "--fit-smoothness",

@@ -4,7 +4,7 @@
     # table on stdout, docs/results/mid_frame_fits.json
 
 Fits one field per test pair by optimisation, with no network and no training set, so there is
-no generalisation gap. The field lives on a 2 px grid, as in ``jwarp.fit`` but finer. Each
+no generalisation gap. The field lives on a 2 px grid, upsampled bilinearly. Each
 fit's frames are scored by ``jwarp.evaluate.score_paths``, as a model is: PSNR against the true
 frames at s = 0.25, 0.5 and 0.75, at t = s and for the best of 21 frames. Fields:
 

@@ -745,9 +745,11 @@ def _fit_config(opts: RenderOptions) -> FitConfig:
 
 @jax.jit
 def _end_report(x0: Array, end: Array, disp: Array) -> tuple[Array, dict[str, Array]]:
-    """``warp(x0, end)`` and ``metrics.naturalness`` of ``disp [T, H, W, 2]``, in one compile
-    (op by op they cost seconds of small compiles)."""
-    return warp(x0[None], end[None])[0], {k: v[0] for k, v in naturalness(disp[:, None]).items()}
+    """``warp(x0, end)`` and ``metrics.naturalness`` of the frames ``disp [T, H, W, 2]`` with
+    the forward end map ``end`` last (whatever the direction), in one compile (op by op they
+    cost seconds of small compiles)."""
+    every = jnp.concatenate([disp, end[None]])[:, None]
+    return warp(x0[None], end[None])[0], {k: v[0] for k, v in naturalness(every).items()}
 
 
 def _describe_warp(m: dict[str, float]) -> str:
