@@ -181,6 +181,16 @@ CASES = [
         (*_FIT, "ok.png", "--out", "ok.png/anim.gif"),
         ("--out ok.png/anim.gif", "ok.png is a file", "expected a folder"),
     ),
+    _animate(
+        "fit-smoothness",
+        (*_FIT, "ok.png", "--fit-smoothness", "-1"),
+        ("--fit-smoothness", "expected >= 0", "got -1.0"),
+    ),
+    _animate(
+        "fit-similarity",
+        (*_FIT, "ok.png", "--fit-similarity", "ssd"),
+        ("--fit-similarity", "invalid choice: 'ssd'"),
+    ),
     # --- python -m jwarp.evaluate --------------------------------------------------------------
     _evaluate("run-missing", ("--workdir", "nothere"), ("--workdir nothere: no such run folder",)),
     _evaluate("not-a-run", ("--workdir", "norun"), ("norun: not a run folder (no config.toml)",)),
