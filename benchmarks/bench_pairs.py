@@ -34,10 +34,10 @@ import numpy as np
 from common import write_json
 from scipy import ndimage
 
-from jwarp.data import load_smiles
+from jwarp.data import load_smiles, nearest_pairs
 from jwarp.fit import FitConfig, fit_pair
 from jwarp.flow import SolverConfig, integrate_svf
-from jwarp.metrics import bending_energy, jacobian_measures, psnr
+from jwarp.metrics import naturalness, psnr
 from jwarp.sampler import warp
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -46,9 +46,7 @@ BORDER = 8
 
 def real_pairs(data_dir: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` neutral test faces and, for each, the nearest smiling test face: ``[n, 64, 64, 1]``."""
-    neutral, smiling = load_smiles(data_dir / "SMILEsmileD", "test")
-    dist = ((neutral[:n, None] - smiling[None]) ** 2).mean(axis=(2, 3, 4))
-    return neutral[:n], smiling[dist.argmin(axis=1)]
+    return nearest_pairs(*load_smiles(data_dir / "SMILEsmileD", "test"), n)
 
 
 def known_warps(faces: np.ndarray, seed: int = 0, amplitude: float = 3.0):
@@ -65,13 +63,13 @@ def known_warps(faces: np.ndarray, seed: int = 0, amplitude: float = 3.0):
 def measure(x0, x1, u, u_true=None) -> dict:
     """Issue 21's columns for one end map ``u [H, W, 2]``."""
     u = jnp.asarray(u, jnp.float32)[None]
-    jac = jacobian_measures(u[None])
+    nat = naturalness(u[None])  # of the end map alone
     out = {
         "psnr": float(psnr(warp(jnp.asarray(x0)[None], u), jnp.asarray(x1)[None])[0]),
-        "min_det": float(jac["min_det"][0]),
-        "extreme_pct": 100 * float(jac["extreme_frac"][0]),
-        "fold_pct": 100 * float(jac["fold_frac"][0]),
-        "bending": float(bending_energy(u)[0]),
+        "min_det": float(nat["min_det"][0]),
+        "extreme_pct": 100 * float(nat["extreme_frac"][0]),
+        "fold_pct": 100 * float(nat["fold_frac"][0]),
+        "bending": float(nat["bending"][0]),
     }
     if u_true is not None:
         inner = (slice(BORDER, -BORDER), slice(BORDER, -BORDER))

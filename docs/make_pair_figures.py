@@ -18,7 +18,7 @@ import numpy as np
 
 from jwarp import media
 from jwarp.animation import fit_field, svf_animation
-from jwarp.data import load_smiles
+from jwarp.data import load_smiles, nearest_pairs
 from jwarp.fit import FitConfig
 
 OUT = Path(__file__).resolve().parent / "real"
@@ -31,11 +31,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(OUT), help="output folder")
     args = parser.parse_args()
     out = Path(args.out)
-    neutral, smiling = load_smiles(Path(args.data) / "SMILEsmileD", "test")
-    n = max(args.pairs) + 1
-    nearest = ((neutral[:n, None] - smiling[None]) ** 2).mean(axis=(2, 3, 4)).argmin(axis=1)
-    x0 = jnp.asarray(neutral[np.array(args.pairs)])
-    x1 = jnp.asarray(smiling[nearest[np.array(args.pairs)]])
+    sources, targets = nearest_pairs(*load_smiles(Path(args.data) / "SMILEsmileD", "test"),
+                                     max(args.pairs) + 1)
+    x0, x1 = (jnp.asarray(x[np.array(args.pairs)]) for x in (sources, targets))
     cfg = FitConfig()
     v = fit_field(x0, x1, cfg)
     rows = []

@@ -67,6 +67,7 @@ __all__ = [
     "load_mnist",
     "load_smiles",
     "mnist_labelled",
+    "nearest_pairs",
     "open_image",
     "read_idx",
     "render_face",
@@ -1149,6 +1150,22 @@ def load_smiles(
         out.append(np.stack([x for x in images if x is not None]))
     return out[0], out[1]
 
+
+
+def nearest_pairs(
+    sources: np.ndarray, targets: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` sources, each with the target nearest to it in mean squared pixel
+    difference: pairs for registration from unpaired data (e.g. ``load_smiles``).
+
+    Args:
+      sources: ``[N, H, W, C]``; targets: ``[M, H, W, C]``.
+
+    Returns:
+      ``(sources[:n], nearest targets [n, H, W, C])``.
+    """
+    dist = ((sources[:n, None] - targets[None]) ** 2).mean(axis=(2, 3, 4))
+    return sources[:n], targets[dist.argmin(axis=1)]
 
 # --------------------------------------------------------------------------------------------
 # Arrays (.npz / .npy).

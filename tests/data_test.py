@@ -673,3 +673,16 @@ def test_batches_errors():
         data.Batches(_tagged(4), _tagged(4), batch_size=5, paired=True)
     with pytest.raises(ValueError, match="equal sizes"):
         data.Batches(_tagged(4), _tagged(5), batch_size=2, paired=True)
+
+
+def test_nearest_pairs_match_each_source_with_its_closest_target():
+    from scipy.spatial.distance import cdist
+
+    from jwarp.data import nearest_pairs
+
+    rng = np.random.default_rng(0)
+    sources, targets = rng.random((6, 4, 5, 1)), rng.random((9, 4, 5, 1))
+    a, b = nearest_pairs(sources, targets, 4)
+    want = cdist(sources[:4].reshape(4, -1), targets.reshape(9, -1), "sqeuclidean").argmin(1)
+    np.testing.assert_array_equal(a, sources[:4])
+    np.testing.assert_array_equal(b, targets[want])
