@@ -45,7 +45,7 @@ from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config
 from jwarp.fit import SIMILARITIES, FitConfig, fit_pair, resize_field
 from jwarp.flow import ONCE_FIELDS, WIDE_NETWORK, SolverConfig, flow, integrate_svf
-from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, naturalness
+from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, bending_energy, jacobian_measures
 from jwarp.models import UNet, winograd_kernels
 from jwarp.sampler import warp
 from jwarp.training import conditioning, create_states, generator_in_channels, inference_params
@@ -745,11 +745,12 @@ def _fit_config(opts: RenderOptions) -> FitConfig:
 
 @jax.jit
 def _end_report(x0: Array, end: Array, disp: Array) -> tuple[Array, dict[str, Array]]:
-    """``warp(x0, end)`` and ``metrics.naturalness`` of the frames ``disp [T, H, W, 2]`` with
-    the forward end map ``end`` last (whatever the direction), in one compile (op by op they
-    cost seconds of small compiles)."""
-    every = jnp.concatenate([disp, end[None]])[:, None]
-    return warp(x0[None], end[None])[0], {k: v[0] for k, v in naturalness(every).items()}
+    """``warp(x0, end)``, ``metrics.jacobian_measures`` of the frames ``disp [T, H, W, 2]``
+    and the bending energy of the forward end map ``end`` (whatever the direction), in one
+    compile (op by op they cost seconds of small compiles)."""
+    measures = {k: v[0] for k, v in jacobian_measures(disp[:, None]).items()}
+    measures["bending"] = bending_energy(end[None])[0]
+    return warp(x0[None], end[None])[0], measures
 
 
 def _describe_warp(m: dict[str, float]) -> str:
