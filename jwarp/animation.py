@@ -43,6 +43,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config
+from jwarp.errors import AnimationError
 from jwarp.fit import SIMILARITIES, FitConfig, fit_pair, resize_field
 from jwarp.flow import ONCE_FIELDS, WIDE_NETWORK, SolverConfig, flow, integrate_svf
 from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, bending_energy, jacobian_measures
@@ -55,10 +56,6 @@ MAX_FIT_SIZE = 256
 _EULER = SolverConfig()
 _FIT = FitConfig()
 TRAIN_HINT = "train one with `python train.py --mode l2 --data faces`"
-
-
-class AnimationError(ValueError):
-    """A problem with what ``animate.py`` was asked to do; the message is one line."""
 
 
 class Animation(NamedTuple):

@@ -20,11 +20,9 @@ from typing import Any
 
 import orbax.checkpoint as ocp
 
+from jwarp.errors import CheckpointError
+
 _TMP_SUFFIX = ".orbax-checkpoint-tmp"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be written or read; the message is one line naming it."""
 
 
 def _reason(error: BaseException) -> str:

@@ -32,18 +32,11 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
-from jwarp.animation import AnimationError
-from jwarp.checkpoint import CheckpointError
-from jwarp.config import ConfigError
-from jwarp.data import DataError
-from jwarp.training import TrainingError
+from jwarp.errors import USER_ERRORS as _JWARP_ERRORS
 
+# Exit code 2 for bad input, except TrainingError's 1 (see its ``exit_code``).
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError,
-    DataError,
-    AnimationError,
-    CheckpointError,
-    TrainingError,  # exit code 1, except RunFolderError (2): see their ``exit_code``
+    *_JWARP_ERRORS,
     OSError,  # a missing file, a full disk, no permission, ...
 )
 MAX_MESSAGE = 1000  # characters; a message is one line, not a page

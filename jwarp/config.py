@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jwarp.errors import ConfigError
 from jwarp.files import atomic_write
 from jwarp.flow import SolverConfig
 from jwarp.models import CONV_IMPLS, CriticConfig, UNetConfig
@@ -46,10 +47,6 @@ CONDITIONS = ("source", "pair")
 MODES = ("l2", "gan")
 GANS = ("wgan-gp", "lsgan")
 CRITIC_FAKES = ("fresh", "shared")
-
-
-class ConfigError(ValueError):
-    """A configuration problem; the message is one line that names the key."""
 
 
 @dataclasses.dataclass(frozen=True)

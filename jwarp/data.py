@@ -49,6 +49,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from jwarp.errors import DataError
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MNIST_TEST_PERCENT",
@@ -76,11 +78,6 @@ __all__ = [
     "smiles_files",
     "split_of",
 ]
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message is one line naming the file or folder and
-    what was expected."""
 
 
 class SkippedFilesWarning(UserWarning):
@@ -1149,7 +1146,6 @@ def load_smiles(
         _report_skipped(files[0].parent, "image files", len(files), len(skipped), skipped, images)
         out.append(np.stack([x for x in images if x is not None]))
     return out[0], out[1]
-
 
 
 def nearest_pairs(

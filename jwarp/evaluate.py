@@ -56,14 +56,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jwarp import metrics
+from jwarp.errors import EvaluationError
 
 TIMES = np.arange(21, dtype=np.float32) / 20  # 0, 0.05, ..., 1 (0.25, 0.5, 0.75 exact)
 SMILES = (0.25, 0.5, 0.75)
 METHODS = ("model", "identity", "cross_dissolve", "real_targets")
-
-
-class EvaluationError(ValueError):
-    """A problem with what ``jwarp.evaluate`` was asked to do; the message is one line."""
 
 
 def _mean(values) -> float:

@@ -41,6 +41,7 @@ from jwarp import data as data_lib
 from jwarp import parallel
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import Config, load_config, save_config
+from jwarp.errors import RunFolderError, TrainingError
 from jwarp.files import atomic_write, is_remote, run_path
 from jwarp.flow import flow, integrate_svf, resolve_loop, straight_round_trip
 from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, bending_energy
@@ -49,21 +50,6 @@ from jwarp.penalties import area_excess, gradient_penalty, jacobian_det
 from jwarp.sampler import warp
 
 Batch = dict[str, jax.Array]  # {"x0": [B, H, W, C], "x1": [B, H, W, C]}
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot continue (non-finite loss, incompatible run folder).
-
-    ``exit_code`` is what the command-line tools exit with (``jwarp.cli``): 1, the run failed.
-    """
-
-    exit_code = 1
-
-
-class RunFolderError(TrainingError):
-    """The run folder belongs to an incompatible configuration (bad input: exit code 2)."""
-
-    exit_code = 2
 
 
 # --- models and optimisers ------------------------------------------------------------------

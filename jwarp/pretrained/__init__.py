@@ -23,13 +23,11 @@ from typing import Any
 import jax
 from flax import serialization
 
+from jwarp.errors import PretrainedError
+
 PARAMS = "params.msgpack"
 CONFIG = "config.toml"
 CARD = "model.json"
-
-
-class PretrainedError(ValueError):
-    """A shipped model that is unknown, incomplete or damaged; the message is one line."""
 
 
 def _root() -> Path:
