@@ -1,7 +1,7 @@
 """Host-side image input and output: animated GIFs, PNG frames, contact sheets, grid overlays.
 
-Frames are ``float [T, H, W, C]`` in ``[0, 1]`` with ``C in {1, 3, 4}`` (SPEC §2; RGBA holds
-straight colours, alpha is coverage). Every file is written atomically
+Frames are ``float [T, H, W, C]`` in ``[0, 1]`` with ``C in {1, 3, 4}`` (docs/method.md §2;
+RGBA holds straight colours, alpha is coverage). Every file is written atomically
 (``jwarp.files.atomic_write``): a killed writer never leaves a partial file under the final
 name.
 
@@ -164,34 +164,10 @@ def encode_gif(
     return b"".join(out)
 
 
-def write_gif(
-    path: str | os.PathLike,
-    frames: np.ndarray,
-    fps: float = 24.0,
-    scale: int = 1,
-    *,
-    pause: float = 0.0,
-    transparent: bool = True,
-    background: float = 1.0,
-) -> Path:
-    """Writes a looping animated GIF; a killed writer never leaves a partial file at ``path``.
-
-    Args:
-      path: output file.
-      frames: ``[T, H, W, C]`` floats in ``[0, 1]``; the GIF has exactly ``T`` frames.
-      fps: frames per second.
-      scale: integer nearest-neighbour upscaling, for small images.
-      pause: extra seconds the last frame is held.
-      transparent: RGBA only: alpha < 0.5 is transparent (else composited on ``background``).
-      background: grey level for compositing RGBA when not ``transparent``.
-
-    Returns:
-      ``path``.
-    """
-    data = encode_gif(
-        frames, fps, scale, pause=pause, transparent=transparent, background=background
-    )
-    atomic_write(path, data)
+def write_gif(path: str | os.PathLike, frames: np.ndarray, *args, **options) -> Path:
+    """Writes ``encode_gif(frames, *args, **options)`` to ``path``; a killed writer never
+    leaves a partial file there. Returns ``path``."""
+    atomic_write(path, encode_gif(frames, *args, **options))
     return Path(path)
 
 
@@ -351,10 +327,10 @@ def load_image(
 ) -> tuple[np.ndarray, str | None]:
     """Reads any image file as a model input: centre-cropped square, resized, converted.
 
-    The conversion is the one training data from image folders gets (``jwarp.data``): EXIF
-    orientation applied, 16-bit grey kept at full precision, Lanczos resampling with
+    The conversion is ``jwarp.data.read_image``'s, the one training data from image folders
+    gets: EXIF orientation applied, 16-bit grey kept at full precision, Lanczos resampling with
     premultiplied alpha, alpha dropped by compositing on black, grey as Rec. 601 luminance,
-    opaque alpha for images without one.
+    opaque alpha for images without one; this adds the note saying what changed.
 
     Args:
       path: image file (PNG, JPEG, GIF (first frame), WebP, TIFF, BMP, ...).
@@ -372,8 +348,7 @@ def load_image(
         empty, truncated, not an image, over Pillow's decompression-bomb limit; one line
         naming it).
     """
-    from jwarp.data import load_image as load_data_image  # the training data's conversion
-    from jwarp.data import open_image
+    from jwarp.data import open_image, read_image  # read_image: the training data's conversion
 
     if channels is not None and channels not in (1, 3, 4):
         raise ValueError(f"channels must be 1, 3 or 4, got {channels!r}")
@@ -393,7 +368,7 @@ def load_image(
     if size is None:
         size = side if max_size is None else min(side, max_size)
     channels = own if channels is None else channels
-    image = load_data_image(path, size, channels)
+    image = read_image(path, size, channels)
     changes = []
     if frames > 1:
         changes.append(f"first of its {frames} frames")

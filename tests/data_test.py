@@ -433,11 +433,11 @@ def test_folder_errors(tmp_path):
         ("missing.png", "file not found"),
     ],
 )
-def test_load_image_errors_name_the_file_and_the_reason(tmp_path, write_bad_images, name, reason):
+def test_read_image_errors_name_the_file_and_the_reason(tmp_path, write_bad_images, name, reason):
     write_bad_images(tmp_path)
     limit = Image.MAX_IMAGE_PIXELS
     with pytest.raises(data.DataError) as info:
-        data.load_image(tmp_path / name, 8, 3)
+        data.read_image(tmp_path / name, 8, 3)
     message = str(info.value)
     assert message.startswith(f"{tmp_path / name}: cannot read image") and reason in message
     assert "expected a PNG" in message and "\n" not in message

@@ -1,0 +1,382 @@
+"""Image files, image folders and SMILEsmileD, as ``float32 [N, size, size, C]`` in ``[0, 1]``.
+
+* ``open_image`` / ``read_image``: one image file, decoded (Pillow) or converted to an array
+  the way all image data is: EXIF orientation applied, centre-cropped to a square, Lanczos
+  resampling, channels as in ``jwarp.data.common``'s RGBA convention.
+* ``load_folder``: ``source/`` and ``target/`` image folders (no test split).
+* ``load_smiles``: real 64x64 grey faces of a SMILEsmileD checkout, neutral (source) and
+  smiling (target), unpaired; the paper's smile experiment. Train/test by a hash of each file
+  name (``split_of``), so the split never changes with the machine or with which files are
+  present.
+
+Unreadable files are skipped with one ``SkippedFilesWarning`` per folder.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from jwarp.data.common import (
+    center_crop_box,
+    check_channels,
+    one_line,
+    require_folder,
+    resize_float,
+    split_index,
+    split_of,
+    to_channels,
+)
+from jwarp.errors import DataError
+
+
+class SkippedFilesWarning(UserWarning):
+    """Some files of an image folder could not be read and were left out (one line)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Image files.
+# --------------------------------------------------------------------------------------------
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+_EXPECTED_IMAGE = "expected a PNG, JPEG, GIF, BMP, WebP or TIFF image"
+_HIGH_BIT_MODES = {
+    "I;16": 65535.0,
+    "I;16B": 65535.0,
+    "I;16L": 65535.0,
+    "I;16N": 65535.0,
+    "I": 65535.0,
+    "F": 1.0,
+}
+
+
+class _Unreadable(Exception):
+    """A file ``load_folder`` skips; ``str()`` is the short reason."""
+
+
+def _why_unreadable(path: Path, error: BaseException) -> str:
+    """A short reason for a Pillow failure."""
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"over {Image.MAX_IMAGE_PIXELS} pixels, Pillow's decompression-bomb limit"
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    if isinstance(error, IsADirectoryError):
+        return "a folder, not a file"
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+    except OSError:
+        pass
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image file Pillow can identify"
+    return f"truncated or damaged: {one_line(error)}"
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                frames = getattr(img, "n_frames", 1)
+                img.seek(0)  # n_frames may have moved an animated file on
+                first = img.copy()
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, bomb errors, ...
+        raise _Unreadable(_why_unreadable(path, e)) from None
+    first.info["n_frames"] = frames
+    return first
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Opens and decodes an image file (the first frame of an animated one).
+
+    Pillow's decompression-bomb guard stays on, and its warning (images over
+    ``Image.MAX_IMAGE_PIXELS``) is an error here too: a training or animation input never
+    needs that many pixels, and decoding them could exhaust memory.
+
+    Args:
+      path: image file.
+
+    Returns:
+      The decoded first frame (file closed); ``info["n_frames"]`` holds the file's frame count.
+
+    Raises:
+      DataError: one line naming the file and why it cannot be read (missing, empty,
+        truncated, not an image, too large).
+    """
+    path = Path(path)
+    try:
+        return _open(path)
+    except _Unreadable as e:
+        raise _cannot_read(path, e) from None
+
+
+def _read(path: Path, size: int, channels: int) -> np.ndarray:
+    """``read_image`` raising ``_Unreadable``."""
+    img = _open(path)
+    try:
+        img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
+        box = center_crop_box(*img.size)
+        if img.mode == "L" and channels == 1:  # grey stays grey: the RGBA route, faster
+            img = img.crop(box)
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.LANCZOS)
+            return (np.asarray(img, np.float32) / np.float32(255))[..., None]
+        if img.mode in _HIGH_BIT_MODES:  # 16/32-bit grey: keep the precision, resize in float
+            grey = np.asarray(img, np.float32) / np.float32(_HIGH_BIT_MODES[img.mode])
+            grey = np.clip(grey, 0.0, 1.0)[box[1] : box[3], box[0] : box[2]]
+            grey = resize_float(grey[None, :, :, None], size, Image.Resampling.LANCZOS)[0, ..., 0]
+            rgb, alpha = np.repeat(grey[..., None], 3, -1), np.ones_like(grey)
+        else:
+            # Pillow resamples RGBA with premultiplied alpha, so transparent pixels do not bleed.
+            rgba = img.convert("RGBA").crop(box).resize((size, size), Image.Resampling.LANCZOS)
+            rgba = np.asarray(rgba, np.float32) / np.float32(255)
+            rgb, alpha = rgba[..., :3], rgba[..., 3]
+    except (OSError, ValueError) as e:  # e.g. a mode Pillow cannot convert to RGBA
+        raise _Unreadable(f"cannot convert its {img.mode} pixels: {one_line(e)}") from None
+    return to_channels(rgb, alpha, channels).astype(np.float32)
+
+
+def read_image(path: str | Path, size: int, channels: int) -> np.ndarray:
+    """One image file -> ``float32 [size, size, channels]`` in ``[0, 1]``, converted as
+    ``load_folder`` converts each file (``jwarp.media.load_image`` adds a note saying what
+    changed, and can keep the file's own size and channels).
+
+    Raises:
+      DataError: the file cannot be read or converted (one line naming it).
+    """
+    path = Path(path)
+    try:
+        return _read(path, size, channels)
+    except _Unreadable as e:
+        raise _cannot_read(path, e) from None
+
+
+def _cannot_read(path: Path, reason: _Unreadable) -> DataError:
+    return DataError(f"{path}: cannot read image ({reason}); {_EXPECTED_IMAGE}")
+
+
+# --------------------------------------------------------------------------------------------
+# Image folders.
+# --------------------------------------------------------------------------------------------
+
+
+def _list_some(items: Sequence, n: int = 3) -> str:
+    shown = ", ".join(str(x) for x in items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    require_folder(folder, "expected a folder of images")
+    entries = sorted(folder.iterdir())
+    files = [f for f in entries if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+    if not files:
+        others = [f.name for f in entries]
+        found = f"found only {_list_some(others)}" if others else "the folder is empty"
+        raise DataError(
+            f"{folder}: no image files ({found}); expected files ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)}"
+        )
+    return files
+
+
+def _pair_by_stem(
+    data_dir: Path, source: list[Path], target: list[Path]
+) -> tuple[list[Path], list[Path]]:
+    def by_stem(files: list[Path]) -> dict[str, Path]:
+        stems: dict[str, Path] = {}
+        for f in files:
+            if f.stem in stems:
+                raise DataError(
+                    f"{f}: same name as {stems[f.stem]}; paired folders need one file per name"
+                )
+            stems[f.stem] = f
+        return stems
+
+    src, tgt = by_stem(source), by_stem(target)
+    unmatched = [str(src[k]) for k in sorted(src.keys() - tgt.keys())]
+    unmatched += [str(tgt[k]) for k in sorted(tgt.keys() - src.keys())]
+    if unmatched:
+        raise DataError(
+            f"{data_dir}: paired folders need the same file names in source/ and target/; "
+            f"no partner for {_list_some(unmatched)}"
+        )
+    keys = sorted(src)
+    return [src[k] for k in keys], [tgt[k] for k in keys]
+
+
+def _read_all(files: list[Path], size: int, channels: int) -> tuple[list, list[str]]:
+    """Images (None where unreadable) and ``"name (reason)"`` for each unreadable file."""
+    images, skipped = [], []
+    for f in files:
+        try:
+            images.append(_read(f, size, channels))
+        except _Unreadable as e:
+            images.append(None)
+            skipped.append(f"{f.parent.name}/{f.name} ({e})")
+    return images, skipped
+
+
+def _report_skipped(
+    where, unit: str, total: int, n_skipped: int, reasons: list[str], images: list
+) -> None:
+    """One ``SkippedFilesWarning`` naming the ``reasons`` why ``n_skipped`` of ``total`` items
+    were left out, or a ``DataError`` when no image of ``images`` (None: unreadable) is left."""
+    if all(x is None for x in images):
+        raise DataError(
+            f"{where}: none of the {total} {unit} can be read ({_list_some(reasons, 2)}); "
+            f"{_EXPECTED_IMAGE}"
+        )
+    if n_skipped:
+        warnings.warn(
+            SkippedFilesWarning(
+                f"{where}: skipped {n_skipped} of {total} {unit} that cannot be read: "
+                f"{_list_some(reasons)}"
+            ),
+            stacklevel=3,
+        )
+
+
+def load_folder(
+    data_dir: str | Path, size: int, channels: int, paired: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images from ``data_dir/source/`` and ``data_dir/target/``.
+
+    Files with the extensions in ``IMAGE_EXTENSIONS`` (any case) are read in name order; other
+    files are ignored. Any Pillow mode is accepted: 16-bit grey (and 32-bit integer grey) is
+    scaled by 65535, float grey is clipped to ``[0, 1]``, other modes (palette, CMYK, grey
+    with alpha, ...) go through RGBA, and alpha is dropped by compositing on black (see
+    ``jwarp.data.common``). Animated files (GIF, APNG, multi-page TIFF) give their first frame. Each
+    image is centre-cropped to a square and resized with Lanczos filtering.
+
+    Files that cannot be read (empty, truncated, not an image, over Pillow's
+    decompression-bomb limit) are skipped with one ``SkippedFilesWarning`` per folder (per
+    data set when paired: the partner of a skipped file is left out too) that counts and
+    names them. A folder (or paired set) with nothing readable left is an error.
+
+    Args:
+      data_dir: folder with ``source/`` and ``target/`` subfolders.
+      size: output height and width.
+      channels: 1 (luminance), 3 (RGB) or 4 (RGBA; opaque images get alpha 1).
+      paired: pair ``source/x.*`` with ``target/x.*`` by file stem.
+
+    Returns:
+      ``(source [N, size, size, channels], target [M, size, size, channels])``, ``float32`` in
+      ``[0, 1]``; with ``paired=True``, ``N == M`` and ``target[i]`` pairs with ``source[i]``.
+
+    Raises:
+      DataError: a folder is missing, has no image files or none that can be read, or
+        (paired) names do not match; one line naming the folder or files.
+    """
+    check_channels(channels)
+    data_dir = Path(data_dir)
+    require_folder(data_dir, "expected a folder with source/ and target/ image folders")
+    source = _image_files(data_dir / "source")
+    target = _image_files(data_dir / "target")
+    if paired:
+        source, target = _pair_by_stem(data_dir, source, target)
+    x0, skipped0 = _read_all(source, size, channels)
+    x1, skipped1 = _read_all(target, size, channels)
+    if paired:
+        keep = [a is not None and b is not None for a, b in zip(x0, x1, strict=True)]
+        x0 = [x for x, k in zip(x0, keep, strict=True) if k]
+        x1 = [x for x, k in zip(x1, keep, strict=True) if k]
+        groups = [(data_dir, "pairs", len(keep), keep.count(False), skipped0 + skipped1, x0)]
+    else:
+        groups = [
+            (data_dir / side, "image files", len(files), len(skipped), skipped, images)
+            for side, files, skipped, images in (
+                ("source", source, skipped0, x0),
+                ("target", target, skipped1, x1),
+            )
+        ]
+    for group in groups:
+        _report_skipped(*group)
+    return (
+        np.stack([x for x in x0 if x is not None]),
+        np.stack([x for x in x1 if x is not None]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# SMILEsmileD: real faces, neutral and smiling.
+# --------------------------------------------------------------------------------------------
+
+# The layout of a clone of https://github.com/hromi/SMILEsmileD.
+SMILES_NEUTRAL = ("SMILEs", "negatives", "negatives7")
+SMILES_SMILING = ("SMILEs", "positives", "positives7")
+SMILES_TEST_PERCENT = 10
+SMILES_HINT = (
+    "expected a SMILEsmileD checkout (git clone https://github.com/hromi/SMILEsmileD) with "
+    "SMILEs/negatives/negatives7/*.jpg and SMILEs/positives/positives7/*.jpg"
+)
+
+
+def smiles_folders(data_dir: str | Path) -> tuple[Path, Path]:
+    """The neutral and smiling image folders of a SMILEsmileD checkout (or of its ``SMILEs/``).
+
+    Raises:
+      DataError: one line naming ``data_dir`` when either folder is missing.
+    """
+    root = Path(data_dir)
+    if not (root / SMILES_NEUTRAL[0]).is_dir() and (root / SMILES_NEUTRAL[1]).is_dir():
+        root = root.parent  # the SMILEs/ folder itself was given
+    folders = root.joinpath(*SMILES_NEUTRAL), root.joinpath(*SMILES_SMILING)
+    for folder in folders:
+        if not folder.is_dir():
+            what = "not a folder" if Path(data_dir).is_file() else f"no {folder.relative_to(root)}/"
+            raise DataError(f"{data_dir}: {what}; {SMILES_HINT}")
+    return folders
+
+
+def smiles_files(data_dir: str | Path, split: str = "train") -> tuple[list[Path], list[Path]]:
+    """The neutral and smiling image files of ``split``, in name order.
+
+    A file is in the test split when ``split_of(<file name>, SMILES_TEST_PERCENT)`` says so
+    (about 10 %), whatever else the folders hold.
+    """
+    split_id = split_index(split)
+    out = []
+    for folder in smiles_folders(data_dir):
+        files = [f for f in _image_files(folder)
+                 if (split_of(f.name, SMILES_TEST_PERCENT) == "test") == (split_id == 1)]
+        if not files:
+            raise DataError(f"{folder}: no image file falls in the {split} split")
+        out.append(files)
+    return out[0], out[1]
+
+
+def load_smiles(
+    data_dir: str | Path, split: str = "train", size: int = 64, channels: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real faces of a SMILEsmileD checkout: neutral (source) and smiling (target), unpaired.
+
+    The split is ``smiles_files``'s (by a hash of each file name). Files are read as in
+    ``load_folder`` (64x64 grey JPEGs, kept as they are at ``size = 64``); unreadable ones are
+    skipped with one ``SkippedFilesWarning`` per folder.
+
+    Args:
+      data_dir: the checkout (holding ``SMILEs/``), or its ``SMILEs/`` folder.
+      split: ``"train"`` or ``"test"``.
+      size: output height and width.
+      channels: 1 (grey, the data's own), 3 or 4 (opaque).
+
+    Returns:
+      ``(neutral [N, size, size, channels], smiling [M, size, size, channels])``, ``float32``
+      in ``[0, 1]``.
+
+    Raises:
+      DataError: not a SMILEsmileD checkout, or a folder with nothing readable (one line).
+    """
+    check_channels(channels)
+    out = []
+    for files in smiles_files(data_dir, split):
+        images, skipped = _read_all(files, size, channels)
+        _report_skipped(files[0].parent, "image files", len(files), len(skipped), skipped, images)
+        out.append(np.stack([x for x in images if x is not None]))
+    return out[0], out[1]
+
