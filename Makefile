@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST  := $(BIN)/python -m pytest
 
-.PHONY: install test test-all lint demo demo-fit bench bench-quick bench-pairs results real real-one figures docs clean
+.PHONY: install test test-all lint demo demo-fit bench bench-quick bench-pairs results real real-one figures docs tables docs-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,7 @@ results: $(STAMP)
 	done
 	$(BIN)/python -m jwarp.evaluate --fit --n 10 --json docs/results/pair_fit.json
 	$(BIN)/python docs/mid_frame_fits.py --json docs/results/mid_frame_fits.json
+	$(MAKE) tables
 
 # The paper's two experiments on real images (docs/real_results.md): trains smiles_gan and
 # mnist_gan from scratch (about 58 and 48 min on 2 cores), evaluates them on the test split
@@ -62,6 +63,7 @@ real: $(STAMP)
 	$(MAKE) real-one M=smiles D=$(DATA)/SMILEsmileD CARD="$(SMILES_CARD)"
 	$(MAKE) real-one M=mnist D=$(DATA)/mnist CARD="$(MNIST_CARD)"
 	$(BIN)/python docs/make_real_figures.py --data $(DATA)
+	$(MAKE) tables
 
 real-one: $(STAMP)
 	mkdir -p docs/results
@@ -78,14 +80,27 @@ figures: $(STAMP)
 	$(BIN)/python docs/make_real_figures.py --data $(DATA)
 	$(BIN)/python docs/make_pair_figures.py --data $(DATA)
 
-# The fixtures' GIFs in docs/ from the runs that `make results` trains.
-docs: $(STAMP)
+# The docs' tables from the JSON results, then the fixtures' GIFs in docs/ from the runs that
+# `make results` trains.
+docs: tables $(STAMP)
 	$(BIN)/python docs/make_gifs.py --runs runs
+
+# The tables of README.md and docs/*.md between <!-- generated:NAME --> markers, from
+# docs/results/*.json, benchmarks/results.json and benchmarks/results/cpu_pairs.json
+# (docs/make_results.py: standard library only, no install, a second). docs-check changes nothing: it fails if a table is out of date or a
+# relative link or heading anchor in README.md or docs/ is broken.
+tables:
+	$(PY) docs/make_results.py
+
+docs-check:
+	$(PY) docs/make_results.py --check
+	$(PY) docs/check_links.py
 
 # Every benchmark, one table, benchmarks/results.json (about 40 min on 2 cores; the paper_*
 # presets are most of it). bench-quick leaves them out.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+	$(MAKE) tables
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --quick --out benchmarks/results_quick.json
@@ -94,6 +109,7 @@ bench-quick: $(STAMP)
 bench-pairs: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/bench_pairs.py --data-dir $(DATA)
+	$(MAKE) tables
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
