@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from jwarp.cli import ArgumentParser, run_cli
-from jwarp.config import add_config_args, config_from_args
+from jwarp.config_args import add_config_args, config_from_args
 from jwarp.training import train
 
 

@@ -12,7 +12,6 @@ PyTorch code takes 221 ms (32x32) and 481 ms (64x64) for this solve on the refer
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import platform
 import tempfile
 from pathlib import Path
@@ -24,9 +23,10 @@ from common import row, timed, write_json
 
 from jwarp.animation import Animator
 from jwarp.config import load_config
+from jwarp.execution import plan
 from jwarp.media import write_gif
 from jwarp.models import UNet, param_count
-from jwarp.training import generator_in_channels
+from jwarp.objective import generator_in_channels
 
 AUTHORS_MS = {32: 221.0, 64: 481.0}
 SHAPES = ((32, 1), (64, 4))  # (size, channels)
@@ -83,7 +83,7 @@ def bench_frames(args):
                     x0 = image(size, channels)
                     if loop == "diffrax":
                         fn = lambda a=animator, x=x0: a.frames(x, ts)
-                    else:  # what training's resolve() picks for a narrow neural field on CPU
+                    else:  # what the training plan picks for a narrow neural field on CPU
                         fn = _unrolled_fn(config, params, x0, ts)
                     compile_s, times = timed(fn, repeats=args.repeats)
                     r = row(
@@ -96,7 +96,7 @@ def bench_frames(args):
                         channels=channels,
                         loop=loop,
                         frames=len(ts),
-                        conv=config.model.unet.conv_impl,
+                        conv=plan(config, "animate").unet_conv,
                         params=param_count(params),
                         authors_ms=AUTHORS_MS[size],
                     )
@@ -107,15 +107,18 @@ def bench_frames(args):
 
 def _unrolled_fn(config, params, x0, ts):
     """The frames through the unrolled loop (steps land on all 120 save times)."""
-    from jwarp.flow import flow
+    from jwarp.field import flow
+    from jwarp.flow import Loop
     from jwarp.sampler import warp
 
-    apply_fn = UNet(config.model.unet).apply
-    flow_cfg = dataclasses.replace(config.flow, loop="unrolled")
+    run = plan(config, "train")
+    apply_fn = run.unet(config.model.unet).apply
 
     @jax.jit
     def frames(params, x0):
-        disp = flow(apply_fn, params, x0, ts, config=flow_cfg, penalties=False).disp
+        disp = flow(
+            apply_fn, params, x0, ts, config=config.flow, loop=Loop("unrolled"), penalties=False
+        ).disp
         return jax.vmap(lambda u: warp(x0, u))(disp)
 
     return lambda: frames(params, x0)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from common import row, timed, write_json
 
-from jwarp import SolverConfig, UNet, UNetConfig, flow, warp
+from jwarp import Loop, SolverConfig, UNet, UNetConfig, flow, warp
 from jwarp.models import param_count
 
 
@@ -30,19 +30,20 @@ def bench_fields(args):
     rows = []
     for field in ("stationary", "neural"):
         for conv in ("lax", "im2col", "winograd"):
-            unet = UNet(UNetConfig(conv_impl=conv, final_init_std=1e-2))
+            unet = UNet(UNetConfig(final_init_std=1e-2), conv=conv)
             cin = c if field == "stationary" else c + 2
             params = jax.jit(unet.init)(key, jnp.zeros((1, h, w, cin)))
             for loop in ("diffrax", "unrolled"):
                 if args.quick and field == "neural" and conv == "lax" and loop == "diffrax":
                     continue  # ~1 min per gradient call on a 2-core CPU
-                config = SolverConfig(field=field, solver="euler", step_size=0.05, loop=loop)
+                config = SolverConfig(field=field, solver="euler", step_size=0.05)
+                run = Loop(loop)
 
-                def forward(p, x0, config=config, apply=unet.apply):
-                    return flow(apply, p, x0, (1.0,), config=config).disp
+                def forward(p, x0, config=config, run=run, apply=unet.apply):
+                    return flow(apply, p, x0, (1.0,), config=config, loop=run).disp
 
-                def loss(p, x0, x1, config=config, apply=unet.apply):
-                    res = flow(apply, p, x0, (1.0,), config=config)
+                def loss(p, x0, x1, config=config, run=run, apply=unet.apply):
+                    res = flow(apply, p, x0, (1.0,), config=config, loop=run)
                     fit = jnp.sum((warp(x0, res.disp[-1]) - x1) ** 2) / b
                     return fit + jnp.mean(res.jd + res.og)
 
@@ -74,8 +75,8 @@ def bench_fields(args):
 def bench_paper_unet(args):
     rows = []
     x = jax.random.uniform(jax.random.key(1), (64, 32, 32, 3))
-    for conv in ("lax", "im2col", "winograd", "auto"):
-        unet = UNet(UNetConfig.paper(conv_impl=conv, add_coords=False))
+    for conv in ("lax", "im2col", "winograd", "by-size"):
+        unet = UNet(UNetConfig.paper(add_coords=False), conv=conv)
         params = jax.jit(unet.init)(jax.random.key(0), x)
         fwd = jax.jit(unet.apply)
         grad = jax.jit(jax.grad(lambda p, x, apply=unet.apply: jnp.sum(apply(p, x) ** 2)))

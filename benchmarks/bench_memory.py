@@ -27,7 +27,7 @@ def gradient_memory(adjoint: str, steps: int, size: int, batch: int) -> dict:
     x1 = jnp.roll(x0, 1, axis=2)
     params = jax.jit(unet.init)(jax.random.key(1), jnp.zeros((1, size, size, 5)))
     config = SolverConfig(
-        field="neural", solver="euler", step_size=1.0 / steps, adjoint=adjoint, loop="diffrax"
+        field="neural", solver="euler", step_size=1.0 / steps, adjoint=adjoint
     )
 
     def loss(p):

@@ -39,7 +39,8 @@ def bench(preset: str, n_devices: int, repeats: int) -> dict:
     from jwarp import data as data_lib
     from jwarp import parallel
     from jwarp.config import load_config
-    from jwarp.training import create_states, make_step_fns
+    from jwarp.optim import create_states
+    from jwarp.steps import make_step_fns
 
     # paper_mnist on the bundled digits: same 32x32x1 shapes, no MNIST download.
     config = load_config(preset, {"data.name": "digits"} if preset == "paper_mnist" else {})

@@ -22,8 +22,10 @@ import jax.numpy as jnp
 from common import compile_time, peak_rss_gb, row, write_json
 
 from jwarp import data as data_lib
-from jwarp.config import load_config, parse_set
-from jwarp.training import create_states, make_step_fns
+from jwarp.config import load_config
+from jwarp.config_args import parse_set
+from jwarp.optim import create_states
+from jwarp.steps import make_step_fns
 
 # The authors' PyTorch code on the reference 2-core CPU (issue 7), seconds.
 AUTHORS_S = {

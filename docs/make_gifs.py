@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from jwarp import media
-from jwarp.animation import RenderOptions, render
 from jwarp.data import digits, faces
+from jwarp.render import RenderOptions, render
 
 DOCS = Path(__file__).resolve().parent
 

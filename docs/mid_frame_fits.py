@@ -33,7 +33,8 @@ import optax
 from jwarp import metrics
 from jwarp.data import faces_at
 from jwarp.evaluate import SMILES, TIMES, score_paths
-from jwarp.flow import SolverConfig, integrate, integrate_svf
+from jwarp.field import get_field
+from jwarp.flow import SolverConfig, integrate
 from jwarp.sampler import identity_grid, sample, warp
 
 DOCS = Path(__file__).resolve().parent
@@ -62,7 +63,7 @@ def solve(field: str, v, ts, penalties: bool = True):
         solver = SolverConfig(solver="euler", step_size=0.05)
         return integrate(_time_dependent, v, v.shape[1:4], ts, config=solver, penalties=penalties)
     solver = SolverConfig(field=field, solver="euler", step_size=0.05)
-    return integrate_svf(v[0], ts, config=solver, penalties=penalties)
+    return get_field(field).from_velocity(v[0], ts, config=solver, penalties=penalties)
 
 
 def fit(field: str, loss: str, x0, x1, xm, steps: int, grid: int, lr: float = 0.1):

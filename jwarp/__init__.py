@@ -1,13 +1,16 @@
 """jwarp: Warping Neural ODEs (Image2Gif) in JAX/Flax."""
 
-from jwarp.animation import Animator, RenderOptions, animate_pair, render
+from jwarp.animation import Animator, animate_pair
 from jwarp.config import Config, ConfigError, load_config
+from jwarp.execution import ExecutionConfig, Plan, plan
+from jwarp.field import Field, flow, get_field
 from jwarp.fit import FitConfig, fit_pair
 from jwarp.flow import (
     FlowResult,
+    Loop,
     SolverConfig,
-    flow,
     integrate,
+    integrate_straight,
     integrate_svf,
     straight_round_trip,
 )
@@ -18,6 +21,7 @@ from jwarp.penalties import (
     negative_jacobian,
     out_of_grid,
 )
+from jwarp.render import RenderOptions, render
 from jwarp.sampler import compose, identity_grid, sample, sample_with_gradient, warp
 from jwarp.velocity import (
     neural_velocity,
@@ -39,20 +43,27 @@ __all__ = [
     "load_config",
     "Critic",
     "CriticConfig",
+    "ExecutionConfig",
+    "Field",
     "FlowResult",
+    "Loop",
+    "Plan",
     "SolverConfig",
     "UNet",
     "UNetConfig",
     "compose",
     "flow",
+    "get_field",
     "gradient_penalty",
     "identity_grid",
     "integrate",
+    "integrate_straight",
     "integrate_svf",
     "jacobian_det",
     "negative_jacobian",
     "neural_velocity",
     "out_of_grid",
+    "plan",
     "sample",
     "sample_with_gradient",
     "stationary_velocity",

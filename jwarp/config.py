@@ -4,10 +4,10 @@ A run's ``Config`` is built in three layers, each overriding the one before:
 
 1. the defaults below (and those of ``UNetConfig``, ``CriticConfig`` and ``SolverConfig``);
 2. a preset: a TOML file in ``configs/`` (or any path) that only overrides fields, in the tables
-   ``[data]``, ``[model]``, ``[model.unet]``, ``[model.critic]``, ``[flow]``, ``[loss]``,
-   ``[optim]``, ``[train]``;
+   ``[data]``, ``[model]``, ``[model.unet]``, ``[model.critic]``, ``[flow]``, ``[execution]``,
+   ``[loss]``, ``[optim]``, ``[train]``;
 3. dotted-key overrides, e.g. ``{"train.steps": 5, "model.unet.encoder": [8, 8]}`` (what the
-   command-line flags and ``--set KEY=VALUE`` become).
+   command-line flags and ``--set KEY=VALUE`` of ``jwarp.config_args`` become).
 
 Values are type-checked against the field annotations as each layer is applied, and ranges and
 cross-field rules are checked once, on the final values (so a preset may leave ``data_dir``
@@ -20,7 +20,6 @@ equal ``Config``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
@@ -31,11 +30,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from jwarp.errors import ConfigError
+from jwarp.execution import ExecutionConfig
 from jwarp.files import atomic_write
 from jwarp.flow import SolverConfig
-from jwarp.models import CONV_IMPLS, CriticConfig, UNetConfig
-from jwarp.velocity import FIELDS
+from jwarp.models import CriticConfig, UNetConfig
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -51,7 +52,7 @@ CRITIC_FAKES = ("fresh", "shared")
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Which images to train on (SPEC §6).
+    """Which images to train on (docs/method.md §6).
 
     Attributes:
       name: ``"faces"``, ``"digits"``, ``"mnist"``, ``"smiles"``, ``"folder"`` or ``"npy"``.
@@ -96,7 +97,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """The training objective (SPEC §5).
+    """The training objective (docs/method.md §5).
 
     Attributes:
       mode: ``"l2"`` (paired data) or ``"gan"`` (unpaired).
@@ -197,6 +198,7 @@ class Config:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     flow: SolverConfig = SolverConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
@@ -297,6 +299,33 @@ def _assign(
     origins[key] = source
 
 
+# Execution settings that earlier versions kept in [flow] and [model.*] (and so in run folders'
+# config.toml): read where they are now, in [execution].
+_MOVED = {
+    "flow.loop": "execution.loop",
+    "flow.max_unrolled_steps": "execution.max_unrolled_steps",
+    "flow.remat": "execution.remat",
+    "flow.remat_policy": "execution.remat_policy",
+    "model.unet.conv_impl": "execution.unet_conv",
+    "model.critic.conv_impl": "execution.critic_conv",
+}
+
+
+def _flat_items(value: Any, key: str) -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` of every leaf below ``key`` (a table is a ``Mapping``)."""
+    if not isinstance(value, Mapping):
+        return [(key, value)]
+    return [item for k, v in value.items() for item in _flat_items(v, f"{key}.{k}")]
+
+
+def _assign_all(tree: dict, key: str, value: Any, source: str | None, origins: dict) -> None:
+    """``_assign`` of ``value`` (a leaf or a table) at the dotted ``key`` of ``Config``, with
+    the keys of ``_MOVED`` read at their new place."""
+    for leaf, leaf_value in _flat_items(value, key):
+        leaf = _MOVED.get(leaf, leaf)
+        _assign(tree, Config, leaf.split("."), leaf_value, "", source, origins)
+
+
 def _with_source(source: str | None, message: str) -> ConfigError:
     return ConfigError(f"{source}: {message}" if source else message)
 
@@ -345,12 +374,11 @@ _RULES: dict[str, tuple] = {
     "model.unet.final_init_std": _non_negative(),
     "model.unet.out_sigma": _non_negative(),
     "model.critic.channels": _channels(non_empty=True),
-    "model.critic.conv_impl": _one_of(CONV_IMPLS),
     "flow.step_size": (lambda v: 0 < v <= 1, "0 < step_size <= 1"),
     "flow.rtol": _positive(),
     "flow.atol": _positive(),
     "flow.max_steps": _int_at_least(1),
-    "flow.max_unrolled_steps": _int_at_least(0),
+    "execution.max_unrolled_steps": _int_at_least(0),
     "loss.mode": _one_of(MODES),
     "loss.gan": _one_of(GANS),
     "loss.w_jd": _non_negative(),
@@ -411,6 +439,10 @@ def _validate(tree: dict, origins: dict[str, str | None]) -> Config:
         if not ok(value):
             raise _with_source(origins.get(key), f"{key}: expected {expected}, got {value!r}")
     config = _build(Config, tree, "", origins)
+    try:
+        config.execution.check(config.flow)
+    except ValueError as e:
+        raise _with_source(origins.get("execution.loop"), str(e)) from None
     data, loss = config.data, config.loss
     if data.source_class == data.target_class:
         raise _with_source(
@@ -537,11 +569,11 @@ def load_config(
         document = _read_toml(path)
         try:
             for key, value in document.items():
-                _assign(tree, Config, [key], value, "", where, origins)
+                _assign_all(tree, key, value, where, origins)
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
     for key, value in (overrides or {}).items():
-        _assign(tree, Config, key.split("."), value, "", None, origins)
+        _assign_all(tree, key, value, None, origins)
     return _validate(tree, origins)
 
 
@@ -550,178 +582,16 @@ def config_from_dict(d: Mapping[str, Any]) -> Config:
     tree = config_to_dict(Config())
     origins: dict[str, str | None] = {}
     for key, value in d.items():
-        _assign(tree, Config, [key], value, "", None, origins)
+        _assign_all(tree, key, value, None, origins)
     return _validate(tree, origins)
-
-
-def parse_set(item: str) -> tuple[str, Any]:
-    """``"section.key=value"`` -> ``("section.key", value)``; the value is read as TOML.
-
-    ``train.steps=5`` gives 5, ``loss.w_rec=0.1`` 0.1, ``data.paired=false`` False,
-    ``model.unet.encoder=[8,8]`` [8, 8]; what is not a TOML value (``flow.solver=heun``,
-    ``data.data_dir=/data/mnist``) is kept as a bare string. Quote a string that would read as
-    another type: ``data.data_dir='"2024"'``.
-    """
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.steps=100")
-    try:
-        parsed = tomllib.loads(f"v = {text}")
-    except tomllib.TOMLDecodeError:
-        return key, text.strip()
-    if set(parsed) != {"v"}:  # e.g. a newline smuggling a second assignment in
-        return key, text.strip()
-    return key, parsed["v"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing.
-
-
-def _toml_string(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch < " " or ch == "\x7f":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)  # shortest round-tripping form, always with "." or "e"
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def _toml_tables(tree: dict, table: str, lines: list[str]) -> None:
-    leaves = {k: v for k, v in tree.items() if not isinstance(v, dict)}
-    if table:
-        lines.extend(["", f"[{table}]"])
-    lines.extend(f"{k} = {_toml_value(v)}" for k, v in leaves.items())
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            _toml_tables(v, f"{table}.{k}" if table else k, lines)
 
 
 def to_toml(config: Config) -> str:
     """Every field of ``config`` as TOML; ``load_config`` reads it back to an equal Config."""
-    lines = ["# jwarp resolved config: every field, as used by the run."]
-    _toml_tables(config_to_dict(config), "", lines)
-    return "\n".join(lines) + "\n"
+    header = "# jwarp resolved config: every field, as used by the run.\n"
+    return header + tomli_w.dumps(config_to_dict(config))
 
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Writes ``to_toml(config)`` to ``path`` atomically (a temporary file, then a rename)."""
     atomic_write(path, to_toml(config))
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line (train.py).
-
-# Flag destination -> config key.
-_FLAG_KEYS = {
-    "data": "data.name",
-    "mode": "loss.mode",
-    "data_dir": "data.data_dir",
-    "steps": "train.steps",
-    "batch_size": "train.batch_size",
-    "image_size": "data.image_size",
-    "field": "flow.field",
-    "seed": "train.seed",
-    "paired": "data.paired",
-}
-
-_DEFAULT_PRESETS = {
-    ("faces", "l2"): "faces_l2",
-    ("faces", "gan"): "faces_gan",
-    ("digits", "gan"): "digits_gan",
-    ("mnist", "gan"): "mnist_gan",
-    ("smiles", "gan"): "smiles_gan",
-}
-
-
-def default_preset(data: str, mode: str) -> str | None:
-    """The CPU preset for ``--data DATA --mode MODE`` without ``--config``; None means the
-    built-in defaults (with ``data.name`` and ``loss.mode`` from the flags)."""
-    return _DEFAULT_PRESETS.get((data, mode))
-
-
-def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds ``--config``, the common shortcut flags and ``--set KEY=VALUE`` to ``parser``."""
-    g = parser.add_argument_group("configuration (defaults < preset < flags < --set)")
-    presets = ", ".join(list_presets())
-    g.add_argument(
-        "--config",
-        metavar="NAME_OR_PATH",
-        help=f"preset in configs/ ({presets}) or a .toml path; default: chosen by --data/--mode",
-    )
-    g.add_argument("--mode", choices=MODES, help="loss.mode (default: l2, or the preset's)")
-    g.add_argument("--data", choices=DATASETS, help="data.name (default: faces, or the preset's)")
-    g.add_argument(
-        "--data-dir",
-        help="data.data_dir: SMILEsmileD checkout (smiles), IDX folder (mnist), folder (folder) "
-        "or file (npy)",
-    )
-    g.add_argument("--steps", type=int, help="train.steps (generator steps)")
-    g.add_argument("--batch-size", type=int, help="train.batch_size")
-    g.add_argument("--image-size", type=int, help="data.image_size")
-    g.add_argument("--field", choices=FIELDS, help="flow.field")
-    g.add_argument("--seed", type=int, help="train.seed")
-    g.add_argument(
-        "--paired",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="data.paired (folder: pair files by name)",
-    )
-    g.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any field, e.g. --set flow.solver=heun --set model.unet.encoder=[8,8]",
-    )
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> tuple[Config, str]:
-    """The ``Config`` of parsed ``add_config_args`` flags, and the preset used.
-
-    Without ``--config`` the preset is ``default_preset(--data, --mode)`` (flags defaulting to
-    ``faces`` and ``l2``). Explicit flags override the preset and ``--set`` overrides
-    everything. ``--data digits``/``mnist``/``smiles`` implies ``--no-paired`` unless
-    ``--paired`` is given.
-
-    Returns:
-      The validated config and the preset's name (its path for a file outside ``configs/``, or
-      ``"defaults"`` when none applies).
-    """
-    values = {dest: getattr(args, dest, None) for dest in _FLAG_KEYS}
-    preset = getattr(args, "config", None)
-    if preset is None:
-        values["data"] = values["data"] or "faces"
-        values["mode"] = values["mode"] or "l2"
-        preset = default_preset(values["data"], values["mode"])
-    if values["data"] in UNPAIRED_DATASETS and values["paired"] is None:
-        values["paired"] = False
-    overrides = {_FLAG_KEYS[d]: v for d, v in values.items() if v is not None}
-    for item in getattr(args, "set", None) or []:
-        key, value = parse_set(item)
-        overrides.pop(key, None)  # so that --set also wins in the override order
-        overrides[key] = value
-    config = load_config(preset, overrides)
-    if preset is None:
-        return config, "defaults"
-    path = resolve_preset(preset)
-    return config, path.stem if path.resolve().parent == PRESETS_DIR else str(preset)

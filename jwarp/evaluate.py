@@ -4,8 +4,9 @@
     python -m jwarp.evaluate --workdir runs/mnist_gan --json eval.json
     python -m jwarp.evaluate --fit --n 10                            # pair fitting on 10 faces
 
-The measures are those of SPEC §8 (``jwarp.metrics``, ``jwarp.judges``), averaged over the test
-images (PSNR as the mean of per-image dB). Naturalness first, over all 21 saved frames:
+The measures are those of docs/method.md §8 (``jwarp.metrics``, ``jwarp.judges``), averaged
+over the test images (PSNR as the mean of per-image dB). Naturalness first, over all 21 saved
+frames:
 
 * ``neg_jacobian_pct``: percentage of (frame, pixel) where the map folds, ``J <= 0``.
 * ``extreme_jacobian_pct``: where it squeezes or stretches area beyond 4x: ``J < 0.25`` or

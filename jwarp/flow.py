@@ -1,31 +1,25 @@
 """Integration of the warping ODE ``d phi_t/dt = V(phi_t)``, ``phi_0 = id`` (paper eq. 1).
 
 ``integrate`` is the one solver entry point: it takes a vector field over the displacement
-``u_t = phi_t - id`` (see ``jwarp.velocity``), the solver settings of a ``SolverConfig``, the
+``u_t = phi_t - id`` (see ``jwarp.velocity``), the solver settings of a ``SolverConfig`` (part
+of the model: they decide the map), how to run its steps (a ``Loop``: execution only), the
 times to save at and the direction, and returns the displacements at those times plus the
 Jacobian-fold (JD) and out-of-grid (OG) penalties integrated over the whole trajectory as extra
-ODE state (SPEC §4).
+ODE state (docs/method.md §4). ``integrate_svf`` and ``integrate_straight`` solve the two fields
+whose velocity is computed once per image; ``jwarp.field`` knows which field needs which.
 
-Two loops run the same solvers:
+Three loops run the same solvers:
 
 * ``"diffrax"``: ``diffrax.diffeqsolve`` (rolled loop; any solver, adaptive steps, both adjoints,
   outputs at arbitrary ``ts`` by the solver's dense interpolation).
 * ``"unrolled"``: a Python loop of explicit Runge--Kutta steps using the same Butcher tableaus,
   for fixed steps and exact discrete gradients (= ``checkpoint``). XLA:CPU differentiates
-  convolutions inside a rolled loop very slowly; unrolled, the ``neural`` field's gradient is
-  many times faster on CPU (``benchmarks/bench_flow.py``). It steps exactly onto every save time.
+  convolutions inside a rolled loop very slowly, so unrolled the neural field's gradient is
+  many times faster there (``benchmarks/bench_flow.py``). It steps exactly onto every save time.
 * ``"scan"``: the same fixed steps in one ``lax.scan`` (compiled once, whatever the step
-  count). Its gradient can keep what diffrax's checkpointed loop recomputes: with
-  ``remat_policy = "convs"`` every convolution's output (one network pass fewer per step; only
-  activations, concatenations and tile transforms are recomputed), with ``remat = false``
-  everything. ``paper_mnist``'s generator step, back to back: 32.0 s with ``"convs"`` at
-  4.2 GB peak RSS against the diffrax loop's 36.7 s at 2.3 GB (0.87x); keeping everything was
-  no faster and took 7.0 GB (docs/performance.md). Training picks ``"scan"`` with
-  ``"convs"`` for wide networks on CPU (``jwarp.training.resolve``).
+  count). Its gradient can keep what diffrax's checkpointed loop recomputes (``Loop.keep``).
 
-``"auto"`` chooses ``unrolled`` on CPU for the ``neural`` field's fixed-step, ``checkpoint``-
-adjoint solves with concrete ``ts`` and at most ``SolverConfig.max_unrolled_steps`` steps, and
-``diffrax`` otherwise (the stationary and straight fields' chained gathers run faster rolled).
+Which loop runs is chosen by ``jwarp.execution`` from the backend and the network.
 """
 
 from __future__ import annotations
@@ -43,13 +37,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from jwarp.models import CONV_OUT
 from jwarp.velocity import (
     FIELDS,
     Penalty,
     VectorField,
     displacement_penalties,
-    neural_velocity,
     stationary_velocity,
     straight_inverse,
     straight_penalties,
@@ -60,11 +52,8 @@ from jwarp.velocity import (
 SOLVERS = ("euler", "heun", "rk4", "tsit5", "dopri5")
 ADAPTIVE_SOLVERS = ("tsit5", "dopri5")
 ADJOINTS = ("checkpoint", "backsolve")
-LOOPS = ("auto", "diffrax", "unrolled", "scan")
-REMAT_POLICIES = ("auto", "inputs", "convs")
-DIRECTIONS = ("forward", "backward")
-# Fields whose network runs once per image, outside the solver loop (``integrate_svf``).
-ONCE_FIELDS = ("stationary", "straight")
+LOOPS = ("diffrax", "unrolled", "scan")
+SOLVE_DIRECTIONS = ("forward", "backward")
 
 
 class FlowResult(NamedTuple):
@@ -83,11 +72,11 @@ class FlowResult(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class SolverConfig:
-    """How the flow is integrated (SPEC §3).
+    """How the flow is integrated: the ``[flow]`` settings, part of the model
+    (docs/method.md §3).
 
     Attributes:
-      field: ``"neural"``, ``"stationary"`` or ``"straight"`` (used by ``flow``; see
-        ``jwarp.velocity``).
+      field: ``"neural"``, ``"stationary"`` or ``"straight"`` (see ``jwarp.field``).
       solver: ``"euler"``, ``"heun"``, ``"rk4"``, ``"tsit5"`` or ``"dopri5"``.
       step_size: fixed step, or the initial step when ``adaptive``.
       adaptive: PID step-size control (``tsit5``/``dopri5`` only).
@@ -96,17 +85,7 @@ class SolverConfig:
       max_steps: step budget of the diffrax loop when ``adaptive``.
       adjoint: ``"checkpoint"`` (exact discrete gradients) or ``"backsolve"`` (continuous
         adjoint, memory constant in the number of steps).
-      loop: ``"auto"``, ``"diffrax"``, ``"unrolled"`` or ``"scan"`` (see the module docstring).
-      max_unrolled_steps: ``"auto"`` unrolls at most this many steps (compile time grows with
-        them).
-      remat: in the unrolled and scan loops, recompute parts of each step in the backward
-        pass (``jax.checkpoint``) instead of keeping them; ``remat_policy`` says which.
-      remat_policy: what a rematerialised step keeps: ``"inputs"`` (only the step's input: one
-        extra network pass per step, memory independent of the network's activations),
-        ``"convs"`` (also every convolution's output, named ``CONV_OUT``: no network pass is
-        recomputed, memory grows with steps x convolution outputs) or ``"auto"`` (``"inputs"``
-        unless ``jwarp.training.resolve`` picks ``"convs"``).
-      padding: how the stationary ``v`` is extended outside the frame.
+      padding: how a velocity computed once per image is extended outside the frame.
     """
 
     field: str = "stationary"
@@ -117,10 +96,6 @@ class SolverConfig:
     atol: float = 1e-3
     max_steps: int = 4096
     adjoint: str = "checkpoint"
-    loop: str = "auto"
-    max_unrolled_steps: int = 64
-    remat: bool = True
-    remat_policy: str = "auto"
     padding: str = "border"
 
     def __post_init__(self):
@@ -128,8 +103,6 @@ class SolverConfig:
             ("field", FIELDS),
             ("solver", SOLVERS),
             ("adjoint", ADJOINTS),
-            ("loop", LOOPS),
-            ("remat_policy", REMAT_POLICIES),
             ("padding", ("border", "zeros")),
         ):
             if getattr(self, name) not in allowed:
@@ -142,13 +115,6 @@ class SolverConfig:
             raise ValueError(
                 f"flow.adaptive: needs solver in {ADAPTIVE_SOLVERS}, got {self.solver!r}"
             )
-        if self.adaptive and self.loop in ("unrolled", "scan"):
-            raise ValueError(f"flow.loop: {self.loop!r} needs fixed steps (adaptive = false)")
-        if self.adjoint == "backsolve" and self.loop in ("unrolled", "scan"):
-            raise ValueError(
-                f"flow.loop: {self.loop!r} gives exact discrete gradients; use "
-                "adjoint = 'checkpoint' with it"
-            )
         if self.rtol <= 0 or self.atol <= 0 or self.max_steps < 1:
             raise ValueError("flow.rtol/atol/max_steps: expected positive values")
 
@@ -156,6 +122,51 @@ class SolverConfig:
     def num_steps(self) -> int:
         """Fixed steps from 0 to ±1 (the last one may be shorter)."""
         return math.ceil(1.0 / self.step_size - 1e-9)
+
+    @property
+    def fixed_steps(self) -> bool:
+        """Fixed steps with exact discrete gradients: what the unrolled and scan loops run."""
+        return not self.adaptive and self.adjoint == "checkpoint"
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+    """How ``integrate`` runs its steps: execution only, the same map up to float rounding.
+
+    Attributes:
+      kind: ``"diffrax"``, ``"unrolled"`` or ``"scan"`` (see the module docstring).
+      max_unrolled_steps: ``"unrolled"`` only: a solve of more steps than this (compile time
+        grows with them), or with traced save times, runs the ``"diffrax"`` loop instead; None
+        always unrolls.
+      remat: in the unrolled and scan loops, recompute parts of each step in the backward pass
+        (``jax.checkpoint``) instead of keeping them.
+      keep: what a rematerialised step keeps besides its input: the values tagged with these
+        names (``jax.ad_checkpoint.checkpoint_name``; ``jwarp.conv.CONV_OUT`` tags every
+        convolution's output, so no network pass is recomputed).
+    """
+
+    kind: str = "diffrax"
+    max_unrolled_steps: int | None = None
+    remat: bool = True
+    keep: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.kind not in LOOPS:
+            raise ValueError(f"execution.loop: expected one of {LOOPS}, got {self.kind!r}")
+
+    def check(self, config: SolverConfig) -> None:
+        """The unrolled and scan loops need ``config.fixed_steps``; a one-line ``ValueError``."""
+        if self.kind == "diffrax" or config.fixed_steps:
+            return
+        if config.adaptive:
+            raise ValueError(f"execution.loop: {self.kind!r} needs fixed steps (adaptive = false)")
+        raise ValueError(
+            f"execution.loop: {self.kind!r} gives exact discrete gradients; use "
+            "flow.adjoint = 'checkpoint' with it"
+        )
+
+
+DIFFRAX = Loop()
 
 
 # --- Butcher tableaus -----------------------------------------------------------------------
@@ -240,6 +251,28 @@ def _concrete(ts) -> np.ndarray | None:
         return None
 
 
+def check_times(ts: ArrayLike) -> Any:
+    """Validates concrete save times: ``[T]``, ``T >= 1``, non-decreasing, in ``[0, 1]``.
+
+    Returns:
+      ``ts`` as a float32 numpy array; traced times (under an outer ``jit``) pass through
+      unchecked.
+
+    Raises:
+      ValueError: one line naming what is wrong.
+    """
+    ts_np = _concrete(ts)
+    if ts_np is None:
+        return ts
+    if ts_np.ndim != 1 or ts_np.size == 0:
+        raise ValueError(f"ts: expected a non-empty [T] array of times, got shape {ts_np.shape}")
+    if not np.all(np.isfinite(ts_np)) or ts_np.min() < 0.0 or ts_np.max() > 1.0:
+        raise ValueError(f"ts: expected times in [0, 1], got [{ts_np.min()}, {ts_np.max()}]")
+    if np.any(np.diff(ts_np) < 0):
+        raise ValueError(f"ts: expected non-decreasing times, got {ts_np.tolist()}")
+    return ts_np.astype(np.float32)
+
+
 def _unrolled_grid(step_size: float, ts: np.ndarray) -> np.ndarray:
     """Uniform step boundaries on [0, 1] merged with the save times."""
     n = math.ceil(1.0 / step_size - 1e-9)
@@ -255,42 +288,15 @@ def _save_rows(grid: np.ndarray, ts_np: np.ndarray) -> list[int]:
     return [int(np.argmin(np.abs(grid - t))) for t in ts_np]
 
 
-def _use_unrolled(config: SolverConfig, ts_np: np.ndarray | None) -> bool:
-    if config.loop != "auto":
-        return config.loop == "unrolled"
-    # Measured (bench_flow.py, 2-core CPU): the neural field's gradient is 16x faster unrolled
-    # with XLA convs; the stationary field's gathers are ~5x slower unrolled than rolled.
-    return (
-        jax.default_backend() == "cpu"
-        and config.field == "neural"
-        and not config.adaptive
-        and config.adjoint == "checkpoint"
-        and ts_np is not None
-        and len(_unrolled_grid(config.step_size, ts_np)) - 1 <= config.max_unrolled_steps
-    )
-
-
-WIDE_NETWORK = 256  # channels; see resolve_loop
-
-
-def resolve_loop(config: SolverConfig, widest: int) -> SolverConfig:
-    """Resolves ``loop = "auto"`` for a ``neural`` field whose network is ``widest`` channels wide.
-
-    A wide network (``>= WIDE_NETWORK`` channels, the authors' U-Net) keeps a rolled loop: 40
-    unrolled passes of it compile slowly and XLA:CPU does not bound their memory (it ran out of
-    24 GB). Narrow networks are left to ``"auto"``, which unrolls them on CPU.
-
-    Args:
-      config: solver settings.
-      widest: the network's largest channel count.
-
-    Returns:
-      ``config`` with ``loop = "diffrax"`` for wide networks; otherwise unchanged (``"auto"``
-      then decides per call, from the number of steps the save times need).
-    """
-    if config.loop == "auto" and widest >= WIDE_NETWORK:
-        return dataclasses.replace(config, loop="diffrax")
-    return config
+def _loop_kind(loop: Loop, config: SolverConfig, ts_np: np.ndarray | None) -> str:
+    """The loop that runs: a bounded ``"unrolled"`` falls back to ``"diffrax"`` for long or
+    traced solves."""
+    if loop.kind != "unrolled" or loop.max_unrolled_steps is None:
+        return loop.kind
+    if ts_np is None:
+        return "diffrax"
+    steps = len(_unrolled_grid(config.step_size, ts_np)) - 1
+    return "unrolled" if steps <= loop.max_unrolled_steps else "diffrax"
 
 
 def integrate(
@@ -301,6 +307,7 @@ def integrate(
     *,
     direction: str = "forward",
     config: SolverConfig = SolverConfig(),
+    loop: Loop = DIFFRAX,
     penalties: bool = True,
     penalty: Penalty = displacement_penalties,
 ) -> FlowResult:
@@ -315,6 +322,7 @@ def integrate(
       direction: ``"forward"`` (to ``t = 1``) or ``"backward"`` (to ``t = -1``, the same ODE
         integrated back in time, which gives the inverse map).
       config: solver settings.
+      loop: how the steps run (``jwarp.execution`` chooses).
       penalties: also integrate JD and OG (otherwise they are returned as zeros).
       penalty: ``(t, u, args) -> (jd, og)`` integrands, ``[B]`` each (default: JD and OG of
         ``u``), or ``[K, B]`` for ``K`` penalised maps.
@@ -323,17 +331,15 @@ def integrate(
       ``FlowResult(disp [T,B,H,W,2], jd [B], og [B])``; ``jd`` and ``og`` are ``[K, B]`` for a
       ``penalty`` of ``K`` maps.
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction: expected one of {DIRECTIONS}, got {direction!r}")
+    _check_direction(direction)
+    loop.check(config)
     # Read concrete times before any jnp op, which would turn them into tracers under jit.
     ts_np = _concrete(ts)
     if ts_np is not None:
         ts_np = np.atleast_1d(ts_np)
-        ts = ts_np.astype(np.float32)
+        ts = check_times(ts_np)
     ts = jnp.atleast_1d(jnp.asarray(ts, jnp.float32))
     chex.assert_rank(ts, 1)
-    if ts_np is not None:
-        _check_times(ts_np)
     sign = 1.0 if direction == "forward" else -1.0
     b, h, w = shape
     u0 = jnp.zeros((b, h, w, 2), jnp.float32)
@@ -344,37 +350,35 @@ def integrate(
     else:
         vector_field = lambda t, y, a: (velocity(t, y[0], a), zeros_b, zeros_b)
 
-    if config.loop == "scan" or _use_unrolled(config, ts_np):
+    kind = _loop_kind(loop, config, ts_np)
+    if kind != "diffrax":
         if ts_np is None:
-            raise ValueError(f"ts: the {config.loop} loop needs concrete (non-traced) save times")
-        run = _integrate_scan if config.loop == "scan" else _integrate_unrolled
-        disp, jd, og = run(vector_field, args, y0, ts_np, sign, config)
+            raise ValueError(f"ts: the {kind} loop needs concrete (non-traced) save times")
+        run = _integrate_scan if kind == "scan" else _integrate_unrolled
+        disp, jd, og = run(vector_field, args, y0, ts_np, sign, config, loop)
     else:
         disp, jd, og = _integrate_diffrax(vector_field, args, y0, ts, ts_np, sign, config)
     chex.assert_shape(disp, (ts.shape[0], b, h, w, 2))
     return FlowResult(disp, jd, og)
 
 
-def _check_times(ts_np: np.ndarray) -> None:
-    """Save times must be non-decreasing and in ``[0, 1]``."""
-    if ts_np.min() < 0.0 or ts_np.max() > 1.0 or np.any(np.diff(ts_np) < 0):
-        raise ValueError(f"ts: expected non-decreasing times in [0, 1], got {ts_np.tolist()}")
+def _check_direction(direction: str) -> None:
+    if direction not in SOLVE_DIRECTIONS:
+        raise ValueError(f"direction: expected one of {SOLVE_DIRECTIONS}, got {direction!r}")
 
 
-def _remat(step: Callable, config: SolverConfig, static_argnums=()) -> Callable:
-    """``step`` under ``jax.checkpoint`` with ``config``'s policy, or as it is (``remat`` off)."""
-    if not config.remat:
+def _remat(step: Callable, loop: Loop, static_argnums=()) -> Callable:
+    """``step`` under ``jax.checkpoint`` keeping ``loop.keep``, or as it is (``remat`` off)."""
+    if not loop.remat:
         return step
-    policy = None  # keep only the inputs
-    if config.remat_policy == "convs":
-        policy = jax.checkpoint_policies.save_only_these_names(CONV_OUT)
+    policy = jax.checkpoint_policies.save_only_these_names(*loop.keep) if loop.keep else None
     return jax.checkpoint(step, policy=policy, static_argnums=static_argnums)
 
 
-def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config):
+def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config, loop):
     tab = _TABLEAUS[config.solver]
     grid = _unrolled_grid(config.step_size, ts_np)
-    step_fn = _remat(_rk_step, config, static_argnums=(0, 1, 2, 5))
+    step_fn = _remat(_rk_step, loop, static_argnums=(0, 1, 2, 5))
     saved = []
     y = y0
     for i, t in enumerate(grid):
@@ -389,7 +393,7 @@ def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config):
     return disp, y[1], y[2]
 
 
-def _integrate_scan(vector_field, args, y0, ts_np, sign, config):
+def _integrate_scan(vector_field, args, y0, ts_np, sign, config, loop):
     tab = _TABLEAUS[config.solver]
     grid = _unrolled_grid(config.step_size, ts_np)
     times = jnp.asarray(sign * grid[:-1], jnp.float32)
@@ -400,7 +404,7 @@ def _integrate_scan(vector_field, args, y0, ts_np, sign, config):
         y = _rk_step(vector_field, tab, t, y, args, h)
         return y, y[0]
 
-    y, disps = jax.lax.scan(_remat(body, config), y0, (times, steps))
+    y, disps = jax.lax.scan(_remat(body, loop), y0, (times, steps))
     # Row k of ``disps`` is the displacement at grid[k + 1]; only the saved rows are kept.
     disps = jnp.concatenate([y0[0][None], disps])
     return disps[np.asarray(_save_rows(grid, ts_np))], y[1], y[2]
@@ -453,40 +457,40 @@ def integrate_svf(
     *,
     direction: str = "forward",
     config: SolverConfig = SolverConfig(),
+    loop: Loop = DIFFRAX,
     penalties: bool = True,
 ) -> FlowResult:
-    """Integrates a field computed once per image: ``du/dt = v(g + u)`` (stationary), or for
-    ``config.field = "straight"`` the inverse of the straight paths ``p + t v(p)`` (see
-    ``jwarp.velocity``).
+    """Integrates a stationary velocity field: ``du/dt = v(g + u)``.
 
     Args:
       v: ``[B, H, W, 2]`` velocity in pixels per unit time, ``(dy, dx)``.
       ts: ``[T]`` save times in ``[0, 1]``.
       direction: ``"forward"`` or ``"backward"``.
-      config: solver settings (``config.padding`` extends ``v`` outside the frame).
+      config: solver settings (``config.padding`` extends ``v`` outside the frame; its
+        ``field`` is not read).
+      loop: how the steps run.
       penalties: also integrate JD and OG.
 
     Returns:
       ``FlowResult(disp [T,B,H,W,2], jd [B], og [B])``; ``phi_t = g + disp[k]`` is the map for
-      time ``±ts[k]``. For both fields ``phi_{-1} = phi_1^{-1}`` up to interpolation, so a
-      backward ``warp(x1, disp[k])`` is the forward frame at ``1 - ts[k]``.
+      time ``±ts[k]``, and ``phi_{-1} = phi_1^{-1}`` up to interpolation, so a backward
+      ``warp(x1, disp[k])`` is the forward frame at ``1 - ts[k]``.
     """
     chex.assert_rank(v, 4)
     chex.assert_axis_dimension(v, -1, 2)
-    if config.field == "straight":
-        return _integrate_straight(v, ts, direction, config, penalties)
     return integrate(
         stationary_velocity(config.padding),
         v,
         v.shape[:3],
         ts,
         direction=direction,
-        config=dataclasses.replace(config, field="stationary"),
+        config=config,
+        loop=loop,
         penalties=penalties,
     )
 
 
-def _solve_straight(d, ts, config, penalties, maps):
+def _solve_straight(d, ts, config, loop, penalties, maps):
     """The straight field's forward solve to ``t = 1``, penalised on ``maps``
     (see ``straight_penalties``)."""
     return integrate(
@@ -495,27 +499,45 @@ def _solve_straight(d, ts, config, penalties, maps):
         d.shape[:3],
         ts,
         config=config,
+        loop=loop,
         penalties=penalties,
         penalty=straight_penalties(maps, config.padding),
     )
 
 
-def _integrate_straight(d, ts, direction, config, penalties):
-    """``integrate_svf`` for ``field = "straight"``: a backward solve is the forward one at
-    ``1 - tau``, then ``psi_1`` (``straight_inverse``), penalised on that composed map."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction: expected one of {DIRECTIONS}, got {direction!r}")
+def integrate_straight(
+    d: Float[Array, "B H W 2"],
+    ts: ArrayLike = (1.0,),
+    *,
+    direction: str = "forward",
+    config: SolverConfig = SolverConfig(),
+    loop: Loop = DIFFRAX,
+    penalties: bool = True,
+) -> FlowResult:
+    """Integrates the straight paths ``p + t d(p)`` (pull-back: their inverse; see
+    ``jwarp.velocity``). A backward solve is the forward one at ``1 - tau``, then ``psi_1``
+    (``straight_inverse``), penalised on that composed map.
+
+    Args:
+      d: ``[B, H, W, 2]`` the straight field's ``D`` in pixels.
+      ts, direction, config, loop, penalties: as in ``integrate_svf``.
+
+    Returns:
+      ``FlowResult`` as ``integrate_svf``'s: ``phi_{-1} = phi_1^{-1}`` here too.
+    """
+    chex.assert_rank(d, 4)
+    chex.assert_axis_dimension(d, -1, 2)
+    _check_direction(direction)
     if direction == "forward":
-        return _solve_straight(d, ts, config, penalties, "forward")
+        return _solve_straight(d, ts, config, loop, penalties, "forward")
     ts_np = _concrete(ts)
     # Forward times 1 - tau, non-decreasing (concrete where ts is, for the unrolled loops).
     if ts_np is not None:
-        ts_np = np.atleast_1d(ts_np)
-        _check_times(ts_np)  # before flipping, so that an error names the times as given
-        flipped = 1.0 - ts_np[::-1]
+        # Checked before flipping, so that an error names the times as given.
+        flipped = 1.0 - check_times(np.atleast_1d(ts_np))[::-1]
     else:
         flipped = 1.0 - jnp.flip(jnp.atleast_1d(jnp.asarray(ts, jnp.float32)))
-    res = _solve_straight(d, flipped, config, penalties, "backward")
+    res = _solve_straight(d, flipped, config, loop, penalties, "backward")
     inverse = functools.partial(straight_inverse, d=d, padding=config.padding)
     return FlowResult(jax.vmap(inverse)(jnp.flip(res.disp, axis=0)), res.jd, res.og)
 
@@ -523,17 +545,19 @@ def _integrate_straight(d, ts, direction, config, penalties):
 def straight_round_trip(
     d: Float[Array, "B H W 2"],
     config: SolverConfig = SolverConfig(field="straight"),
+    loop: Loop = DIFFRAX,
     penalties: bool = True,
 ) -> tuple[FlowResult, FlowResult]:
     """Both solves of a straight field to ``t = ±1`` from one integration (as in training).
 
     ``phi_{-1} = psi_1`` is ``D`` itself, and the backward penalties are taken on
     ``psi_1 ∘ phi_t`` along the forward trajectory, so one solve gives what
-    ``integrate_svf(d, (1.0,), direction=...)`` gives for each direction.
+    ``integrate_straight(d, (1.0,), direction=...)`` gives for each direction.
 
     Args:
       d: ``[B, H, W, 2]`` the straight field's ``D`` in pixels.
       config: solver settings.
+      loop: how the steps run.
       penalties: also integrate JD and OG.
 
     Returns:
@@ -541,45 +565,6 @@ def straight_round_trip(
     """
     chex.assert_rank(d, 4)
     chex.assert_axis_dimension(d, -1, 2)
-    res = _solve_straight(d, (1.0,), config, penalties, "both")
+    res = _solve_straight(d, (1.0,), config, loop, penalties, "both")
     forward = FlowResult(res.disp, res.jd[0], res.og[0])
     return forward, FlowResult(d[None], res.jd[1], res.og[1])
-
-
-def flow(
-    apply_fn: Callable[[Any, Array], Float[Array, "B H W 2"]],
-    params: Any,
-    cond: Float[Array, "B H W C"],
-    ts: ArrayLike = (1.0,),
-    *,
-    direction: str = "forward",
-    config: SolverConfig = SolverConfig(),
-    penalties: bool = True,
-) -> FlowResult:
-    """Integrates the learned field of ``config.field`` conditioned on ``cond``.
-
-    Args:
-      apply_fn: the velocity network, ``(params, [B, H, W, C_in]) -> [B, H, W, 2]``; its input is
-        ``cond`` for ``stationary``/``straight`` and ``concat[cond, u_t / size]`` for ``neural``.
-      params: network parameters.
-      cond: ``[B, H, W, C]`` conditioning image(s) (``x0``, or ``[x0, x1]`` stacked on channels).
-      ts, direction, config, penalties: as in ``integrate``.
-
-    Returns:
-      ``FlowResult``.
-    """
-    chex.assert_rank(cond, 4)
-    if config.field in ONCE_FIELDS:
-        # The U-Net runs once, outside the solver loop.
-        v = apply_fn(params, cond)
-        chex.assert_shape(v, (*cond.shape[:3], 2))
-        return integrate_svf(v, ts, direction=direction, config=config, penalties=penalties)
-    return integrate(
-        neural_velocity(apply_fn),
-        (params, cond),
-        cond.shape[:3],
-        ts,
-        direction=direction,
-        config=config,
-        penalties=penalties,
-    )

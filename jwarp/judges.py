@@ -125,13 +125,13 @@ class DigitJudge:
 
 @functools.lru_cache(maxsize=4)
 def smile_judge(data_dir: str) -> SmileJudge:
-    """The fitted ``SmileJudge`` of a checkout (cached; about 20 s to fit on 2 cores)."""
+    """The fitted ``SmileJudge`` of a checkout (cached: fitting takes seconds)."""
     return SmileJudge(data_dir)
 
 
 @functools.lru_cache(maxsize=4)
 def digit_judge(size: int = 32, data_dir: str | None = None, seed: int = 0) -> DigitJudge:
-    """The fitted ``DigitJudge`` (cached; about 1 s for ``digits``, 10 s for ``mnist``)."""
+    """The fitted ``DigitJudge`` (cached)."""
     return DigitJudge(size, data_dir, seed)
 
 

@@ -1,4 +1,4 @@
-"""Quality measures of SPEC §8: naturalness of a warp, PSNR, SSIM, inverse consistency.
+"""Quality measures of docs/method.md §8: naturalness of a warp, PSNR, SSIM, inverse consistency.
 
 The measures are pure jax functions of ``[B, H, W, C]`` images in ``[0, 1]`` or ``[..., B, H, W,
 2]`` displacements that return one value per image ``[B]``; averages over a test set are the

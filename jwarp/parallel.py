@@ -1,4 +1,4 @@
-"""Data parallelism over a 1-D device mesh, on one host or many (SPEC §9).
+"""Data parallelism over a 1-D device mesh, on one host or many (docs/method.md §9).
 
 The step functions stay ordinary ``jax.jit`` functions with explicit shardings: parameters,
 optimiser states and keys are replicated over the mesh's ``"data"`` axis and the global batch

@@ -1,6 +1,6 @@
 """Bilinear resampling of images and fields at pixel coordinates.
 
-Conventions (SPEC §2): images are ``[B, H, W, C]``; coordinates and displacements are in
+Conventions (docs/method.md §2): images are ``[B, H, W, C]``; coordinates and displacements are in
 **pixel units** with channel order ``(row, col)`` = ``(dy, dx)``; pixel centres sit at integer
 coordinates ``0 .. H-1`` / ``0 .. W-1``. Warping is a pull-back, ``warp(x, u)(s) = x(s + u(s))``.
 

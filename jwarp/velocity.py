@@ -1,6 +1,6 @@
 """Velocity fields ``du/dt = V(u)`` as diffrax vector fields ``f(t, y, args)``.
 
-Three parameterisations: the two of SPEC §3, both autonomous, and one non-autonomous:
+Three parameterisations: the two of docs/method.md §3, both autonomous, and one non-autonomous:
 
 * ``neural``: ``du/dt = f_theta(concat[c, u_t])`` -- the paper's: a U-Net pass at every solver
   stage. ``args = (params, cond)``.
@@ -116,7 +116,7 @@ Penalty = Callable[[Any, Disp, Any], tuple[Array, Array]]
 
 
 def displacement_penalties(t, u: Disp, args) -> tuple[Array, Array]:
-    """``(JD, OG)`` integrands of ``u_t`` itself, each ``[B]`` (SPEC §4)."""
+    """``(JD, OG)`` integrands of ``u_t`` itself, each ``[B]`` (docs/method.md §4)."""
     del t, args
     return negative_jacobian(u), out_of_grid(u)
 

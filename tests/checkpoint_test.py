@@ -136,7 +136,7 @@ checkpoints.close()
 # without pickle as well; zeros of the right shapes, no compilation.
 import jax
 from jwarp.config import load_config
-from jwarp.training import create_states
+from jwarp.optim import create_states
 
 config = load_config("smoke", {"loss.mode": "gan"})
 shapes = jax.eval_shape(lambda: create_states(config, jax.random.key(0), 1))

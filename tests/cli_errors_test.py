@@ -28,7 +28,8 @@ from jwarp.checkpoint import CheckpointError, Checkpoints
 from jwarp.cli import ArgumentParser, error_message, run_cli
 from jwarp.config import ConfigError, load_config, save_config
 from jwarp.data import DataError, SkippedFilesWarning
-from jwarp.training import RunFolderError, TrainingError, create_states
+from jwarp.errors import RunFolderError, TrainingError
+from jwarp.optim import create_states
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 4  # subprocesses at once: enough to keep 2 cores busy, little memory

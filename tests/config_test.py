@@ -6,7 +6,9 @@ import dataclasses
 import pytest
 
 from jwarp import config as cfg
-from jwarp.config import Config, ConfigError, load_config
+from jwarp import config_args
+from jwarp.config import Config, ConfigError, load_config, save_config
+from jwarp.execution import ExecutionConfig
 
 # paper_mnist needs the data_dir that its header says to give on the command line.
 # The presets for the real data sets need the data_dir their headers say to give.
@@ -27,8 +29,8 @@ def _error(preset=None, overrides=None) -> str:
 
 
 def _parse(*argv):
-    parser = cfg.add_config_args(argparse.ArgumentParser())
-    return cfg.config_from_args(parser.parse_args(list(argv)))
+    parser = config_args.add_config_args(argparse.ArgumentParser())
+    return config_args.config_from_args(parser.parse_args(list(argv)))
 
 
 def test_defaults_load_and_equal_the_dataclass_defaults():
@@ -189,7 +191,8 @@ def test_int_is_accepted_for_float_and_converted():
         ("model.unet.extra", [8, 0]),
         ("model.unet.norm", "batch"),  # UNetConfig's own check, re-raised
         ("model.critic.norm", "batch"),  # CriticConfig's own check, re-raised
-        ("model.critic.conv_impl", "cuda"),
+        ("execution.critic_conv", "cuda"),  # ExecutionConfig's own check, re-raised
+        ("execution.max_unrolled_steps", -1),
         ("model.unet.out_sigma", -1.0),
         ("data.source_class", 10),
         ("data.target_class", -1),
@@ -265,18 +268,18 @@ def test_cross_field_rules_accept_valid_combinations():
     ],
 )
 def test_parse_set(item, expected):
-    assert cfg.parse_set(item) == expected
+    assert config_args.parse_set(item) == expected
 
 
 @pytest.mark.parametrize("item", ["train.steps", "=5", ""])
 def test_parse_set_rejects_missing_key_or_equals(item):
     with pytest.raises(ConfigError):
-        cfg.parse_set(item)
+        config_args.parse_set(item)
 
 
 def test_parse_set_values_load():
     overrides = dict(
-        cfg.parse_set(s)
+        config_args.parse_set(s)
         for s in [
             "flow.solver=heun",
             "model.unet.encoder=[8,8]",
@@ -303,7 +306,7 @@ def test_parse_set_values_load():
     ],
 )
 def test_default_preset(data, mode, preset):
-    assert cfg.default_preset(data, mode) == preset
+    assert config_args.default_preset(data, mode) == preset
 
 
 def test_config_from_args_without_flags_is_faces_l2():
@@ -427,3 +430,35 @@ def test_to_toml_lists_every_field():
         assert section in text
     for field in dataclasses.fields(cfg.OptimConfig):
         assert f"\n{field.name} = " in text
+
+
+def test_execution_settings_of_earlier_run_folders_are_read_in_their_new_place(tmp_path):
+    """Run folders written before [execution] existed kept these keys in [flow] and [model.*]."""
+    old = tmp_path / "config.toml"
+    old.write_text(
+        '[flow]\nfield = "neural"\nloop = "scan"\nremat_policy = "convs"\n'
+        "max_unrolled_steps = 8\nremat = false\n"
+        '[model.unet]\nconv_impl = "winograd"\n[model.critic]\nconv_impl = "im2col"\n'
+    )
+    config = load_config(old)
+    assert config.flow.field == "neural"
+    assert config.execution == ExecutionConfig(
+        loop="scan",
+        max_unrolled_steps=8,
+        remat=False,
+        remat_policy="convs",
+        unet_conv="winograd",
+        critic_conv="im2col",
+    )
+    assert load_config(None, {"flow.loop": "diffrax"}).execution.loop == "diffrax"
+    # Saved again, they are written where they are now and read back equal.
+    save_config(config, tmp_path / "new.toml")
+    text = (tmp_path / "new.toml").read_text()
+    assert "[execution]" in text and "conv_impl" not in text
+    assert load_config(tmp_path / "new.toml") == config
+
+
+def test_an_explicit_loop_that_the_solver_cannot_run_is_a_config_error():
+    adaptive = {"flow.solver": "tsit5", "flow.adaptive": True}
+    message = _error(None, {"execution.loop": "scan", **adaptive})
+    assert message == "execution.loop: 'scan' needs fixed steps (adaptive = false)"

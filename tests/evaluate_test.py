@@ -14,7 +14,7 @@ from jwarp import evaluate, judges
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import load_config, save_config
 from jwarp.data import digits, faces_at, load_dataset
-from jwarp.training import create_states
+from jwarp.optim import create_states
 
 
 def _write_run(workdir, config):

@@ -11,12 +11,14 @@ from absl.testing import parameterized
 from scipy import ndimage
 
 from jwarp import (
+    Loop,
     SolverConfig,
     UNet,
     UNetConfig,
     compose,
     flow,
     identity_grid,
+    integrate_straight,
     integrate_svf,
     negative_jacobian,
     out_of_grid,
@@ -24,6 +26,8 @@ from jwarp import (
     straight_round_trip,
     warp,
 )
+from jwarp.conv import CONV_OUT
+from jwarp.flow import DIFFRAX
 
 H, W = 20, 24
 
@@ -67,9 +71,10 @@ class SVFTest(chex.TestCase):
     def test_constant_field_integrates_to_v_t(self, loop, solver):
         v = jnp.broadcast_to(jnp.array([1.5, -2.25]), (2, H, W, 2))
         ts = jnp.array([0.0, 0.25, 0.5, 1.0])
-        config = SolverConfig(solver=solver, loop=loop, step_size=0.25)
+        config = SolverConfig(solver=solver, step_size=0.25)
         # ts are closed over: the unrolled loop needs them concrete under jit.
-        res = self.variant(functools.partial(integrate_svf, ts=ts, config=config))(v)
+        run = functools.partial(integrate_svf, ts=ts, config=config, loop=Loop(loop))
+        res = self.variant(run)(v)
         chex.assert_shape(res.disp, (4, 2, H, W, 2))
         want = ts[:, None, None, None, None] * v[None]
         np.testing.assert_allclose(res.disp, want, atol=1e-5)
@@ -104,9 +109,9 @@ class SVFTest(chex.TestCase):
     @parameterized.parameters(*LOOPS)
     def test_forward_then_backward_returns_to_identity(self, loop):
         v = _smooth_field(jax.random.key(0), amplitude=2.0)
-        config = SolverConfig(solver="rk4", step_size=0.05, loop=loop)
-        fwd = integrate_svf(v, (1.0,), config=config).disp[0]
-        bwd = integrate_svf(v, (1.0,), direction="backward", config=config).disp[0]
+        config, run = SolverConfig(solver="rk4", step_size=0.05), Loop(loop)
+        fwd = integrate_svf(v, (1.0,), config=config, loop=run).disp[0]
+        bwd = integrate_svf(v, (1.0,), direction="backward", config=config, loop=run).disp[0]
         assert float(jnp.abs(fwd).max()) > 1.0  # a real deformation
         # phi_{-1} ∘ phi_1 = id; the residual is bilinear interpolation of u_{-1} (stated: 0.05
         # px) away from the border, where clamping the field breaks the group property.
@@ -129,7 +134,8 @@ class SVFTest(chex.TestCase):
             res = integrate_svf(
                 _rotation_field(omega),
                 (1.0,),
-                config=SolverConfig(solver=solver, step_size=step, loop="unrolled"),
+                config=SolverConfig(solver=solver, step_size=step),
+                loop=Loop("unrolled"),
                 penalties=False,
             )
             return np.abs(np.asarray(res.disp[0, 0])[inner] - exact).max()
@@ -149,7 +155,9 @@ class SVFTest(chex.TestCase):
         v = _smooth_field(jax.random.key(1), amplitude=3.0)
         ts = jnp.array([0.0, 0.2, 0.6, 1.0])  # on the step grid
         results = [
-            integrate_svf(v, ts, config=SolverConfig(solver=solver, step_size=0.1, loop=loop))
+            integrate_svf(
+                v, ts, config=SolverConfig(solver=solver, step_size=0.1), loop=Loop(loop)
+            )
             for loop in LOOPS
         ]
         chex.assert_trees_all_close(*results, atol=2e-5, rtol=1e-5)
@@ -197,8 +205,10 @@ class StraightFieldTest(chex.TestCase):
     @parameterized.product(loop=("diffrax", "scan"), direction=DIRECTIONS)
     def test_affine_field_gives_the_inverse_of_straight_paths(self, loop, direction):
         ts = jnp.array([0.25, 0.5, 1.0])
-        config = SolverConfig(field="straight", solver="rk4", step_size=0.05, loop=loop)
-        run = functools.partial(integrate_svf, ts=ts, direction=direction, config=config)
+        config = SolverConfig(field="straight", solver="rk4", step_size=0.05)
+        run = functools.partial(
+            integrate_straight, ts=ts, direction=direction, config=config, loop=Loop(loop)
+        )
         res = self.variant(run)(_affine_field(self.A))
         chex.assert_shape(res.disp, (3, 1, H, W, 2))
         # Closed form: psi_t(p) = c + (I + tA)(p - c), so phi_t(s) = c + (I + tA)^{-1}(s - c).
@@ -217,7 +227,7 @@ class StraightFieldTest(chex.TestCase):
         d = _smooth_field(jax.random.key(3), amplitude=2.0)
         ts = (0.25, 0.5, 1.0)
         config = SolverConfig(field="straight", solver="rk4", step_size=0.02)
-        res = integrate_svf(d, ts, config=config)
+        res = integrate_straight(d, ts, config=config)
         g = identity_grid(H, W)[None]
         for k, t in enumerate(ts):
             phi = g + res.disp[k]
@@ -229,8 +239,8 @@ class StraightFieldTest(chex.TestCase):
     def test_backward_retraces_the_forward_frames_and_inverts_the_end_map(self):
         d = _smooth_field(jax.random.key(4), amplitude=2.0)
         config = SolverConfig(field="straight", solver="rk4", step_size=0.05)
-        fwd = integrate_svf(d, (0.25, 0.75, 1.0), config=config)
-        bwd = integrate_svf(d, (0.25, 0.75, 1.0), direction="backward", config=config)
+        fwd = integrate_straight(d, (0.25, 0.75, 1.0), config=config)
+        bwd = integrate_straight(d, (0.25, 0.75, 1.0), direction="backward", config=config)
         # phi_1 ∘ phi_{-tau} = phi_{1-tau}: warp(x1, u_{-tau}) is the frame at 1 - tau (up to
         # bilinear interpolation of u_1, stated 0.05 px, away from the clamped border).
         for k_back, k_fwd in ((0, 1), (1, 0)):
@@ -248,7 +258,7 @@ class StraightFieldTest(chex.TestCase):
         h = 0.02
         config = SolverConfig(field="straight", solver="euler", step_size=h)
         taus = np.linspace(0.0, 1.0, 51)
-        res = integrate_svf(d, taus, direction=direction, config=config)
+        res = integrate_straight(d, taus, direction=direction, config=config)
         # Euler accumulates h * f at the solve's times 0, h, .., 1 - h: the saved frames 0..49
         # forward, and 50..1 backward (tau = 1 - t). JD adds the folds of psi_t = id + t D.
         frames = range(50) if direction == "forward" else range(50, 0, -1)
@@ -267,7 +277,7 @@ class StraightFieldTest(chex.TestCase):
         config = SolverConfig(field="straight", solver="heun", step_size=0.1)
         fwd, bwd = straight_round_trip(d, config)
         for direction, got in (("forward", fwd), ("backward", bwd)):
-            want = integrate_svf(d, (1.0,), direction=direction, config=config)
+            want = integrate_straight(d, (1.0,), direction=direction, config=config)
             chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-5)
             assert float(got.jd.max()) > 0.0  # the comparison covers the folds term
 
@@ -276,7 +286,7 @@ class StraightFieldTest(chex.TestCase):
         stretched 1 + 0.5 * 2 = 2x, the stationary field's with the same end map sqrt(3)x."""
         k = 2.0
         cfg = dict(solver="rk4", step_size=0.05)
-        straight = integrate_svf(
+        straight = integrate_straight(
             _affine_field(((k, 0.0), (0.0, 0.0))),
             (0.5, 1.0),
             config=SolverConfig(field="straight", **cfg),
@@ -303,7 +313,7 @@ class PenaltyStateTest(chex.TestCase):
         v = _smooth_field(jax.random.key(3), amplitude=12.0, sigma=1.5)
         step = 0.1
         grid = jnp.linspace(0.0, 1.0, 11)
-        config = SolverConfig(solver="euler", step_size=step, loop="diffrax")
+        config = SolverConfig(solver="euler", step_size=step)
         res = self.variant(
             functools.partial(integrate_svf, ts=grid, config=config, direction=direction)
         )(v)
@@ -338,10 +348,10 @@ def _tiny_problem(field):
     return model.apply, params, x0, x1
 
 
-def _loss(apply_fn, config):
+def _loss(apply_fn, config, loop=DIFFRAX):
     def loss(params, x0, x1):
-        fwd = flow(apply_fn, params, x0, (1.0,), config=config)
-        bwd = flow(apply_fn, params, x0, (1.0,), direction="backward", config=config)
+        fwd = flow(apply_fn, params, x0, (1.0,), config=config, loop=loop)
+        bwd = flow(apply_fn, params, x0, (1.0,), direction="backward", config=config, loop=loop)
         x1_hat = warp(x0, fwd.disp[-1])
         rec = warp(x1_hat, bwd.disp[-1])
         return (
@@ -362,7 +372,7 @@ def test_gradients_agree_across_loops_and_adjoints(field):
     apply_fn, params, x0, x1 = _tiny_problem(field)
     grads = {}
     runs = [("checkpoint", "diffrax", "checkpoint")]
-    if field == "neural":  # the loop "auto" unrolls on CPU
+    if field == "neural":  # training unrolls it on CPU
         runs.append(("unrolled", "unrolled", "checkpoint"))
         runs.append(("scan", "scan", "checkpoint"))
         runs.append(("scan_convs", "scan", "checkpoint"))  # keeps the convolutions' outputs
@@ -371,16 +381,15 @@ def test_gradients_agree_across_loops_and_adjoints(field):
     for name, loop, adjoint in runs:
         # 4 Euler steps for the neural field: its unrolled loop compiles a U-Net per stage.
         step = 0.25 if field == "neural" else 0.1
-        policy = "convs" if name == "scan_convs" else "auto"
+        keep = (CONV_OUT,) if name == "scan_convs" else ()
         config = SolverConfig(
             field=field,
             solver="euler" if field == "neural" else "rk4",
             step_size=step,
-            loop=loop,
             adjoint=adjoint,
-            remat_policy=policy,
         )
-        grads[name] = jax.jit(jax.grad(_loss(apply_fn, config)))(params, x0, x1)
+        run = Loop(loop, keep=keep)
+        grads[name] = jax.jit(jax.grad(_loss(apply_fn, config, run)))(params, x0, x1)
         chex.assert_tree_all_finite(grads[name])
     flat = {k: jnp.concatenate([g.ravel() for g in jax.tree.leaves(v)]) for k, v in grads.items()}
     assert float(jnp.linalg.norm(flat["checkpoint"])) > 1e-3
@@ -412,12 +421,12 @@ def test_convs_policy_recomputes_no_network_pass_and_keeps_less_than_everything(
     convolution's output costs about the FLOPs of keeping everything, a network pass per step
     fewer than keeping only each step's input, and its memory lies between the two."""
     apply_fn, params, x0, x1 = _tiny_problem("neural")
-    kinds = {"inputs": {"remat_policy": "inputs"}, "convs": {"remat_policy": "convs"}}
-    kinds["everything"] = {"remat": False}
+    kinds = {"inputs": {}, "convs": {"keep": (CONV_OUT,)}, "everything": {"remat": False}}
+    config = SolverConfig(field="neural", solver="euler", step_size=0.25)
     flops, memory = {}, {}
     for name, kw in kinds.items():
-        config = SolverConfig(field="neural", solver="euler", step_size=0.25, loop="scan", **kw)
-        compiled = jax.jit(jax.grad(_loss(apply_fn, config))).lower(params, x0, x1).compile()
+        loss = _loss(apply_fn, config, Loop("scan", **kw))
+        compiled = jax.jit(jax.grad(loss)).lower(params, x0, x1).compile()
         flops[name] = _flops(compiled)
         memory[name] = compiled.memory_analysis().temp_size_in_bytes
     recompute = flops["inputs"] - flops["everything"]  # the network's forward passes
@@ -433,7 +442,7 @@ def test_gradient_through_diffeqsolve_matches_finite_differences():
         jnp.float32,
     )
     target = jnp.roll(x, 1, axis=2)
-    config = SolverConfig(solver="heun", step_size=0.1, loop="diffrax")
+    config = SolverConfig(solver="heun", step_size=0.1)
 
     def loss(v):
         res = integrate_svf(v, (1.0,), config=config)
@@ -448,19 +457,23 @@ def test_gradient_through_diffeqsolve_matches_finite_differences():
         np.testing.assert_allclose(jnp.vdot(grad, direction), fd, rtol=2e-2)
 
 
-def test_resolve_loop_keeps_wide_networks_rolled():
-    from jwarp.flow import _use_unrolled, resolve_loop
-
-    cpu = jax.default_backend() == "cpu"
-    neural = SolverConfig(field="neural")
-    assert resolve_loop(neural, 1024).loop == "diffrax"  # memory stays at one pass
-    assert resolve_loop(neural, 32).loop == "auto"
-    one = np.array([1.0])
-    assert _use_unrolled(resolve_loop(neural, 32), one) == cpu
-    assert not _use_unrolled(resolve_loop(neural, 32), np.linspace(0, 1, 120))  # > 64 steps
-    assert not _use_unrolled(SolverConfig(field="stationary"), one)
-    assert not _use_unrolled(SolverConfig(field="neural", adjoint="backsolve"), one)
-    assert resolve_loop(SolverConfig(field="neural", loop="unrolled"), 1024).loop == "unrolled"
+def test_bounded_unrolled_loop_runs_diffrax_for_long_or_traced_solves():
+    """``Loop("unrolled", max_unrolled_steps=n)`` unrolls up to ``n`` steps and runs diffrax's
+    loop beyond: the unrolled loop steps onto every save time, diffrax interpolates, so the
+    two differ by the interpolation error, which shows which loop ran."""
+    v = _smooth_field(jax.random.key(7), amplitude=3.0, b=1)
+    config = SolverConfig(solver="euler", step_size=0.25)
+    ts = (0.1, 1.0)  # off the step grid: unrolled steps onto 0.1, diffrax interpolates
+    bounded = lambda n: integrate_svf(v, ts, config=config, loop=Loop("unrolled", n)).disp
+    unrolled = integrate_svf(v, ts, config=config, loop=Loop("unrolled")).disp
+    rolled = integrate_svf(v, ts, config=config).disp
+    assert float(jnp.abs(unrolled - rolled).max()) > 1e-3  # the two loops are told apart
+    np.testing.assert_array_equal(bounded(5), unrolled)  # 5 steps: 0, .1, .25, .5, .75, 1
+    np.testing.assert_array_equal(bounded(4), rolled)
+    traced = jax.jit(lambda ts: integrate_svf(v, ts, config=config, loop=Loop("unrolled", 64)))
+    np.testing.assert_allclose(traced(jnp.array(ts)).disp, rolled, atol=1e-5)
+    with pytest.raises(ValueError, match="execution.loop: 'scan' needs fixed steps"):
+        integrate_svf(v, config=SolverConfig(solver="tsit5", adaptive=True), loop=Loop("scan"))
 
 
 def test_backsolve_memory_is_flat_in_the_number_of_steps():

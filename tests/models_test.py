@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 
 from jwarp import Critic, CriticConfig, UNet, UNetConfig
+from jwarp.conv import Conv, conv_impl_for, winograd_kernel
 from jwarp.models import (
-    Conv,
     gaussian_smooth,
     param_count,
-    resolve_conv_impl,
-    winograd_kernel,
     winograd_kernels,
 )
 
@@ -25,8 +23,9 @@ def _conv_params(cin, cout, k=3):
 
 
 def test_paper_unet_has_the_authors_size():
-    # Independent count from SPEC §5's architecture: 4 stride-2 encoder convs, decoder convs on
-    # [upsampled, skip], extra convs on [decoder, input], a 1x1 head. Input: x0 + u (3) + coords.
+    # Independent count from the architecture of docs/method.md §5: 4 stride-2 encoder convs,
+    # decoder convs on [upsampled, skip], extra convs on [decoder, input], a 1x1 head.
+    # Input: x0 + u (3) + coords.
     cin = 1 + 2 + 2
     enc, dec, extra = (64, 128, 256, 512), (1024, 512, 256, 128), (64, 32)
     want = sum(_conv_params(a, b) for a, b in zip((cin,) + enc[:-1], enc))
@@ -110,7 +109,7 @@ def test_cached_winograd_kernels_are_g_g_gt_and_give_the_same_unet():
     g_mat = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
     x = jax.random.uniform(jax.random.key(0), (2, 12, 12, 3))
     cfg = UNetConfig.tiny(encoder=(8, 8), decoder=(16, 8), extra=(8,), final_init_std=0.1)
-    wino = UNet(dataclasses.replace(cfg, conv_impl="winograd"))
+    wino = UNet(cfg, conv="winograd")
     params = jax.jit(wino.init)(jax.random.key(1), x)
     assert set(params) == {"params"}  # init caches nothing (it would go stale in training)
     cached = jax.jit(lambda p: winograd_kernels(wino, p, x[:1]))(params)
@@ -137,31 +136,30 @@ def test_cached_winograd_kernels_are_g_g_gt_and_give_the_same_unet():
         np.testing.assert_allclose(u, want, atol=1e-6)
         direct = winograd_kernel(jnp.asarray(kernel, jnp.float32))
         np.testing.assert_allclose(direct, want, atol=1e-6)
-    lax_out = jax.jit(UNet(dataclasses.replace(cfg, conv_impl="lax")).apply)(params, x)
+    lax_out = jax.jit(UNet(cfg).apply)(params, x)
     apply = jax.jit(wino.apply)
     np.testing.assert_allclose(apply({**params, **cached}, x), lax_out, atol=1e-5, rtol=1e-4)
     wrong = jax.tree.map(lambda u: u * 1.5, cached)
     assert float(jnp.max(jnp.abs(apply({**params, **wrong}, x) - lax_out))) > 1e-3
-    assert winograd_kernels(UNet(cfg), params, x[:1]) == {}  # auto/lax: nothing to cache
+    assert winograd_kernels(UNet(cfg, conv="by-size"), params, x[:1]) == {}  # nothing to cache
 
 
-def test_auto_conv_impl_is_im2col_only_for_tiny_maps_on_cpu():
-    cpu = jax.default_backend() == "cpu"
-    assert resolve_conv_impl("auto", positions=4) == ("im2col" if cpu else "lax")
-    assert resolve_conv_impl("auto", positions=16) == "lax"
-    assert resolve_conv_impl("im2col", positions=1024) == "im2col"
-    assert resolve_conv_impl("lax", positions=1) == "lax"
-    assert resolve_conv_impl("winograd", positions=1024) == "winograd"
-    with pytest.raises(ValueError, match="conv_impl"):
-        resolve_conv_impl("fft", positions=4)
+def test_by_size_conv_is_im2col_only_for_tiny_maps():
+    assert conv_impl_for("by-size", positions=4) == "im2col"
+    assert conv_impl_for("by-size", positions=16) == "lax"
+    assert conv_impl_for("im2col", positions=1024) == "im2col"
+    assert conv_impl_for("lax", positions=1) == "lax"
+    assert conv_impl_for("winograd", positions=1024) == "winograd"
+    with pytest.raises(ValueError, match="conv"):
+        conv_impl_for("fft", positions=4)
 
 
-def test_auto_unet_equals_the_lax_unet():
-    """The per-convolution choice (a 2x2 bottleneck goes im2col on CPU) changes nothing but
-    float rounding: same parameters, same velocities."""
+def test_by_size_unet_equals_the_lax_unet():
+    """The per-convolution choice (a 2x2 bottleneck goes im2col) changes nothing but float
+    rounding: same parameters, same velocities."""
     x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
-    auto = UNet(UNetConfig.tiny(encoder=(8, 8, 8), decoder=(8, 8, 8), final_init_std=0.1))
-    lax_only = UNet(dataclasses.replace(auto.config, conv_impl="lax"))
+    cfg = UNetConfig.tiny(encoder=(8, 8, 8), decoder=(8, 8, 8), final_init_std=0.1)
+    auto, lax_only = UNet(cfg, conv="by-size"), UNet(cfg)
     params = jax.jit(auto.init)(jax.random.key(1), x)
     chex.assert_trees_all_close(
         jax.jit(auto.apply)(params, x), jax.jit(lax_only.apply)(params, x), atol=1e-5, rtol=1e-4

@@ -31,15 +31,9 @@ from jwarp import parallel
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import ConfigError, load_config, save_config
 from jwarp.files import run_path
-from jwarp.training import (
-    States,
-    _metrics_writer,
-    _read_run_config,
-    init_states,
-    make_step_fns,
-    train_iteration,
-    training_batches,
-)
+from jwarp.optim import States, init_states
+from jwarp.steps import make_step_fns, train_iteration
+from jwarp.training import _metrics_writer, _read_run_config, training_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 FOUR_DEVICES = "--xla_force_host_platform_device_count=4"

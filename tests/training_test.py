@@ -21,18 +21,12 @@ from scipy import ndimage
 from jwarp.animation import Animator
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import load_config
+from jwarp.execution import plan
 from jwarp.models import Critic
+from jwarp.optim import create_states, inference_params, params_ema
 from jwarp.penalties import gradient_penalty
-from jwarp.training import (
-    TrainingError,
-    create_states,
-    critic_update_fn,
-    inference_params,
-    make_step_fns,
-    params_ema,
-    resolve,
-    train,
-)
+from jwarp.steps import make_step_fns
+from jwarp.training import TrainingError, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,47 +120,14 @@ def test_generator_and_critic_rates_decay_together_once_per_epoch():
     np.testing.assert_allclose(critic_rates, np.repeat(want, n_critic), rtol=1e-5)
 
 
-def test_resolve_picks_winograd_only_for_a_wide_neural_field_in_a_rolled_loop():
-    """The authors' U-Net as a neural field runs in a rolled loop, where XLA:CPU's own
-    convolution gradient is pathological, so ``auto`` becomes Winograd there (CPU only); a
-    forward-only solve, a stationary field or an explicit choice is left alone. On CPU the
-    differentiated loop is a scan that keeps the convolutions' outputs, unless the solve needs
-    diffrax (adaptive steps, backsolve) or the loop or policy was chosen."""
-    wide = {"model.unet.encoder": [8, 256], "model.unet.decoder": [8, 8], "flow.field": "neural"}
-    cpu = jax.default_backend() == "cpu"
-    want = ("scan", "convs", "winograd") if cpu else ("diffrax", "auto", "auto")
-    resolved = resolve(load_config("smoke", wide))
-    got = (resolved.flow.loop, resolved.flow.remat_policy, resolved.model.unet.conv_impl)
-    assert got == want
-    forward_only = resolve(load_config("smoke", wide), gradients=False)  # faster with auto
-    assert (forward_only.flow.loop, forward_only.model.unet.conv_impl) == ("diffrax", "auto")
-    for chosen, loop, policy in (
-        ({"flow.loop": "diffrax"}, "diffrax", "auto"),
-        ({"flow.remat_policy": "inputs"}, "scan" if cpu else "diffrax", "inputs"),
-        ({"flow.adjoint": "backsolve"}, "diffrax", "auto"),
-        ({"flow.solver": "tsit5", "flow.adaptive": True}, "diffrax", "auto"),
-    ):
-        flow_cfg = resolve(load_config("smoke", {**wide, **chosen})).flow
-        assert (flow_cfg.loop, flow_cfg.remat_policy) == (loop, policy), chosen
-    for other in (
-        {"flow.field": "stationary"},
-        {"model.unet.conv_impl": "lax"},
-        {"model.unet.encoder": [8, 8]},
-    ):
-        assert resolve(load_config("smoke", {**wide, **other})).model.unet.conv_impl in (
-            "auto",
-            "lax",
-        )
-
-
-def test_critic_update_fn_is_the_same_critic_with_matmul_convolutions_for_wgan_gp():
-    """The gradient penalty's second-order gradients use im2col on CPU (XLA:CPU's are 2x slower
-    there); the critic is the same function of the same parameters, to fp32 rounding, through
-    the penalty's gradient. LSGAN and explicit choices keep the critic as it is."""
+def test_critic_updates_run_the_same_critic_as_the_generators_loss():
+    """On CPU the plan runs WGAN-GP critic updates with im2col convolutions (the gradient
+    penalty's second-order gradients): the same function of the same parameters, to fp32
+    rounding, through the penalty's gradient."""
     config = load_config("smoke", {"loss.mode": "gan", "data.image_size": 16})
-    critic_fn = Critic(config.model.critic).apply
-    update_fn = critic_update_fn(config, critic_fn)
-    assert (update_fn is critic_fn) == (jax.default_backend() != "cpu")
+    run = plan(config, "train")
+    critic_fn = run.critic(config.model.critic).apply
+    update_fn = run.critic(config.model.critic, update=True).apply
     rng = np.random.default_rng(0)
     real, fake = (jnp.asarray(rng.random((2, 16, 16, 3)), jnp.float32) for _ in range(2))
     params = Critic(config.model.critic).init(jax.random.key(0), real)
@@ -178,10 +139,6 @@ def test_critic_update_fn_is_the_same_critic_with_matmul_convolutions_for_wgan_g
     (want, want_g), (got, got_g) = gp_grads(critic_fn), gp_grads(update_fn)
     np.testing.assert_allclose(got, want, rtol=1e-4)
     chex.assert_trees_all_close(got_g, want_g, rtol=1e-3, atol=1e-6)
-    lsgan = load_config("smoke", {"loss.mode": "gan", "loss.gan": "lsgan"})
-    assert critic_update_fn(lsgan, critic_fn) is critic_fn
-    explicit = load_config("smoke", {"loss.mode": "gan", "model.critic.conv_impl": "lax"})
-    assert critic_update_fn(explicit, critic_fn) is critic_fn
 
 
 @pytest.mark.parametrize("field", ["stationary", "straight"])
@@ -287,6 +244,25 @@ def test_resume_is_exact(tmp_path):
     assert strip(lines(tmp_path / "a")) == strip(lines(tmp_path / "b"))
 
 
+def test_a_run_resumes_under_other_execution_settings(tmp_path):
+    """Execution settings are not part of the model: a run folder resumes with another loop and
+    other convolutions, saves them, and ends where the uninterrupted run ends, up to float
+    rounding."""
+    steps = {"train.checkpoint_every": 2, "train.sample_every": 100}
+    quiet = dict(progress=False, log=lambda s: None)
+    straight = train(load_config("smoke", {**steps, "train.steps": 4}), tmp_path / "a", **quiet)
+    train(load_config("smoke", {**steps, "train.steps": 2}), tmp_path / "b", **quiet)
+    other = {"execution.loop": "unrolled", "execution.unet_conv": "im2col"}
+    resumed = train(
+        load_config("smoke", {**steps, **other, "train.steps": 4}), tmp_path / "b", **quiet
+    )
+    assert resumed.step == 4
+    assert load_config(tmp_path / "b" / "config.toml").execution.unet_conv == "im2col"
+    chex.assert_trees_all_close(
+        straight.states.generator.params, resumed.states.generator.params, atol=1e-5, rtol=1e-4
+    )
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config = load_config(
         "smoke",
@@ -371,8 +347,8 @@ def test_real_data_sets_train_on_their_training_split_only(mini_smiles, real_mni
 
 def test_area_and_bending_terms_add_their_weighted_measures_to_the_loss():
     from jwarp.metrics import bending_energy
+    from jwarp.objective import generate, generator_loss
     from jwarp.penalties import area_excess
-    from jwarp.training import generate, generator_loss
 
     base = load_config("smoke", {"data.channels": 1, "model.unet.final_init_std": 0.5,
                                  "model.unet.out_scale": 4.0})

@@ -60,7 +60,7 @@ def _folder(name: str) -> Path:
 
 def _param_shapes(config) -> Any:
     """The generator's parameter tree of ``config`` as ``jax.ShapeDtypeStruct`` leaves."""
-    from jwarp.training import create_states
+    from jwarp.optim import create_states
 
     return jax.eval_shape(lambda: create_states(config, jax.random.key(0), 1)).generator.params
 

@@ -1,0 +1,140 @@
+"""The configuration flags of ``train.py``: ``--config``, shortcuts such as ``--data`` and
+``--steps``, and ``--set KEY=VALUE`` for any field (see ``jwarp.config`` for the layers)."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from typing import Any
+
+from jwarp.config import (
+    DATASETS,
+    MODES,
+    PRESETS_DIR,
+    UNPAIRED_DATASETS,
+    Config,
+    list_presets,
+    load_config,
+    resolve_preset,
+)
+from jwarp.errors import ConfigError
+from jwarp.velocity import FIELDS
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``"section.key=value"`` -> ``("section.key", value)``; the value is read as TOML.
+
+    ``train.steps=5`` gives 5, ``loss.w_rec=0.1`` 0.1, ``data.paired=false`` False,
+    ``model.unet.encoder=[8,8]`` [8, 8]; what is not a TOML value (``flow.solver=heun``,
+    ``data.data_dir=/data/mnist``) is kept as a bare string. Quote a string that would read as
+    another type: ``data.data_dir='"2024"'``.
+    """
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.steps=100")
+    try:
+        parsed = tomllib.loads(f"v = {text}")
+    except tomllib.TOMLDecodeError:
+        return key, text.strip()
+    if set(parsed) != {"v"}:  # e.g. a newline smuggling a second assignment in
+        return key, text.strip()
+    return key, parsed["v"]
+
+
+
+# Flag destination -> config key.
+_FLAG_KEYS = {
+    "data": "data.name",
+    "mode": "loss.mode",
+    "data_dir": "data.data_dir",
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "image_size": "data.image_size",
+    "field": "flow.field",
+    "seed": "train.seed",
+    "paired": "data.paired",
+}
+
+_DEFAULT_PRESETS = {
+    ("faces", "l2"): "faces_l2",
+    ("faces", "gan"): "faces_gan",
+    ("digits", "gan"): "digits_gan",
+    ("mnist", "gan"): "mnist_gan",
+    ("smiles", "gan"): "smiles_gan",
+}
+
+
+def default_preset(data: str, mode: str) -> str | None:
+    """The CPU preset for ``--data DATA --mode MODE`` without ``--config``; None means the
+    built-in defaults (with ``data.name`` and ``loss.mode`` from the flags)."""
+    return _DEFAULT_PRESETS.get((data, mode))
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds ``--config``, the common shortcut flags and ``--set KEY=VALUE`` to ``parser``."""
+    g = parser.add_argument_group("configuration (defaults < preset < flags < --set)")
+    presets = ", ".join(list_presets())
+    g.add_argument(
+        "--config",
+        metavar="NAME_OR_PATH",
+        help=f"preset in configs/ ({presets}) or a .toml path; default: chosen by --data/--mode",
+    )
+    g.add_argument("--mode", choices=MODES, help="loss.mode (default: l2, or the preset's)")
+    g.add_argument("--data", choices=DATASETS, help="data.name (default: faces, or the preset's)")
+    g.add_argument(
+        "--data-dir",
+        help="data.data_dir: SMILEsmileD checkout (smiles), IDX folder (mnist), folder (folder) "
+        "or file (npy)",
+    )
+    g.add_argument("--steps", type=int, help="train.steps (generator steps)")
+    g.add_argument("--batch-size", type=int, help="train.batch_size")
+    g.add_argument("--image-size", type=int, help="data.image_size")
+    g.add_argument("--field", choices=FIELDS, help="flow.field")
+    g.add_argument("--seed", type=int, help="train.seed")
+    g.add_argument(
+        "--paired",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="data.paired (folder: pair files by name)",
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any field, e.g. --set flow.solver=heun --set model.unet.encoder=[8,8]",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[Config, str]:
+    """The ``Config`` of parsed ``add_config_args`` flags, and the preset used.
+
+    Without ``--config`` the preset is ``default_preset(--data, --mode)`` (flags defaulting to
+    ``faces`` and ``l2``). Explicit flags override the preset and ``--set`` overrides
+    everything. ``--data digits``/``mnist``/``smiles`` implies ``--no-paired`` unless
+    ``--paired`` is given.
+
+    Returns:
+      The validated config and the preset's name (its path for a file outside ``configs/``, or
+      ``"defaults"`` when none applies).
+    """
+    values = {dest: getattr(args, dest, None) for dest in _FLAG_KEYS}
+    preset = getattr(args, "config", None)
+    if preset is None:
+        values["data"] = values["data"] or "faces"
+        values["mode"] = values["mode"] or "l2"
+        preset = default_preset(values["data"], values["mode"])
+    if values["data"] in UNPAIRED_DATASETS and values["paired"] is None:
+        values["paired"] = False
+    overrides = {_FLAG_KEYS[d]: v for d, v in values.items() if v is not None}
+    for item in getattr(args, "set", None) or []:
+        key, value = parse_set(item)
+        overrides.pop(key, None)  # so that --set also wins in the override order
+        overrides[key] = value
+    config = load_config(preset, overrides)
+    if preset is None:
+        return config, "defaults"
+    path = resolve_preset(preset)
+    return config, path.stem if path.resolve().parent == PRESETS_DIR else str(preset)

@@ -1,0 +1,474 @@
+"""render: the whole of ``animate.py``: find a run or fit a pair, read the images, write the
+GIFs, PNG frames, contact sheets, grid overlays and fields.
+
+``RenderOptions`` is what ``animate.py`` was asked for (its argparse defaults are this
+dataclass's); ``render(opts)`` animates with a shipped model or a run folder
+(``jwarp.animation.Animator``) or fits each input/target pair (``jwarp.animation.fit_field``,
+``svf_animation``), then writes each animation's GIF and the extras asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from jwarp.animation import (
+    DIRECTIONS,
+    TRAIN_HINT,
+    Animation,
+    Animator,
+    find_latest_run,
+    fit_field,
+    svf_animation,
+)
+from jwarp.errors import AnimationError
+from jwarp.fit import SIMILARITIES, FitConfig
+from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, bending_energy, jacobian_measures, psnr
+from jwarp.sampler import warp
+
+MAX_FIT_SIZE = 256  # pair fitting: the input's centre square, at most this size (--size: any)
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderOptions:
+    """What ``animate.py`` was asked for.
+
+    Attributes:
+      inputs: start images (paths or glob patterns); empty: test images of the run's data.
+      targets: end images: one, or one per input (``pair`` models and pair fitting).
+      workdir: run folder; default the latest under ``runs_dir``.
+      model: the name of a shipped model (``jwarp.pretrained``) instead of a run.
+      checkpoint: checkpoint step; default the latest.
+      runs_dir: where to look for runs.
+      out: a ``.gif`` path (one animation) or a folder; default ``animations/``.
+      t_steps: frames from ``t = 0`` to ``t = 1``.
+      fps: frames per second.
+      pause: extra seconds on the last frame.
+      direction: ``"forward"``, ``"backward"`` or ``"boomerang"``.
+      frames_dir: also write PNG frames here.
+      sheet: also write a contact sheet with this many frames (0: none).
+      grid: draw the deformation grid with this spacing in pixels (0: none; -1: size / 8,
+        at least 4).
+      scale: integer upscaling of the GIF.
+      fit: fit the input/target pair without a model even if a run exists.
+      size: pair fitting: image size (default: the input's centre square, at most 256).
+      fit_size: pair fitting: fit at most at this size and resample the field.
+      fit_steps: pair fitting: steps at the finest pyramid level (``FitConfig.steps``).
+      fit_similarity: pair fitting: ``"l2"`` or ``"lncc"`` (``FitConfig.similarity``).
+      fit_smoothness: pair fitting: ``FitConfig.smoothness`` (default: its own).
+      morph: pair fitting: blend the source warped forward with the target warped backward,
+        so the animation ends exactly on the target (``svf_animation``); else warp the source.
+      n_test: test images animated when no inputs are given.
+      save_field: also write the end frame's displacement ``u`` (``[H, W, 2]`` float32 pixels
+        ``(dy, dx)``, pull-back: ``frame(s) = input(s + u(s))``): to this ``.npy`` path for
+        one animation, otherwise as ``<name>.npy`` for each into this folder.
+    """
+
+    inputs: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    workdir: str | None = None
+    model: str | None = None
+    checkpoint: int | None = None
+    runs_dir: str = "runs"
+    out: str | None = None
+    t_steps: int = 120
+    fps: float = 30.0
+    pause: float = 0.0
+    direction: str = "forward"
+    frames_dir: str | None = None
+    sheet: int = 0
+    grid: int = 0
+    scale: int = 1
+    fit: bool = False
+    size: int | None = None
+    fit_size: int = 64
+    fit_steps: int = FitConfig.steps
+    fit_similarity: str = FitConfig.similarity
+    fit_smoothness: float | None = None
+    morph: bool = True
+    n_test: int = 4
+    save_field: str | None = None
+
+    def __post_init__(self):
+        checks = [
+            (self.t_steps >= 2, f"--t-steps: expected at least 2 frames, got {self.t_steps}"),
+            (self.fps > 0 and math.isfinite(self.fps), f"--fps: expected > 0, got {self.fps}"),
+            (self.pause >= 0, f"--pause: expected >= 0 seconds, got {self.pause}"),
+            (self.direction in DIRECTIONS, f"--direction: expected one of {DIRECTIONS}"),
+            (self.sheet >= 0, f"--sheet: expected a number of frames >= 1, got {self.sheet}"),
+            (
+                self.grid in (0, -1) or self.grid >= 2,
+                f"--grid: expected spacing >= 2, got {self.grid}",
+            ),
+            (self.scale >= 1, f"--scale: expected an integer >= 1, got {self.scale}"),
+            (self.size is None or self.size >= 8, f"--size: expected >= 8, got {self.size}"),
+            (self.fit_size >= 8, f"--fit-size: expected >= 8, got {self.fit_size}"),
+            (self.fit_steps >= 1, f"--fit-steps: expected >= 1, got {self.fit_steps}"),
+            (self.fit_similarity in SIMILARITIES,
+             f"--fit-similarity: expected one of {SIMILARITIES}, got {self.fit_similarity!r}"),
+            (self.fit_smoothness is None or self.fit_smoothness >= 0,
+             f"--fit-smoothness: expected >= 0, got {self.fit_smoothness}"),
+            (self.n_test >= 1, f"n_test: expected >= 1, got {self.n_test}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise AnimationError(message)
+
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def expand_inputs(patterns: Sequence[str], flag: str = "--input") -> list[Path]:
+    """Paths and glob patterns -> paths (a pattern must match at least one file, and a path
+    must be an existing file)."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        if _GLOB_CHARS & set(pattern):
+            matches = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise AnimationError(f"{flag} {pattern}: no files match")
+            paths += [Path(p) for p in matches]
+        elif not Path(pattern).is_file():
+            what = "a folder, not an image file" if Path(pattern).is_dir() else "file not found"
+            raise AnimationError(f"{flag} {pattern}: {what}")
+        else:
+            paths.append(Path(pattern))
+    return paths
+
+
+def _read(path: Path, size, channels, log, max_size=None) -> np.ndarray:
+    from jwarp.media import load_image
+
+    try:
+        image, note = load_image(path, size, channels, max_size)
+    except ValueError as e:
+        raise AnimationError(str(e)) from None
+    if note:
+        log(f"note: {note}")
+    return image
+
+
+def _pair_targets(inputs: list[Path], targets: list[Path]) -> list[Path]:
+    if len(targets) not in (1, len(inputs)):
+        raise AnimationError(
+            f"--target: give one end image, or one per input ({len(inputs)}), got {len(targets)}"
+        )
+    return targets * len(inputs) if len(targets) == 1 else targets
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+class Rendered(NamedTuple):
+    """One animation of ``render``: its output name, frames and the forward end map."""
+
+    name: str
+    animation: Animation  # frames [T, H, W, C], disp [T, H, W, 2]
+    end_disp: np.ndarray  # [H, W, 2]: u_1 of the input, frame(s) = input(s + u(s))
+
+
+def _load_animator(opts: RenderOptions, workdir: Path | None, log) -> tuple[Animator, str]:
+    """The model to animate with and how to name it: a shipped model or a run folder."""
+    if opts.model is not None:
+        from jwarp import pretrained
+
+        try:
+            animator = pretrained.load(opts.model)
+        except ValueError as e:
+            raise AnimationError(str(e)) from None
+        return animator, f"shipped model {opts.model!r}"
+    try:
+        animator = Animator.load(workdir, opts.checkpoint)
+    except ValueError as e:
+        raise AnimationError(str(e)) from None
+    return animator, f"{workdir} at step {animator.step}"
+
+
+def _model_animations(opts: RenderOptions, workdir: Path | None, ts, log) -> list[Rendered]:
+    animator, label = _load_animator(opts, workdir, log)
+    cfg = animator.config
+    log(
+        f"model: {label} ({cfg.flow.field} field, condition = {cfg.model.condition}, "
+        f"{cfg.data.image_size}px, {cfg.data.channels} ch)"
+    )
+    inputs = expand_inputs(opts.inputs)
+    targets = expand_inputs(opts.targets, "--target")
+    source = f"the model {opts.model!r}" if opts.model else f"the model in {workdir}"
+    if targets and not animator.needs_target:
+        raise AnimationError(
+            f"--target: {source} animates from the start image alone "
+            "(model.condition = source); drop --target, or add --fit to fit the pair instead"
+        )
+    size, channels = cfg.data.image_size, cfg.data.channels
+    if inputs:
+        if animator.needs_target and not targets:
+            raise AnimationError(
+                f"--target: {source} needs an end image for each input (model.condition = pair)"
+            )
+        x0 = np.stack([_read(p, size, channels, log) for p in inputs])
+        x1 = None
+        if animator.needs_target:
+            x1 = np.stack([_read(p, size, channels, log) for p in _pair_targets(inputs, targets)])
+        names = [p.stem for p in inputs]
+    elif opts.model is not None:
+        raise AnimationError(f"--model {opts.model}: give the images to animate with --input")
+    else:
+        if targets:
+            raise AnimationError("--target needs --input")
+        from jwarp.data import load_dataset
+
+        try:
+            x0, x1, _ = load_dataset(cfg.data, "test", cfg.train.seed)
+        except (OSError, ValueError) as e:
+            raise AnimationError(f"test images of {workdir}: {e}") from None
+        n = min(opts.n_test, len(x0), len(x1))
+        x0, x1 = x0[:n], (x1[:n] if animator.needs_target else None)
+        names = [f"{workdir.name}_test{i}" for i in range(n)]
+    t0 = time.perf_counter()
+    x0, x1 = jnp.asarray(x0), None if x1 is None else jnp.asarray(x1)
+    anim = jax.device_get(animator.animate(x0, ts, x1, opts.direction))
+    if opts.direction == "backward":  # the saved field is always the forward end map
+        end = animator.displacements(x0, np.ones(1, np.float32), x1)[-1]
+    else:
+        end = anim.disp[len(ts) - 1]
+    end = np.asarray(end)
+    log(f"{len(names)} x {len(anim.frames)} frames in {time.perf_counter() - t0:.1f} s")
+    return [Rendered(n, Animation(anim.frames[:, i], anim.disp[:, i]), end[i])
+            for i, n in enumerate(names)]
+
+
+def _fit_config(opts: RenderOptions) -> FitConfig:
+    smoothness = {} if opts.fit_smoothness is None else {"smoothness": opts.fit_smoothness}
+    return FitConfig(steps=opts.fit_steps, similarity=opts.fit_similarity, **smoothness)
+
+
+@jax.jit
+def _end_report(x0: Array, x1: Array, end: Array, disp: Array) -> dict[str, Array]:
+    """``metrics.psnr`` to the target ``x1`` of ``x0`` (``"psnr_still"``) and of
+    ``warp(x0, end)`` (``"psnr_warped"``), ``metrics.jacobian_measures`` of the frames
+    ``disp [T, H, W, 2]`` and the bending energy of the forward end map ``end`` (whatever the
+    direction), in one compile (op by op they cost seconds of small compiles)."""
+    measures = {k: v[0] for k, v in jacobian_measures(disp[:, None]).items()}
+    measures["bending"] = bending_energy(end[None])[0]
+    measures["psnr_still"] = psnr(x0[None], x1[None])[0]
+    measures["psnr_warped"] = psnr(warp(x0[None], end[None]), x1[None])[0]
+    return measures
+
+
+def _describe_warp(m: dict[str, float]) -> str:
+    """One line of ``metrics.naturalness`` (of one image)."""
+    return (
+        f"smallest det J {m['min_det']:.2f}, folded {100 * m['fold_frac']:.2f} %, "
+        f"extreme (J < {EXTREME_LOW} or > {EXTREME_HIGH:g}) {100 * m['extreme_frac']:.2f} %, "
+        f"bending {m['bending']:.2g} px^-2"
+    )
+
+
+def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
+    inputs = expand_inputs(opts.inputs)
+    targets = expand_inputs(opts.targets, "--target")
+    if not inputs or not targets:
+        raise AnimationError("pair fitting needs --input a.png and --target b.png")
+    fit_config = _fit_config(opts)
+    kinds = {1: "grey", 3: "colour (RGB)", 4: "transparent (RGBA)"}
+    compiled: dict[Any, Any] = {}  # one compile per image shape
+    out = []
+    for source, target in zip(inputs, _pair_targets(inputs, targets)):
+        # The input's own centre square (at most MAX_FIT_SIZE) unless --size says otherwise.
+        x0 = _read(source, opts.size, None, log, MAX_FIT_SIZE)
+        size = x0.shape[0]
+        x1 = _read(target, size, None, log)
+        if (x0.shape[-1] == 4) != (x1.shape[-1] == 4):
+            # A warp moves transparency around but cannot create or remove it.
+            raise AnimationError(
+                f"mismatched channels: {source} is {kinds[x0.shape[-1]]} but {target} is "
+                f"{kinds[x1.shape[-1]]}; give both with transparency or both without"
+            )
+        if x0.shape[-1] != x1.shape[-1]:  # grey and colour: both in colour
+            x0, x1 = _read(source, size, 3, log), _read(target, size, 3, log)
+        at = min(size, opts.fit_size)
+        log(
+            f"fitting {source} -> {target} at {at}x{at} ({fit_config.similarity}, "
+            f"{fit_config.levels} levels, {fit_config.steps} steps at the finest), "
+            f"animating at {size}x{size}{' as a morph' if opts.morph else ''} ..."
+        )
+        xs0, xs1 = jnp.asarray(x0[None]), jnp.asarray(x1[None])
+        t0 = time.perf_counter()
+        if x0.shape not in compiled:  # compiled ahead, so that the fit's own time is known
+            compiled[x0.shape] = fit_field.lower(xs0, xs1, fit_config, at).compile()
+        t1 = time.perf_counter()
+        v = jax.block_until_ready(compiled[x0.shape](xs0, xs1))
+        t2 = time.perf_counter()
+        anim = svf_animation(v, xs0, xs1, ts, opts.direction, fit_config.solver, opts.morph)
+        anim = Animation(*(a[:, 0] for a in jax.device_get(anim)))
+        # The forward end map u_1 (what --save-field writes and the measures describe).
+        if opts.direction == "backward" and not opts.morph:
+            end = svf_animation(v, xs0, xs1, np.ones(1, np.float32), "forward",
+                                fit_config.solver).disp[-1, 0]
+        else:
+            end = anim.disp[0 if opts.direction == "backward" else len(ts) - 1]
+        end = np.asarray(end)
+        measures = jax.device_get(_end_report(xs0[0], xs1[0], end, anim.disp))
+        fit_took = f"{t2 - t1:.1f} s" + (f" (+{t1 - t0:.1f} s compiling)" if t1 - t0 > 0.05 else "")
+        log(
+            f"fitted in {fit_took}: PSNR to the target {measures['psnr_still']:.1f} dB without "
+            f"motion, {measures['psnr_warped']:.1f} dB warped; {_describe_warp(measures)}"
+        )
+        out.append(Rendered(source.stem, anim, end))
+    return out
+
+
+def _gif_paths(names: list[str], out: str | None, direction: str) -> list[Path]:
+    if out is not None and out.lower().endswith(".gif"):
+        if len(names) != 1:
+            raise AnimationError(
+                f"--out {out}: names one file, but there are {len(names)} animations; give a folder"
+            )
+        return [Path(out)]
+    folder = Path(out or "animations")
+    suffix = "" if direction == "forward" else f"_{direction}"
+    return [folder / f"{name}{suffix}.gif" for name in _unique_names(names)]
+
+
+def _check_folder(flag: str, value: str, folder: Path) -> None:
+    """``folder`` exists as a folder or can be created (no file in the way)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise AnimationError(f"{flag} {value}: {existing} is a file; expected a folder there")
+
+
+def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path]:
+    """Everything ``animate.py`` does: animate, then write GIFs and the extras asked for.
+
+    A shipped model (``opts.model``) or a run (``opts.workdir``, or the latest under
+    ``opts.runs_dir``) animates ``opts.inputs`` (or a run's test images); with ``opts.fit``,
+    or with an input and a target and no run, a stationary field is fitted to each pair
+    instead.
+
+    Returns:
+      The GIFs written.
+
+    Raises:
+      AnimationError: one line saying what is wrong (no run, unreadable image, ...).
+    """
+    # Missing inputs and impossible output paths fail now, before a model is loaded or a
+    # pair fitted.
+    expand_inputs(opts.inputs)
+    expand_inputs(opts.targets, "--target")
+    if opts.out is not None:
+        out = Path(opts.out)
+        _check_folder("--out", opts.out, out.parent if out.suffix.lower() == ".gif" else out)
+    if opts.frames_dir is not None:
+        _check_folder("--frames-dir", opts.frames_dir, Path(opts.frames_dir))
+    if opts.save_field is not None:
+        field = Path(opts.save_field)
+        is_file = field.suffix.lower() == ".npy"
+        _check_folder("--save-field", opts.save_field, field.parent if is_file else field)
+    if opts.model is not None and (opts.workdir is not None or opts.fit):
+        raise AnimationError(f"--model {opts.model}: give either --model, --workdir or --fit")
+    ts = np.linspace(0.0, 1.0, opts.t_steps, dtype=np.float32)
+    workdir = None if opts.workdir is None else Path(opts.workdir)
+    if opts.fit:
+        animations = _fit_animations(opts, ts, log)
+    elif opts.model is not None:
+        animations = _model_animations(opts, None, ts, log)
+    else:
+        if workdir is None:
+            workdir = find_latest_run(opts.runs_dir)
+        if workdir is None and opts.inputs and opts.targets:
+            log(f"no trained run under {opts.runs_dir}/: fitting the pair instead")
+            animations = _fit_animations(opts, ts, log)
+        elif workdir is None:
+            raise AnimationError(
+                f"no trained run found under {opts.runs_dir}/ (a folder with config.toml and "
+                f"checkpoints/); {TRAIN_HINT}, or pass --workdir RUN, or fit one pair with "
+                "--input a.png --target b.png"
+            )
+        else:
+            animations = _model_animations(opts, workdir, ts, log)
+
+    names = [a.name for a in animations]
+    gif_paths = _gif_paths(names, opts.out, opts.direction)
+    field_paths = _field_paths(names, opts.save_field)
+    try:
+        for rendered, gif, field in zip(animations, gif_paths, field_paths):
+            _write_outputs(opts, rendered, gif, field, len(animations), log)
+    except OSError as e:
+        # Files are written via temporary names beside them: name the folder.
+        where = Path(e.filename).parent if e.filename else gif_paths[0].parent
+        raise AnimationError(f"cannot write to {where}/ ({e.strerror or e})") from None
+    return gif_paths
+
+
+def _field_paths(names: list[str], save_field: str | None) -> list[Path | None]:
+    """Where ``--save-field`` puts each animation's end map (None: not asked for)."""
+    if save_field is None:
+        return [None] * len(names)
+    if save_field.lower().endswith(".npy"):
+        if len(names) != 1:
+            raise AnimationError(
+                f"--save-field {save_field}: names one file, but there are {len(names)} "
+                "animations; give a folder"
+            )
+        return [Path(save_field)]
+    return [Path(save_field) / f"{name}.npy" for name in _unique_names(names)]
+
+
+def _write_outputs(
+    opts: RenderOptions, rendered: Rendered, gif: Path, field: Path | None, count: int, log
+) -> None:
+    """The GIF and the extras asked for, for one animation."""
+    import io
+
+    from jwarp import media
+    from jwarp.files import atomic_write
+
+    anim = rendered.animation
+    frames = np.asarray(anim.frames)
+    if opts.grid:
+        spacing = opts.grid if opts.grid > 0 else max(4, min(frames.shape[1:3]) // 8)
+        frames = media.draw_grid(frames, np.asarray(anim.disp), spacing)
+    media.write_gif(gif, frames, opts.fps, opts.scale, pause=opts.pause)
+    written = [str(gif)]
+    if opts.frames_dir:
+        folder = Path(opts.frames_dir)
+        folder = folder if count == 1 else folder / gif.stem
+        media.write_frames(folder, frames)
+        written.append(f"{len(frames)} PNG frames in {folder}")
+    if opts.sheet:
+        sheet = gif.with_name(f"{gif.stem}_sheet.png")
+        media.write_png(sheet, media.contact_sheet(frames, opts.sheet))
+        written.append(str(sheet))
+    if field is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(rendered.end_disp, np.float32))
+        atomic_write(field, buffer.getvalue())
+        written.append(f"{field} (end map u, [H, W, 2] pixels (dy, dx))")
+    log(f"wrote {', '.join(written)}")
+
+
+__all__ = [
+    "MAX_FIT_SIZE",
+    "RenderOptions",
+    "Rendered",
+    "expand_inputs",
+    "render",
+]
