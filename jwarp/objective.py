@@ -70,7 +70,7 @@ def generate(config: Config, apply_fn: Callable, params: Any, batch: Batch, pena
     return warp(x0, fwd.disp[-1]), fwd, bwd
 
 
-def _generator_parts(params, batch: Batch, config: Config, apply_fn):
+def generator_parts(params, batch: Batch, config: Config, apply_fn):
     """The solves of a generator step: ``(x1_hat, rest, metrics)``.
 
     ``rest`` is every term of the generator loss but ``L_fit``: the penalties of both
@@ -108,7 +108,7 @@ def _generator_parts(params, batch: Batch, config: Config, apply_fn):
     return x1_hat, rest, metrics
 
 
-def _adversarial_fit(config: Config, critic_fn, critic_params, x1_hat):
+def adversarial_fit(config: Config, critic_fn, critic_params, x1_hat):
     """``L_fit`` of GAN mode: ``-mean D(x1_hat)`` (WGAN) or ``½ mean (D(x1_hat) - 1)^2``."""
     scores = critic_fn(critic_params, x1_hat)
     if config.loss.gan == "wgan-gp":
@@ -118,16 +118,16 @@ def _adversarial_fit(config: Config, critic_fn, critic_params, x1_hat):
 
 def generator_loss(params, critic_params, batch: Batch, config: Config, apply_fn, critic_fn):
     """The generator objective of docs/method.md §5 and its parts."""
-    x1_hat, rest, metrics = _generator_parts(params, batch, config, apply_fn)
+    x1_hat, rest, metrics = generator_parts(params, batch, config, apply_fn)
     if config.loss.mode == "l2":
         fit = metrics["endpoint_sq"]
     else:
-        fit = _adversarial_fit(config, critic_fn, critic_params, x1_hat)
+        fit = adversarial_fit(config, critic_fn, critic_params, x1_hat)
     loss = fit + rest
     return loss, {"loss": loss, "fit": fit, **metrics}
 
 
-def _critic_objective(critic_params, fake, real, key, config: Config, critic_fn):
+def critic_objective(critic_params, fake, real, key, config: Config, critic_fn):
     """WGAN-GP: ``mean D(fake) - mean D(real) + lambda GP``; LSGAN: least squares."""
     d = lambda x: critic_fn(critic_params, x)
     d_real, d_fake = d(real), d(fake)
@@ -144,7 +144,7 @@ def critic_loss(critic_params, gen_params, batch: Batch, key, config: Config, ap
     """The critic objective on fakes warped from ``batch["x0"]`` by ``gen_params``."""
     x1_hat, _, _ = generate(config, apply_fn, gen_params, batch, penalties=False)
     fake = jax.lax.stop_gradient(x1_hat)
-    return _critic_objective(critic_params, fake, batch["x1"], key, config, critic_fn)
+    return critic_objective(critic_params, fake, batch["x1"], key, config, critic_fn)
 
 
 __all__ = [

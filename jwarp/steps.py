@@ -21,11 +21,11 @@ from jwarp import parallel
 from jwarp.config import Config
 from jwarp.execution import plan
 from jwarp.objective import (
-    _adversarial_fit,
-    _critic_objective,
-    _generator_parts,
+    adversarial_fit,
     critic_loss,
+    critic_objective,
     generator_loss,
+    generator_parts,
 )
 from jwarp.optim import States
 
@@ -84,7 +84,7 @@ def make_step_fns(config: Config, states: States, mesh: Mesh | None = None) -> S
     def gan_step(gen_state, critic_state, batch, reals, key):
         # One generator forward (both solves, penalties), kept for its backward pass.
         def parts(params):
-            x1_hat, rest, metrics = _generator_parts(params, batch, config, apply_fn)
+            x1_hat, rest, metrics = generator_parts(params, batch, config, apply_fn)
             return (x1_hat, rest), metrics
 
         (x1_hat, rest), pullback, metrics = jax.vjp(parts, gen_state.params, has_aux=True)
@@ -92,7 +92,7 @@ def make_step_fns(config: Config, states: States, mesh: Mesh | None = None) -> S
 
         def critic_update(state, inputs):
             real, i = inputs
-            grads, cm = jax.grad(_critic_objective, has_aux=True)(
+            grads, cm = jax.grad(critic_objective, has_aux=True)(
                 state.params, fake, real, jax.random.fold_in(key, i), config, update_fn
             )
             return state.apply_gradients(grads=grads), cm
@@ -104,7 +104,7 @@ def make_step_fns(config: Config, states: States, mesh: Mesh | None = None) -> S
         )
         # L_fit against the updated critic, back through the same forward.
         fit, dfit = jax.value_and_grad(
-            lambda x: _adversarial_fit(config, critic_fn, critic_state.params, x)
+            lambda x: adversarial_fit(config, critic_fn, critic_state.params, x)
         )(x1_hat)
         (grads,) = pullback((dfit, jnp.ones_like(rest)))
         metrics = {

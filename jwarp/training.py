@@ -73,7 +73,8 @@ class TrainResult:
 
 def _check_compatible(saved: Config, config: Config, path: Path) -> None:
     """A run folder can resume only with the same model, flow and data shapes, and the same
-    optimiser state layout (with or without the parameter average)."""
+    optimiser state layout (with or without the parameter average); ``[execution]`` may
+    change (it decides how, not what)."""
     for section in ("model", "flow", "data"):
         a, b = getattr(saved, section), getattr(config, section)
         if a != b:
