@@ -2,8 +2,8 @@
 
 ``train`` is the host loop around the jitted steps of ``jwarp.steps`` (objective:
 ``jwarp.objective``; optimisers and states: ``jwarp.optim``): data, run folder, checkpoints,
-metrics, samples, progress, signals. In a multi-process run every process runs the loop; only
-process 0 writes files.
+metrics (``metrics.jsonl`` and TensorBoard events), samples, progress, signals. In a
+multi-process run every process runs the loop; only process 0 writes files.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from jwarp.objective import conditioning
 from jwarp.optim import States, inference_params, init_states
 from jwarp.sampler import warp
 from jwarp.steps import StepFns, make_step_fns, train_iteration
+from jwarp.tensorboard import EventWriter, NoEvents, truncate_events
 
 # --- data -----------------------------------------------------------------------------------
 
@@ -133,7 +134,8 @@ def train(
 ) -> TrainResult:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint unless told not to.
 
-    Writes ``config.toml``, ``checkpoints/``, ``metrics.jsonl`` and ``samples/*.gif``. Ctrl-C
+    Writes ``config.toml``, ``checkpoints/``, ``metrics.jsonl``, ``samples/*.gif`` and
+    ``tensorboard/`` (``_events_writer``: the same metrics and the samples' frames). Ctrl-C
     or SIGTERM saves a checkpoint at the next step boundary and returns with
     ``interrupted=True``. A non-finite loss raises ``TrainingError`` naming the step; the last
     checkpoint written before it stays the latest.
@@ -144,7 +146,7 @@ def train(
     arguments, loads only its rows of each batch and takes part in saving and restoring
     checkpoints; only process 0 writes the config, metrics, GIFs, logs and progress bar.
     ``workdir`` may be a ``gs://`` URL (through orbax and ``etils.epath``); a multi-host run
-    needs such a shared folder.
+    needs such a shared folder (which gets no TensorBoard events).
     """
     mesh = parallel.data_mesh() if mesh is None else mesh
     tcfg = config.train
@@ -171,8 +173,13 @@ def train(
     bar = _progress_bar(tcfg.steps, step) if progress and primary else None
     interrupted = False
     try:
-        with _metrics_writer(metrics_path, primary) as metrics_file:
-            metrics = _Metrics(tcfg, metrics_file, bar, checkpoints, workdir / "checkpoints")
+        with (
+            _metrics_writer(metrics_path, primary) as metrics_file,
+            _events_writer(workdir, step, primary, log) as events,
+        ):
+            metrics = _Metrics(
+                tcfg, metrics_file, events, bar, checkpoints, workdir / "checkpoints"
+            )
             states, step = _train_loop(run, states, step, stop, metrics, bar)
             metrics.flush()
             if stop.signal is not None and step < tcfg.steps:
@@ -285,7 +292,7 @@ def _train_loop(
             metrics.flush()  # never checkpoint a non-finite state
             _save(run, step, states)
         if step % tcfg.sample_every == 0 or step == tcfg.steps:
-            _write_sample(run, step, states)
+            _write_sample(run, step, states, metrics.events)
     return states, step
 
 
@@ -298,29 +305,36 @@ def _save(run: _Run, at_step: int, states: States) -> None:
     )
 
 
-def _write_sample(run: _Run, step: int, states: States) -> None:
+def _write_sample(run: _Run, step: int, states: States, events) -> None:
     """``samples/step_XXXXXXX.gif``: the sample sources animated by ``states``' generator, side
-    by side. Every process computes the frames; process 0 writes them."""
+    by side; and to ``events``, the image ``samples`` at ``step``: its frames at t = 0, 1/3,
+    2/3 and 1, top to bottom. Every process computes the frames; process 0 writes them."""
     from jwarp.media import write_gif  # host-side only
 
     params = inference_params(states.generator)
     frames = _side_by_side(run.sample_fn(params, *run.samples))
     if run.primary:
-        write_gif(
-            run.workdir / "samples" / f"step_{step:07d}.gif",
-            frames,
-            fps=8,
-            scale=max(1, 128 // run.config.data.image_size),
-        )
+        scale = max(1, 128 // run.config.data.image_size)
+        write_gif(run.workdir / "samples" / f"step_{step:07d}.gif", frames, fps=8, scale=scale)
+        events.image(step, "samples", _frame_strip(frames, scale))
+
+
+def _frame_strip(frames: np.ndarray, scale: int, n: int = 4) -> np.ndarray:
+    """``[T, H, W, C] -> [n*H*scale, W*scale, C]``: ``n`` evenly spaced frames (the first and
+    the last included) one under another, enlarged ``scale`` times (nearest pixel)."""
+    picks = np.round(np.linspace(0, len(frames) - 1, min(n, len(frames)))).astype(int)
+    strip = np.concatenate(list(np.asarray(frames)[picks]), axis=0)
+    return strip.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
 class _Metrics:
     """Each step's metrics, read from the devices one step late (no sync per step): checked
-    finite (else ``TrainingError``), written every ``train.log_every`` steps and at the last,
-    shown on the progress bar; ``last`` is the latest read."""
+    finite (else ``TrainingError``), written every ``train.log_every`` steps and at the last
+    (to ``metrics.jsonl`` and as TensorBoard scalars ``train/NAME``), shown on the progress
+    bar; ``last`` is the latest read."""
 
-    def __init__(self, tcfg, metrics_file, bar, checkpoints: Checkpoints, ckpt_dir: Path):
-        self.tcfg, self.file, self.bar = tcfg, metrics_file, bar
+    def __init__(self, tcfg, metrics_file, events, bar, checkpoints: Checkpoints, ckpt_dir: Path):
+        self.tcfg, self.file, self.events, self.bar = tcfg, metrics_file, events, bar
         self.checkpoints, self.ckpt_dir = checkpoints, ckpt_dir
         self.pending = None  # (step, device metrics, step time) not read yet
         self.last: dict[str, float] = {}
@@ -351,6 +365,7 @@ class _Metrics:
             record = {"step": at, **host, "step_time_s": seconds}
             self.file.write(json.dumps(record) + "\n")
             self.file.flush()
+            self.events.scalars(at, {**host, "step_time_s": seconds}, prefix="train/")
         if self.bar is not None:
             shown = ("loss", "fit", "wasserstein", "critic_loss", "neg_jac_frac")
             postfix = {k: f"{host[k]:.4g}" for k in shown if k in host}
@@ -449,6 +464,38 @@ def _metrics_writer(path, primary: bool):
     else:
         with open(path, "a") as f:
             yield f
+
+
+@contextlib.contextmanager
+def _events_writer(workdir, step: int, primary: bool, log: Callable[[str], None]):
+    """TensorBoard events in ``workdir/tensorboard/`` for a run that starts after ``step`` steps
+    (``jwarp.tensorboard.EventWriter``: ``scalars``, ``image``, ``flush``), on process 0 of a
+    local run folder; events after ``step`` left there by an earlier run are dropped first, as
+    ``metrics.jsonl``'s records are. A ``gs://`` run folder gets none (one line in the log):
+    TensorBoard's writers append to files, which an object store cannot do.
+
+    Writing fails as ``metrics.jsonl`` does: an ``OSError`` naming the file, from the training
+    loop. Each event is flushed as it is written (as each record of ``metrics.jsonl`` is), and
+    the file closed on the way out, whatever happens; closing does not hide the error that
+    ends a run.
+    """
+    if not primary:
+        yield NoEvents()
+        return
+    if is_remote(workdir):
+        log(f"{workdir}: TensorBoard events are written in local run folders only; none here")
+        yield NoEvents()
+        return
+    directory = Path(workdir) / "tensorboard"
+    truncate_events(directory, step)
+    events = EventWriter(directory, step)
+    try:
+        yield events
+    except BaseException:
+        with contextlib.suppress(OSError):  # the same full disk, say
+            events.close()
+        raise
+    events.close()
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

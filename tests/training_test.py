@@ -1,6 +1,8 @@
-"""Training: smoke runs in both modes, learning through the ODE, exact resume, NaN, SIGTERM."""
+"""Training: smoke runs in both modes, learning through the ODE, exact resume, NaN, SIGTERM,
+TensorBoard events."""
 
 import dataclasses
+import io
 import json
 import re
 import signal
@@ -35,6 +37,33 @@ def _leaves_equal(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+def _tensorboard(run_dir: Path) -> tuple[dict[int, dict[str, float]], dict[int, np.ndarray]]:
+    """A run folder's TensorBoard events: ``({step: {tag: value}}, {step: sample image})``."""
+    from PIL import Image
+
+    from jwarp.tensorboard import read_events
+
+    scalars, images = {}, {}
+    for event in read_events(run_dir / "tensorboard"):
+        for value in event.summary.value:
+            if value.HasField("image"):
+                assert value.tag == "samples" and event.step not in images
+                png = Image.open(io.BytesIO(value.image.encoded_image_string))
+                assert png.size == (value.image.width, value.image.height)
+                images[event.step] = np.asarray(png)
+            else:
+                scalars.setdefault(event.step, {})[value.tag] = value.simple_value
+    return scalars, images
+
+
+def _as_scalars(records: list[dict]) -> dict[int, dict[str, float]]:
+    """``metrics.jsonl`` records as TensorBoard keeps them: ``train/NAME``, float32."""
+    return {
+        r["step"]: {f"train/{k}": float(np.float32(v)) for k, v in r.items() if k != "step"}
+        for r in records
+    }
+
+
 # GAN runs are in CI through test_resume_is_exact (three of them); ~30 s of compiles here. The
 # L2 run keeps the parameter average too, so CI still checks that a saved run animates with it.
 @pytest.mark.parametrize("mode", ["l2", pytest.param("gan", marks=pytest.mark.slow)])
@@ -48,6 +77,11 @@ def test_smoke_run_writes_a_loadable_run_folder(tmp_path, mode):
     assert [r["step"] for r in records] == [1, 2]
     assert all(np.isfinite(r["loss"]) for r in records)
     assert (tmp_path / "config.toml").exists() and list((tmp_path / "samples").glob("*.gif"))
+    scalars, images = _tensorboard(tmp_path)
+    assert scalars == _as_scalars(records)  # every metric, at its step
+    assert list(images) == [2]  # the sample's frames at t = 0, 1/3, 2/3, 1, one under another
+    size, scale = config.data.image_size, 128 // config.data.image_size
+    assert images[2].shape[0] == 4 * size * scale and images[2].shape[1] % (size * scale) == 0
     checkpoints = Checkpoints(tmp_path / "checkpoints")
     assert checkpoints.latest_step() == 2
     target = {"generator": result.states.generator, "critic": result.states.critic}
@@ -227,6 +261,15 @@ def test_resume_is_exact(tmp_path):
         log=lambda s: None,
     )
     assert first.step == 3
+    # What a run killed after step 3's checkpoint leaves: events after it, one cut short.
+    from jwarp.tensorboard import EventWriter, event_files
+
+    orphans = EventWriter(tmp_path / "b" / "tensorboard", 3)
+    orphans.scalars(4, {"loss": 99.0}, prefix="train/")
+    orphans.image(5, "samples", np.zeros((4, 4, 3)))
+    orphans.close()
+    with open(event_files(tmp_path / "b" / "tensorboard")[-1], "ab") as f:
+        f.write(b"\x30\x00\x00")
     resumed = train(
         load_config("smoke", {**overrides, "train.steps": 6}),
         tmp_path / "b",
@@ -242,6 +285,16 @@ def test_resume_is_exact(tmp_path):
     lines = lambda p: (p / "metrics.jsonl").read_text().splitlines()
     strip = lambda ls: [{k: v for k, v in json.loads(x).items() if k != "step_time_s"} for x in ls]
     assert strip(lines(tmp_path / "a")) == strip(lines(tmp_path / "b"))
+    # TensorBoard too: the orphans are dropped, the resumed run's events follow step 3's.
+    drop_time = lambda scalars: {
+        s: {k: v for k, v in tags.items() if k != "train/step_time_s"}
+        for s, tags in scalars.items()
+    }
+    (a_scalars, a_images), (b_scalars, b_images) = (_tensorboard(tmp_path / r) for r in "ab")
+    assert sorted(b_scalars) == [1, 2, 3, 4, 5, 6]
+    assert drop_time(a_scalars) == drop_time(b_scalars)
+    assert sorted(a_images) == [6] and sorted(b_images) == [3, 6]  # samples at each run's end
+    np.testing.assert_array_equal(a_images[6], b_images[6])
 
 
 def test_a_run_resumes_under_other_execution_settings(tmp_path):
@@ -325,6 +378,42 @@ def test_resume_drops_metrics_after_its_step_and_a_line_cut_short_by_kill_9(tmp_
     path.write_text(lines[0] + "\n" + lines[1])  # died just before the newline
     _truncate_metrics(path, 2)
     assert path.read_text() == lines[0] + "\n" + lines[1] + "\n"
+
+
+def test_resume_drops_events_after_its_step_and_a_record_cut_short_by_kill_9(tmp_path):
+    from jwarp.tensorboard import EventWriter, event_files, read_events, truncate_events
+
+    directory = tmp_path / "tensorboard"
+    writer = EventWriter(directory)
+    for step in (1, 2, 3):
+        writer.scalars(step, {"loss": 1.0 / step}, prefix="train/")
+    writer.image(2, "samples", np.full((2, 3, 1), 0.5))
+    writer.close()
+    (path,) = event_files(directory)
+    whole = path.read_bytes()
+    path.write_bytes(whole + whole[-20:])  # the run died mid-write
+    truncate_events(directory, 2)
+    kept = [(e.step, [v.tag for v in e.summary.value]) for e in read_events(directory)]
+    assert kept == [(0, []), (1, ["train/loss"]), (2, ["train/loss"]), (2, ["samples"])]
+    truncated = path.read_bytes()
+    truncate_events(directory, 2)  # nothing left to drop: the file is kept as it is
+    assert path.read_bytes() == truncated
+    truncate_events(directory, 0)  # a fresh start (--no-resume): no summaries, no file
+    assert event_files(directory) == []
+
+
+def test_a_full_disk_fails_an_event_write_naming_the_file(tmp_path):
+    """As a ``metrics.jsonl`` write does: an ``OSError`` that ``jwarp.cli`` prints as
+    ``path: reason``; writes are synchronous, so none is lost in a background thread."""
+    from jwarp.tensorboard import EventWriter
+
+    writer = EventWriter(tmp_path)
+    writer._file.close()
+    writer._file = open("/dev/full", "wb", buffering=0)  # every write: ENOSPC
+    with pytest.raises(OSError, match="No space left") as info:
+        writer.scalars(1, {"loss": 1.0})
+    assert info.value.filename == str(writer.path)
+    writer.close()
 
 
 def test_real_data_sets_train_on_their_training_split_only(mini_smiles, real_mnist):
