@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from etils import epath
@@ -24,38 +26,49 @@ def run_path(path: str | os.PathLike) -> Path | epath.Path:
     return epath.Path(path) if is_remote(path) else Path(path)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``.
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[str]:
+    """A temporary file beside local ``path`` to write; renamed over ``path`` on success.
 
     The file gets the usual permissions (``0o666`` less the umask), not ``mkstemp``'s 0600.
-    A URL (``gs://``) is written in one upload instead: an object store replaces an object
-    only once the upload is complete, which is the same guarantee.
 
     Raises:
       OSError: naming ``path`` (not the temporary file), e.g. a full disk; the temporary
         file is removed and an existing ``path`` is left as it was.
     """
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    if is_remote(path):
-        epath.Path(path).write_bytes(payload)
-        return
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(path)) from e
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):  # name the file asked for, not the temporary one
+        if isinstance(e, OSError) and e.filename != str(path):  # name the file asked for
             raise OSError(e.errno, e.strerror, str(path)) from e
         raise
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``
+    (``atomic_file``). A URL (``gs://``) is written in one upload instead: an object store
+    replaces an object only once the upload is complete, which is the same guarantee.
+
+    Raises:
+      OSError: naming ``path``; an existing ``path`` is left as it was.
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    if is_remote(path):
+        epath.Path(path).write_bytes(payload)
+        return
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,4 +1,5 @@
-"""Host-side image input and output: animated GIFs, PNG frames, contact sheets, grid overlays.
+"""Host-side image input and output: animations (GIF, animated WebP, MP4), PNG frames, contact
+sheets, grid overlays.
 
 Frames are ``float [T, H, W, C]`` in ``[0, 1]`` with ``C in {1, 3, 4}`` (docs/method.md §2;
 RGBA holds straight colours, alpha is coverage). Every file is written atomically
@@ -15,20 +16,28 @@ merges identical consecutive frames: a GIF asked to have 120 frames has 120 fram
 * RGBA: pixels with alpha < 0.5 use a reserved transparent palette index, the other 255 entries
   hold the opaque colours, and every frame is disposed to the background (disposal 2) so a
   moving shape leaves no trail over the transparent background.
+
+Animated WebP (``encode_webp``) is Pillow's (libwebp): full colour and 8-bit alpha. MP4
+(``write_mp4``) is H.264 through ``imageio-ffmpeg``, which ships an ffmpeg binary (the
+optional extra ``jwarp[video]``); RGBA is composited over a background as for a GIF without
+transparency. ``write_animation`` picks the writer by format (``OUTPUT_FORMATS``).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import GifImagePlugin, Image
 
-from jwarp.files import atomic_write
+from jwarp.choices import OUTPUT_FORMATS
+from jwarp.files import atomic_file, atomic_write
 
 _GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _MODE_BY_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -85,12 +94,14 @@ def _global_palette(rgb_Nx3: np.ndarray, capacity: int) -> tuple[np.ndarray, np.
     return palette, np.asarray(quantized, np.uint8).reshape(-1)
 
 
-def _delays_cs(n: int, fps: float, pause: float) -> list[int]:
-    """Per-frame delays in centiseconds whose running sum follows ``k / fps`` (so 30 fps is
-    3, 4, 3, 3, 4, ... rather than 3 throughout), with ``pause`` seconds added to the last."""
-    edges = [round(100.0 * k / fps) for k in range(n + 1)]
-    delays = [max(_MIN_DELAY_CS, b - a) for a, b in zip(edges[:-1], edges[1:])]
-    delays[-1] += round(100.0 * pause)
+def _delays_cs(n: int, fps: float, pause: float, ticks: int = 100) -> list[int]:
+    """Per-frame delays in centiseconds (``1 / ticks`` s) whose running sum follows ``k / fps``
+    (so 30 fps is 3, 4, 3, 3, 4, ... rather than 3 throughout), at least 0.02 s each, with
+    ``pause`` seconds added to the last."""
+    edges = [round(ticks * k / fps) for k in range(n + 1)]
+    shortest = _MIN_DELAY_CS * ticks // 100
+    delays = [max(shortest, b - a) for a, b in zip(edges[:-1], edges[1:])]
+    delays[-1] += round(ticks * pause)
     return delays
 
 
@@ -169,6 +180,162 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, *args, **options) -> 
     leaves a partial file there. Returns ``path``."""
     atomic_write(path, encode_gif(frames, *args, **options))
     return Path(path)
+
+
+# --- animated WebP and MP4 ------------------------------------------------------------------
+
+VIDEO_EXTRA = 'pip install "jwarp[video]"'
+_WEBP_QUALITY = 90
+
+
+def _scaled(frames: np.ndarray, scale: int) -> np.ndarray:
+    if scale < 1:
+        raise ValueError(f"scale: expected an integer >= 1, got {scale}")
+    return frames if scale == 1 else frames.repeat(scale, axis=1).repeat(scale, axis=2)
+
+
+def _check_timing(fps: float, pause: float) -> None:
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"fps: expected a positive number, got {fps}")
+    if pause < 0:
+        raise ValueError(f"pause must be >= 0, got {pause}")
+
+
+def encode_webp(
+    frames: np.ndarray, fps: float = 24.0, scale: int = 1, *, pause: float = 0.0
+) -> bytes:
+    """Encodes frames as a looping animated WebP (Pillow's libwebp).
+
+    Lossy at quality 90 with lossless alpha: on 120 smooth-noise 256x256 RGB frames lossless
+    WebP took 14 MB, quality 90 1.6 MB (about 0.4 s each). Grey becomes RGB (WebP has no grey
+    mode); RGBA keeps its alpha. Delays are whole milliseconds whose running sum follows
+    ``k / fps`` (at least 20 ms, as for a GIF); libwebp merges identical consecutive frames
+    into one frame of their summed duration, so the timing is kept.
+
+    Args:
+      frames: ``[T, H, W, C]`` floats in ``[0, 1]``, ``C in {1, 3, 4}``.
+      fps: frames per second.
+      scale: integer nearest-neighbour upscaling.
+      pause: extra seconds the last frame is held before the loop restarts.
+
+    Returns:
+      The WebP file's bytes.
+    """
+    from PIL import features
+
+    frames = _check_frames(frames)
+    _check_timing(fps, pause)
+    if not features.check("webp"):
+        raise ValueError("animated WebP: this Pillow was built without WebP support")
+    pixels = _to_uint8(_scaled(frames, scale))
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    mode = "RGBA" if pixels.shape[-1] == 4 else "RGB"
+    images = [Image.fromarray(np.ascontiguousarray(f), mode) for f in pixels]
+    delays = _delays_cs(len(images), fps, pause, ticks=1000)  # milliseconds
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:],
+                   duration=delays, loop=0, quality=_WEBP_QUALITY, alpha_quality=100)
+    return buffer.getvalue()
+
+
+def write_webp(path: str | os.PathLike, frames: np.ndarray, *args, **options) -> Path:
+    """Writes ``encode_webp(frames, *args, **options)`` to ``path`` atomically; returns it."""
+    atomic_write(path, encode_webp(frames, *args, **options))
+    return Path(path)
+
+
+def mp4_writer():
+    """``imageio_ffmpeg.write_frames``, or ``ValueError`` (one line naming the extra to
+    install) when imageio-ffmpeg or its ffmpeg binary is missing."""
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()  # RuntimeError when no binary ships for this platform
+    except (ImportError, RuntimeError) as e:
+        raise ValueError(
+            f"MP4 output needs imageio-ffmpeg and its ffmpeg ({type(e).__name__}): "
+            f"{VIDEO_EXTRA}"
+        ) from None
+    return imageio_ffmpeg.write_frames
+
+
+def write_mp4(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fps: float = 24.0,
+    scale: int = 1,
+    *,
+    pause: float = 0.0,
+    background: float = 1.0,
+    crf: int = 18,
+) -> Path:
+    """Writes frames as an H.264 MP4 (``yuv420p``, what every player plays) via imageio-ffmpeg.
+
+    Written to a temporary name beside ``path`` and renamed when ffmpeg has finished, so a
+    killed writer never leaves a partial file under ``path``.
+
+    Args:
+      path: the ``.mp4`` file.
+      frames: ``[T, H, W, C]`` floats in ``[0, 1]``; grey becomes RGB, RGBA is composited
+        over ``background`` (``to_uint8_rgb``: MP4 has no transparency).
+      fps: frames per second (a constant frame rate).
+      scale: integer nearest-neighbour upscaling.
+      pause: extra seconds on the last frame: it is repeated ``round(pause * fps)`` times.
+      crf: x264's constant rate factor (18: visually lossless; lower is larger).
+
+    Returns:
+      ``path``.
+
+    Raises:
+      ValueError: imageio-ffmpeg is missing (``mp4_writer``).
+      OSError: ffmpeg failed or the folder cannot be written (naming ``path``).
+    """
+    write_frames = mp4_writer()
+    frames = _check_frames(frames)
+    _check_timing(fps, pause)
+    rgb = to_uint8_rgb(_scaled(frames, scale), background)
+    # yuv420p stores colour at half resolution, so H.264 needs an even width and height: an
+    # odd side gets one more row or column repeating its last one (padding, not scaling,
+    # keeps every pixel as it was; imageio-ffmpeg's own fix would rescale to a multiple of 16).
+    _, h, w, _ = rgb.shape
+    rgb = np.pad(rgb, [(0, 0), (0, h % 2), (0, w % 2), (0, 0)], mode="edge")
+    hold = round(pause * fps)
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        try:
+            writer = write_frames(
+                tmp, (rgb.shape[2], rgb.shape[1]), fps=fps, codec="libx264", quality=None,
+                pix_fmt_out="yuv420p", macro_block_size=1, ffmpeg_log_level="error",
+                output_params=["-crf", str(crf), "-movflags", "+faststart", "-f", "mp4"],
+            )
+            writer.send(None)  # starts ffmpeg
+            for frame in rgb:
+                writer.send(np.ascontiguousarray(frame))
+            for _ in range(hold):
+                writer.send(np.ascontiguousarray(rgb[-1]))
+            writer.close()
+        except OSError as e:  # ffmpeg's own message spans lines: its last one
+            lines = [line for line in str(e.strerror or e).splitlines() if line.strip()]
+            reason = lines[-1].strip() if lines else type(e).__name__
+            raise OSError(e.errno or errno.EIO, f"ffmpeg: {reason}", str(path)) from e
+    return path
+
+
+def write_animation(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    fmt: str,
+    fps: float = 24.0,
+    scale: int = 1,
+    *,
+    pause: float = 0.0,
+) -> Path:
+    """Writes frames as ``fmt`` (one of ``OUTPUT_FORMATS``) to ``path``, atomically."""
+    writers = {"gif": write_gif, "webp": write_webp, "mp4": write_mp4}
+    if fmt not in writers:
+        raise ValueError(f"format: expected one of {OUTPUT_FORMATS}, got {fmt!r}")
+    return writers[fmt](path, frames, fps, scale, pause=pause)
 
 
 # --- PNG frames and contact sheets -----------------------------------------------------------
@@ -319,39 +486,59 @@ def _natural_channels(img: Image.Image) -> int:
     return 3
 
 
-def load_image(
+class InputImage(NamedTuple):
+    """An image file read as a model input (``read_input``).
+
+    ``content``: ``(top, left, height, width)``, the part of ``image`` that shows the photo
+    (all of it unless padded). ``aspect``: ``(height, width)`` at which the photo keeps its
+    own aspect (``content``'s size, except for ``"stretch"``, where ``image`` must be
+    resampled to it).
+    """
+
+    image: np.ndarray
+    note: str | None
+    content: tuple[int, int, int, int]
+    aspect: tuple[int, int]
+
+
+def read_input(
     path: str | os.PathLike,
-    size: int | None,
+    size: int | tuple[int, int] | None,
     channels: int | None,
     max_size: int | None = None,
-) -> tuple[np.ndarray, str | None]:
-    """Reads any image file as a model input: centre-cropped square, resized, converted.
-
-    The conversion is ``jwarp.data.read_image``'s, the one training data from image folders
-    gets: EXIF orientation applied, 16-bit grey kept at full precision, Lanczos resampling with
-    premultiplied alpha, alpha dropped by compositing on black, grey as Rec. 601 luminance,
-    opaque alpha for images without one; this adds the note saying what changed.
+    resize: str = "crop",
+    keep_aspect: bool = False,
+) -> InputImage:
+    """Reads any image file as a model input, converted as ``jwarp.data.read_image`` converts
+    training data: EXIF orientation applied, 16-bit grey kept at full precision, Lanczos
+    resampling with premultiplied alpha, alpha dropped by compositing on black, grey as Rec.
+    601 luminance, opaque alpha for images without one; with a note saying what changed.
 
     Args:
       path: image file (PNG, JPEG, GIF (first frame), WebP, TIFF, BMP, ...).
-      size: output height and width; None keeps the centre square's own size (at most
-        ``max_size``).
+      size: ``height = width = size``, or ``(height, width)``; None: the photo's own size (its
+        centre square's, or with ``keep_aspect`` all of it), at most ``max_size``. With
+        ``keep_aspect`` an int is the longer side.
       channels: 1, 3 or 4; None keeps the image's own (1 grey, 3 colour, 4 with transparency).
-      max_size: with ``size=None``, larger images are resized down to this.
-
-    Returns:
-      ``(image [size, size, channels] float32 in [0, 1], note)``; ``note`` says what was
-      converted (crop, resize, channels), or is None when nothing was.
+      max_size: with ``size=None``, larger images are resized down to this (the square's
+        side, or with ``keep_aspect`` the longer side).
+      resize: a photo of another aspect than the output: ``"crop"`` its centre, ``"pad"``
+        the whole photo resized to fit and its edge pixels repeated outwards, or
+        ``"stretch"`` the whole photo to the output, aspect ignored.
+      keep_aspect: the output has the photo's own aspect (``resize`` is then moot).
 
     Raises:
       ValueError: the file cannot be read as an image (``jwarp.data.DataError``: missing,
         empty, truncated, not an image, over Pillow's decompression-bomb limit; one line
-        naming it).
+        naming it), or a bad argument.
     """
     from jwarp.data import open_image, read_image  # read_image: the training data's conversion
+    from jwarp.data.common import RESIZE_MODES, letterbox, placement
 
     if channels is not None and channels not in (1, 3, 4):
         raise ValueError(f"channels must be 1, 3 or 4, got {channels!r}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize: expected one of {RESIZE_MODES}, got {resize!r}")
     path = Path(path)
     img = open_image(path)  # DataError (a ValueError) naming the file if it cannot be read
     try:
@@ -364,20 +551,45 @@ def load_image(
     rotated = orientation in (2, 3, 4, 5, 6, 7, 8)
     if orientation in (5, 6, 7, 8):  # these orientations swap the axes
         w, h = h, w
-    side = min(w, h)
-    if size is None:
-        size = side if max_size is None else min(side, max_size)
+    if keep_aspect:
+        if isinstance(size, tuple):
+            out_h, out_w = size
+        else:
+            side = size
+            if side is None:
+                side = max(w, h) if max_size is None else min(max(w, h), max_size)
+            _, _, out_w, out_h = letterbox(w, h, side, side)
+        resize = "stretch"  # the same aspect, up to rounding
+    elif isinstance(size, tuple):
+        out_h, out_w = size
+    else:
+        side = min(w, h) if resize == "crop" else max(w, h)
+        if size is None:
+            size = side if max_size is None else min(side, max_size)
+        out_h = out_w = size
     channels = own if channels is None else channels
-    image = read_image(path, size, channels)
+    image = read_image(path, (out_h, out_w), channels, resize)
+    box, (left, top, cw, ch) = placement(w, h, out_w, out_h, resize)
+    aspect = (ch, cw)
+    if resize == "stretch":
+        _, _, aw, ah = letterbox(w, h, out_w, out_h)
+        aspect = (ah, aw)
+    same_aspect = w * out_h == h * out_w
     changes = []
     if frames > 1:
         changes.append(f"first of its {frames} frames")
     if rotated:
         changes.append(f"turned upright (EXIF orientation {orientation})")
-    if w != h:
-        changes.append(f"centre-cropped to {side}x{side}")
-    if side != size:
-        changes.append(f"resized to {size}x{size}")
+    used = (box[2] - box[0], box[3] - box[1])
+    if used != (w, h):
+        changes.append(f"centre-cropped to {used[0]}x{used[1]}")
+    if resize == "pad" and not same_aspect:
+        changes.append(f"resized to {cw}x{ch} and padded to {out_w}x{out_h} (edge pixels "
+                       "repeated)")
+    elif resize == "stretch" and not same_aspect and not keep_aspect:
+        changes.append(f"stretched to {out_w}x{out_h}")
+    elif used != (out_w, out_h):
+        changes.append(f"resized to {out_w}x{out_h}")
     if own != channels:
         how = {
             (4, 3): "alpha composited on black",
@@ -393,18 +605,71 @@ def load_image(
     note = None
     if changes:
         note = f"{path}: {w}x{h} {mode} image " + ", ".join(changes)
-    return image, note
+    return InputImage(image, note, (top, left, ch, cw), aspect)
+
+
+def load_image(
+    path: str | os.PathLike,
+    size: int | None,
+    channels: int | None,
+    max_size: int | None = None,
+    resize: str = "crop",
+) -> tuple[np.ndarray, str | None]:
+    """``read_input``'s square ``(image [size, size, channels] float32 in [0, 1], note)``;
+    ``note`` says what was converted (crop, resize, channels), or is None when nothing was.
+    ``size=None`` keeps the centre square's own size (at most ``max_size``)."""
+    got = read_input(path, size, channels, max_size, resize)
+    return got.image, got.note
+
+
+def restore_aspect(
+    frames: np.ndarray, disp: np.ndarray | None, content, aspect
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Frames ``[T, H, W, C]`` (and displacements ``[..., H, W, 2]``) of a ``read_input``
+    image back to the photo's aspect: the padding cropped off (``content``), then resampled
+    to ``aspect`` if it was stretched (displacements scaled with it).
+
+    Cropping keeps ``frame = warp(input, u)`` exact: the padding repeats the edge pixels, as
+    the sampler's border clamping does. Resampling a stretched one is approximate.
+    """
+    from jwarp.data.common import resize_float
+
+    top, left, ch, cw = content
+    frames = frames[:, top : top + ch, left : left + cw]
+    if disp is not None:
+        disp = disp[..., top : top + ch, left : left + cw, :]
+    if (ch, cw) == tuple(aspect):
+        return frames, disp
+    lanczos, linear = Image.Resampling.LANCZOS, Image.Resampling.BILINEAR
+    frames = resize_float(np.asarray(frames, np.float32), tuple(aspect), lanczos)
+    if disp is not None:
+        lead = disp.shape[:-3]
+        flat = np.asarray(disp, np.float32).reshape(-1, ch, cw, 2)
+        flat = resize_float(flat, tuple(aspect), linear, clip=False)
+        flat *= np.array([aspect[0] / ch, aspect[1] / cw], np.float32)
+        disp = flat.reshape(*lead, *aspect, 2)
+    return frames, disp
 
 
 __all__ = [
+    "OUTPUT_FORMATS",
+    "VIDEO_EXTRA",
+    "InputImage",
     "contact_sheet",
     "draw_grid",
     "encode_gif",
     "encode_png",
+    "encode_webp",
     "grid_lines",
     "load_image",
+    "mp4_writer",
+    "read_input",
+    "restore_aspect",
     "to_uint8_rgb",
+    "write_animation",
     "write_frames",
     "write_gif",
+    "write_mp4",
     "write_png",
+    "write_webp",
 ]

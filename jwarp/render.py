@@ -1,5 +1,5 @@
 """render: the whole of ``animate.py``: find a run or fit a pair, read the images, write the
-GIFs, PNG frames, contact sheets, grid overlays and fields.
+animations (GIF, WebP, MP4), PNG frames, contact sheets, grid overlays and fields.
 
 ``RenderOptions`` is what ``animate.py`` was asked for (its argparse defaults are this
 dataclass's); ``render(opts)`` animates with a shipped model or a run folder
@@ -9,9 +9,8 @@ dataclass's); ``render(opts)`` animates with a shipped model or a run folder
 
 from __future__ import annotations
 
-import dataclasses
 import glob
-import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +22,6 @@ import numpy as np
 from jaxtyping import Array
 
 from jwarp.animation import (
-    DIRECTIONS,
     TRAIN_HINT,
     Animation,
     Animator,
@@ -31,99 +29,12 @@ from jwarp.animation import (
     fit_field,
     svf_animation,
 )
+from jwarp.choices import OUTPUT_FORMATS
 from jwarp.errors import AnimationError
-from jwarp.fit import SIMILARITIES, FitConfig
+from jwarp.fit import FitConfig
 from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, bending_energy, jacobian_measures, psnr
+from jwarp.render_options import MAX_FIT_SIZE, RenderOptions
 from jwarp.sampler import warp
-
-MAX_FIT_SIZE = 256  # pair fitting: the input's centre square, at most this size (--size: any)
-
-
-@dataclasses.dataclass(frozen=True)
-class RenderOptions:
-    """What ``animate.py`` was asked for.
-
-    Attributes:
-      inputs: start images (paths or glob patterns); empty: test images of the run's data.
-      targets: end images: one, or one per input (``pair`` models and pair fitting).
-      workdir: run folder; default the latest under ``runs_dir``.
-      model: the name of a shipped model (``jwarp.pretrained``) instead of a run.
-      checkpoint: checkpoint step; default the latest.
-      runs_dir: where to look for runs.
-      out: a ``.gif`` path (one animation) or a folder; default ``animations/``.
-      t_steps: frames from ``t = 0`` to ``t = 1``.
-      fps: frames per second.
-      pause: extra seconds on the last frame.
-      direction: ``"forward"``, ``"backward"`` or ``"boomerang"``.
-      frames_dir: also write PNG frames here.
-      sheet: also write a contact sheet with this many frames (0: none).
-      grid: draw the deformation grid with this spacing in pixels (0: none; -1: size / 8,
-        at least 4).
-      scale: integer upscaling of the GIF.
-      fit: fit the input/target pair without a model even if a run exists.
-      size: pair fitting: image size (default: the input's centre square, at most 256).
-      fit_size: pair fitting: fit at most at this size and resample the field.
-      fit_steps: pair fitting: steps at the finest pyramid level (``FitConfig.steps``).
-      fit_similarity: pair fitting: ``"l2"`` or ``"lncc"`` (``FitConfig.similarity``).
-      fit_smoothness: pair fitting: ``FitConfig.smoothness`` (default: its own).
-      morph: pair fitting: blend the source warped forward with the target warped backward,
-        so the animation ends exactly on the target (``svf_animation``); else warp the source.
-      n_test: test images animated when no inputs are given.
-      save_field: also write the end frame's displacement ``u`` (``[H, W, 2]`` float32 pixels
-        ``(dy, dx)``, pull-back: ``frame(s) = input(s + u(s))``): to this ``.npy`` path for
-        one animation, otherwise as ``<name>.npy`` for each into this folder.
-    """
-
-    inputs: tuple[str, ...] = ()
-    targets: tuple[str, ...] = ()
-    workdir: str | None = None
-    model: str | None = None
-    checkpoint: int | None = None
-    runs_dir: str = "runs"
-    out: str | None = None
-    t_steps: int = 120
-    fps: float = 30.0
-    pause: float = 0.0
-    direction: str = "forward"
-    frames_dir: str | None = None
-    sheet: int = 0
-    grid: int = 0
-    scale: int = 1
-    fit: bool = False
-    size: int | None = None
-    fit_size: int = 64
-    fit_steps: int = FitConfig.steps
-    fit_similarity: str = FitConfig.similarity
-    fit_smoothness: float | None = None
-    morph: bool = True
-    n_test: int = 4
-    save_field: str | None = None
-
-    def __post_init__(self):
-        checks = [
-            (self.t_steps >= 2, f"--t-steps: expected at least 2 frames, got {self.t_steps}"),
-            (self.fps > 0 and math.isfinite(self.fps), f"--fps: expected > 0, got {self.fps}"),
-            (self.pause >= 0, f"--pause: expected >= 0 seconds, got {self.pause}"),
-            (self.direction in DIRECTIONS, f"--direction: expected one of {DIRECTIONS}"),
-            (self.sheet >= 0, f"--sheet: expected a number of frames >= 1, got {self.sheet}"),
-            (
-                self.grid in (0, -1) or self.grid >= 2,
-                f"--grid: expected spacing >= 2, got {self.grid}",
-            ),
-            (self.scale >= 1, f"--scale: expected an integer >= 1, got {self.scale}"),
-            (self.size is None or self.size >= 8, f"--size: expected >= 8, got {self.size}"),
-            (self.fit_size >= 8, f"--fit-size: expected >= 8, got {self.fit_size}"),
-            (self.fit_steps >= 1, f"--fit-steps: expected >= 1, got {self.fit_steps}"),
-            (self.fit_similarity in SIMILARITIES,
-             f"--fit-similarity: expected one of {SIMILARITIES}, got {self.fit_similarity!r}"),
-            (self.fit_smoothness is None or self.fit_smoothness >= 0,
-             f"--fit-smoothness: expected >= 0, got {self.fit_smoothness}"),
-            (self.n_test >= 1, f"n_test: expected >= 1, got {self.n_test}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise AnimationError(message)
-
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -146,16 +57,17 @@ def expand_inputs(patterns: Sequence[str], flag: str = "--input") -> list[Path]:
     return paths
 
 
-def _read(path: Path, size, channels, log, max_size=None) -> np.ndarray:
-    from jwarp.media import load_image
+def _read(path: Path, size, channels, log, max_size=None, resize="crop", keep_aspect=False):
+    """``media.read_input`` (an ``InputImage``), its note logged."""
+    from jwarp.media import read_input
 
     try:
-        image, note = load_image(path, size, channels, max_size)
+        got = read_input(path, size, channels, max_size, resize, keep_aspect)
     except ValueError as e:
         raise AnimationError(str(e)) from None
-    if note:
-        log(f"note: {note}")
-    return image
+    if got.note:
+        log(f"note: {got.note}")
+    return got
 
 
 def _pair_targets(inputs: list[Path], targets: list[Path]) -> list[Path]:
@@ -221,10 +133,12 @@ def _model_animations(opts: RenderOptions, workdir: Path | None, ts, log) -> lis
             raise AnimationError(
                 f"--target: {source} needs an end image for each input (model.condition = pair)"
             )
-        x0 = np.stack([_read(p, size, channels, log) for p in inputs])
+        read = [_read(p, size, channels, log, resize=opts.resize) for p in inputs]
+        x0 = np.stack([r.image for r in read])
         x1 = None
         if animator.needs_target:
-            x1 = np.stack([_read(p, size, channels, log) for p in _pair_targets(inputs, targets)])
+            x1 = np.stack([_read(p, size, channels, log, resize=opts.resize).image
+                           for p in _pair_targets(inputs, targets)])
         names = [p.stem for p in inputs]
     elif opts.model is not None:
         raise AnimationError(f"--model {opts.model}: give the images to animate with --input")
@@ -240,6 +154,7 @@ def _model_animations(opts: RenderOptions, workdir: Path | None, ts, log) -> lis
         n = min(opts.n_test, len(x0), len(x1))
         x0, x1 = x0[:n], (x1[:n] if animator.needs_target else None)
         names = [f"{workdir.name}_test{i}" for i in range(n)]
+        read = None
     t0 = time.perf_counter()
     x0, x1 = jnp.asarray(x0), None if x1 is None else jnp.asarray(x1)
     anim = jax.device_get(animator.animate(x0, ts, x1, opts.direction))
@@ -249,8 +164,17 @@ def _model_animations(opts: RenderOptions, workdir: Path | None, ts, log) -> lis
         end = anim.disp[len(ts) - 1]
     end = np.asarray(end)
     log(f"{len(names)} x {len(anim.frames)} frames in {time.perf_counter() - t0:.1f} s")
-    return [Rendered(n, Animation(anim.frames[:, i], anim.disp[:, i]), end[i])
-            for i, n in enumerate(names)]
+    out = []
+    for i, name in enumerate(names):
+        frames, disp, end_i = np.asarray(anim.frames[:, i]), np.asarray(anim.disp[:, i]), end[i]
+        if read is not None:  # --resize pad or stretch: back to the photo's aspect
+            from jwarp.media import restore_aspect
+
+            both = np.concatenate([disp, end_i[None]])
+            frames, both = restore_aspect(frames, both, read[i].content, read[i].aspect)
+            disp, end_i = both[:-1], both[-1]
+        out.append(Rendered(name, Animation(frames, disp), end_i))
+    return out
 
 
 def _fit_config(opts: RenderOptions) -> FitConfig:
@@ -290,10 +214,11 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
     compiled: dict[Any, Any] = {}  # one compile per image shape
     out = []
     for source, target in zip(inputs, _pair_targets(inputs, targets)):
-        # The input's own centre square (at most MAX_FIT_SIZE) unless --size says otherwise.
-        x0 = _read(source, opts.size, None, log, MAX_FIT_SIZE)
-        size = x0.shape[0]
-        x1 = _read(target, size, None, log)
+        # No model's square here: the whole input at its own aspect, its longer side at most
+        # MAX_FIT_SIZE unless --size says otherwise; --resize fits the target to it.
+        x0 = _read(source, opts.size, None, log, MAX_FIT_SIZE, keep_aspect=True).image
+        shape = x0.shape[:2]
+        x1 = _read(target, shape, None, log, resize=opts.resize).image
         if (x0.shape[-1] == 4) != (x1.shape[-1] == 4):
             # A warp moves transparency around but cannot create or remove it.
             raise AnimationError(
@@ -301,17 +226,20 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
                 f"{kinds[x1.shape[-1]]}; give both with transparency or both without"
             )
         if x0.shape[-1] != x1.shape[-1]:  # grey and colour: both in colour
-            x0, x1 = _read(source, size, 3, log), _read(target, size, 3, log)
-        at = min(size, opts.fit_size)
+            x0 = _read(source, shape, 3, log, resize=opts.resize).image
+            x1 = _read(target, shape, 3, log, resize=opts.resize).image
+        h, w = shape
+        f = min(1.0, opts.fit_size / max(h, w))  # fit_field's own rule
+        at = f"{max(2, round(w * f))}x{max(2, round(h * f))}" if f < 1 else f"{w}x{h}"
         log(
-            f"fitting {source} -> {target} at {at}x{at} ({fit_config.similarity}, "
+            f"fitting {source} -> {target} at {at} ({fit_config.similarity}, "
             f"{fit_config.levels} levels, {fit_config.steps} steps at the finest), "
-            f"animating at {size}x{size}{' as a morph' if opts.morph else ''} ..."
+            f"animating at {w}x{h}{' as a morph' if opts.morph else ''} ..."
         )
         xs0, xs1 = jnp.asarray(x0[None]), jnp.asarray(x1[None])
         t0 = time.perf_counter()
         if x0.shape not in compiled:  # compiled ahead, so that the fit's own time is known
-            compiled[x0.shape] = fit_field.lower(xs0, xs1, fit_config, at).compile()
+            compiled[x0.shape] = fit_field.lower(xs0, xs1, fit_config, opts.fit_size).compile()
         t1 = time.perf_counter()
         v = jax.block_until_ready(compiled[x0.shape](xs0, xs1))
         t2 = time.perf_counter()
@@ -334,16 +262,45 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
     return out
 
 
-def _gif_paths(names: list[str], out: str | None, direction: str) -> list[Path]:
-    if out is not None and out.lower().endswith(".gif"):
+class _Out(NamedTuple):
+    """Where ``--out`` says the animations go: one ``file``, or a ``folder``; and as what."""
+
+    file: Path | None
+    folder: Path | None
+    fmt: str
+
+
+def _output(out: str | None, fmt: str | None) -> _Out:
+    """``--out`` and ``--format`` -> where and as what (a one-line ``AnimationError`` for an
+    unknown extension: never a folder named ``x.mp4``)."""
+    folder_fmt = fmt or "gif"
+    if out is None:
+        return _Out(None, Path("animations"), folder_fmt)
+    path = Path(out)
+    if out.endswith(("/", os.sep)) or path.is_dir() or not path.suffix:
+        return _Out(None, path, folder_fmt)
+    suffix = path.suffix.lower()
+    if suffix.lstrip(".") not in OUTPUT_FORMATS:
+        choices = ", ".join(f".{f}" for f in OUTPUT_FORMATS)
+        raise AnimationError(
+            f"--out {out}: unknown extension {path.suffix!r}; expected {choices} (one "
+            "animation) or a folder (no extension)"
+        )
+    if fmt is not None and fmt != suffix[1:]:
+        raise AnimationError(f"--format {fmt}: --out {out} is a {suffix} file; give one of them")
+    return _Out(path, None, suffix[1:])
+
+
+def _animation_paths(names: list[str], where: _Out, direction: str) -> list[Path]:
+    if where.file is not None:
         if len(names) != 1:
             raise AnimationError(
-                f"--out {out}: names one file, but there are {len(names)} animations; give a folder"
+                f"--out {where.file}: names one file, but there are {len(names)} animations; "
+                f"give a folder (--out DIR --format {where.fmt})"
             )
-        return [Path(out)]
-    folder = Path(out or "animations")
+        return [where.file]
     suffix = "" if direction == "forward" else f"_{direction}"
-    return [folder / f"{name}{suffix}.gif" for name in _unique_names(names)]
+    return [where.folder / f"{name}{suffix}.{where.fmt}" for name in _unique_names(names)]
 
 
 def _check_folder(flag: str, value: str, folder: Path) -> None:
@@ -356,7 +313,8 @@ def _check_folder(flag: str, value: str, folder: Path) -> None:
 
 
 def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path]:
-    """Everything ``animate.py`` does: animate, then write GIFs and the extras asked for.
+    """Everything ``animate.py`` does: animate, then write the animations and the extras asked
+    for.
 
     A shipped model (``opts.model``) or a run (``opts.workdir``, or the latest under
     ``opts.runs_dir``) animates ``opts.inputs`` (or a run's test images); with ``opts.fit``,
@@ -364,7 +322,7 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
     instead.
 
     Returns:
-      The GIFs written.
+      The animations written (GIF, WebP or MP4 files).
 
     Raises:
       AnimationError: one line saying what is wrong (no run, unreadable image, ...).
@@ -373,9 +331,18 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
     # pair fitted.
     expand_inputs(opts.inputs)
     expand_inputs(opts.targets, "--target")
+    where = _output(opts.out, opts.format)
     if opts.out is not None:
-        out = Path(opts.out)
-        _check_folder("--out", opts.out, out.parent if out.suffix.lower() == ".gif" else out)
+        folder = where.folder if where.file is None else where.file.parent
+        _check_folder("--out", opts.out, folder)
+    if where.fmt == "mp4":
+        from jwarp.media import mp4_writer
+
+        try:
+            mp4_writer()
+        except ValueError as e:
+            flag = f"--out {opts.out}" if where.file is not None else "--format mp4"
+            raise AnimationError(f"{flag}: {e}") from None
     if opts.frames_dir is not None:
         _check_folder("--frames-dir", opts.frames_dir, Path(opts.frames_dir))
     if opts.save_field is not None:
@@ -406,16 +373,16 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
             animations = _model_animations(opts, workdir, ts, log)
 
     names = [a.name for a in animations]
-    gif_paths = _gif_paths(names, opts.out, opts.direction)
+    paths = _animation_paths(names, where, opts.direction)
     field_paths = _field_paths(names, opts.save_field)
     try:
-        for rendered, gif, field in zip(animations, gif_paths, field_paths):
-            _write_outputs(opts, rendered, gif, field, len(animations), log)
+        for rendered, path, field in zip(animations, paths, field_paths):
+            _write_outputs(opts, rendered, path, where.fmt, field, len(animations), log)
     except OSError as e:
         # Files are written via temporary names beside them: name the folder.
-        where = Path(e.filename).parent if e.filename else gif_paths[0].parent
-        raise AnimationError(f"cannot write to {where}/ ({e.strerror or e})") from None
-    return gif_paths
+        folder = Path(e.filename).parent if e.filename else paths[0].parent
+        raise AnimationError(f"cannot write to {folder}/ ({e.strerror or e})") from None
+    return paths
 
 
 def _field_paths(names: list[str], save_field: str | None) -> list[Path | None]:
@@ -433,9 +400,10 @@ def _field_paths(names: list[str], save_field: str | None) -> list[Path | None]:
 
 
 def _write_outputs(
-    opts: RenderOptions, rendered: Rendered, gif: Path, field: Path | None, count: int, log
+    opts: RenderOptions, rendered: Rendered, gif: Path, fmt: str, field: Path | None,
+    count: int, log,
 ) -> None:
-    """The GIF and the extras asked for, for one animation."""
+    """The animation (``gif``: its path, as ``fmt``) and the extras asked for, for one."""
     import io
 
     from jwarp import media
@@ -446,7 +414,7 @@ def _write_outputs(
     if opts.grid:
         spacing = opts.grid if opts.grid > 0 else max(4, min(frames.shape[1:3]) // 8)
         frames = media.draw_grid(frames, np.asarray(anim.disp), spacing)
-    media.write_gif(gif, frames, opts.fps, opts.scale, pause=opts.pause)
+    media.write_animation(gif, frames, fmt, opts.fps, opts.scale, pause=opts.pause)
     written = [str(gif)]
     if opts.frames_dir:
         folder = Path(opts.frames_dir)

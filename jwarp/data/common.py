@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
+from jwarp.choices import RESIZE_MODES
 from jwarp.errors import DataError
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601, as Pillow's "L" conversion
@@ -54,24 +56,86 @@ def to_channels(rgb: np.ndarray, alpha: np.ndarray, channels: int) -> np.ndarray
     return (on_black @ _LUMA)[..., None]
 
 
-def resize_float(images: np.ndarray, size: int, resample: int) -> np.ndarray:
-    """``[N, H, W, C]`` float -> ``[N, size, size, C]``, channel by channel in Pillow "F" mode."""
+def resize_float(
+    images: np.ndarray, size: int | tuple[int, int], resample: int, clip: bool = True
+) -> np.ndarray:
+    """``[N, H, W, C]`` float -> ``[N, height, width, C]`` (``size``: one side for a square,
+    or ``(height, width)``), channel by channel in Pillow "F" mode; clipped to ``[0, 1]``
+    unless ``clip`` is False (e.g. displacements)."""
+    height, width = (size, size) if isinstance(size, int) else size
     n, h, w, c = images.shape
-    if (h, w) == (size, size):
+    if (h, w) == (height, width):
         return images.astype(np.float32)
-    out = np.empty((n, size, size, c), np.float32)
+    out = np.empty((n, height, width, c), np.float32)
     for i in range(n):
         for j in range(c):
             plane = Image.fromarray(np.ascontiguousarray(images[i, :, :, j], np.float32), "F")
-            out[i, :, :, j] = np.asarray(plane.resize((size, size), resample))
-    return np.clip(out, 0.0, 1.0)
+            out[i, :, :, j] = np.asarray(plane.resize((width, height), resample))
+    return np.clip(out, 0.0, 1.0) if clip else out
 
 
-def center_crop_box(w: int, h: int) -> tuple[int, int, int, int]:
-    """The ``(left, top, right, bottom)`` box of the centred square of a ``w x h`` image."""
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return left, top, left + side, top + side
+
+
+def center_crop_box(
+    w: int, h: int, out_w: int = 1, out_h: int = 1
+) -> tuple[int, int, int, int]:
+    """The ``(left, top, right, bottom)`` box of the largest centred region of a ``w x h``
+    image with the aspect ``out_w : out_h`` (a square by default)."""
+    if w * out_h >= h * out_w:  # wider than the aspect: full height
+        bw, bh = min(w, max(1, round(h * out_w / out_h))), h
+    else:
+        bw, bh = w, min(h, max(1, round(w * out_h / out_w)))
+    left, top = (w - bw) // 2, (h - bh) // 2
+    return left, top, left + bw, top + bh
+
+
+def letterbox(w: int, h: int, out_w: int, out_h: int) -> tuple[int, int, int, int]:
+    """Where a ``w x h`` image goes, aspect kept, inside ``out_w x out_h``, centred:
+    ``(left, top, width, height)`` of its resized copy (it touches two opposite sides)."""
+    if w * out_h >= h * out_w:
+        cw, ch = out_w, min(out_h, max(1, round(h * out_w / w)))
+    else:
+        cw, ch = min(out_w, max(1, round(w * out_h / h))), out_h
+    return (out_w - cw) // 2, (out_h - ch) // 2, cw, ch
+
+
+class Placement(NamedTuple):
+    """How a ``w x h`` image becomes ``out_w x out_h`` under a resize mode.
+
+    ``box``: the ``(left, top, right, bottom)`` part of the image used; ``content``: the
+    ``(left, top, width, height)`` it is resized to inside the output (the rest is padding).
+    """
+
+    box: tuple[int, int, int, int]
+    content: tuple[int, int, int, int]
+
+
+def placement(w: int, h: int, out_w: int, out_h: int, resize: str = "crop") -> Placement:
+    """``crop``: the centred region of the output's aspect, resized to fill it; ``pad``: the
+    whole image resized with its aspect kept (``letterbox``), the rest padding; ``stretch``:
+    the whole image resized to the output, aspect ignored."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize: expected one of {RESIZE_MODES}, got {resize!r}")
+    whole = (0, 0, w, h)
+    if resize == "crop":
+        return Placement(center_crop_box(w, h, out_w, out_h), (0, 0, out_w, out_h))
+    if resize == "pad":
+        return Placement(whole, letterbox(w, h, out_w, out_h))
+    return Placement(whole, (0, 0, out_w, out_h))
+
+
+def pad_edges(image: np.ndarray, content: tuple[int, int, int, int], out_w: int, out_h: int):
+    """``[height, width, ...]`` placed at ``content = (left, top, width, height)`` of an
+    ``out_h x out_w`` image, the border pixels repeated outwards.
+
+    Repeated edges, not a colour: the warp's bilinear sampling clamps at the image's border
+    (``jwarp.sampler``), so what a warp pulls in from the padding is what it would pull in
+    from beyond the edge of the unpadded photo, and the padding cropped off the output
+    frames leaves the frames of the photo itself; a black or grey band could slide in.
+    """
+    left, top, cw, ch = content
+    pads = [(top, out_h - top - ch), (left, out_w - left - cw)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, pads, mode="edge")
 
 
 def require_folder(path: Path, expected: str) -> None:

@@ -1,8 +1,9 @@
 """Image files, image folders and SMILEsmileD, as ``float32 [N, size, size, C]`` in ``[0, 1]``.
 
 * ``open_image`` / ``read_image``: one image file, decoded (Pillow) or converted to an array
-  the way all image data is: EXIF orientation applied, centre-cropped to a square, Lanczos
-  resampling, channels as in ``jwarp.data.common``'s RGBA convention.
+  the way all image data is: EXIF orientation applied, centre-cropped to a square (or, for
+  ``read_image``, padded or stretched: ``resize``), Lanczos resampling, channels as in
+  ``jwarp.data.common``'s RGBA convention.
 * ``load_folder``: ``source/`` and ``target/`` image folders (no test split).
 * ``load_smiles``: real 64x64 grey faces of a SMILEsmileD checkout, neutral (source) and
   smiling (target), unpaired; the paper's smile experiment. Train/test by a hash of each file
@@ -22,9 +23,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jwarp.data.common import (
-    center_crop_box,
+    RESIZE_MODES,
     check_channels,
     one_line,
+    pad_edges,
+    placement,
     require_folder,
     resize_float,
     split_index,
@@ -115,43 +118,63 @@ def open_image(path: str | Path) -> Image.Image:
         raise _cannot_read(path, e) from None
 
 
-def _read(path: Path, size: int, channels: int) -> np.ndarray:
+def _read(
+    path: Path, size: int | tuple[int, int], channels: int, resize: str = "crop"
+) -> np.ndarray:
     """``read_image`` raising ``_Unreadable``."""
+    out_h, out_w = (size, size) if isinstance(size, int) else size
     img = _open(path)
     try:
         img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
-        box = center_crop_box(*img.size)
+        box, content = placement(*img.size, out_w, out_h, resize)
+        fill = content[2:]  # (width, height) the used box is resized to
         if img.mode == "L" and channels == 1:  # grey stays grey: the RGBA route, faster
             img = img.crop(box)
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.LANCZOS)
-            return (np.asarray(img, np.float32) / np.float32(255))[..., None]
+            if img.size != fill:
+                img = img.resize(fill, Image.Resampling.LANCZOS)
+            grey = np.asarray(img, np.float32) / np.float32(255)
+            return pad_edges(grey, content, out_w, out_h)[..., None]
         if img.mode in _HIGH_BIT_MODES:  # 16/32-bit grey: keep the precision, resize in float
             grey = np.asarray(img, np.float32) / np.float32(_HIGH_BIT_MODES[img.mode])
             grey = np.clip(grey, 0.0, 1.0)[box[1] : box[3], box[0] : box[2]]
-            grey = resize_float(grey[None, :, :, None], size, Image.Resampling.LANCZOS)[0, ..., 0]
+            grey = resize_float(grey[None, :, :, None], fill[::-1], Image.Resampling.LANCZOS)
+            grey = grey[0, ..., 0]
             rgb, alpha = np.repeat(grey[..., None], 3, -1), np.ones_like(grey)
         else:
             # Pillow resamples RGBA with premultiplied alpha, so transparent pixels do not bleed.
-            rgba = img.convert("RGBA").crop(box).resize((size, size), Image.Resampling.LANCZOS)
+            rgba = img.convert("RGBA").crop(box).resize(fill, Image.Resampling.LANCZOS)
             rgba = np.asarray(rgba, np.float32) / np.float32(255)
             rgb, alpha = rgba[..., :3], rgba[..., 3]
     except (OSError, ValueError) as e:  # e.g. a mode Pillow cannot convert to RGBA
         raise _Unreadable(f"cannot convert its {img.mode} pixels: {one_line(e)}") from None
+    rgb, alpha = (pad_edges(x, content, out_w, out_h) for x in (rgb, alpha))
     return to_channels(rgb, alpha, channels).astype(np.float32)
 
 
-def read_image(path: str | Path, size: int, channels: int) -> np.ndarray:
-    """One image file -> ``float32 [size, size, channels]`` in ``[0, 1]``, converted as
+def read_image(
+    path: str | Path, size: int | tuple[int, int], channels: int, resize: str = "crop"
+) -> np.ndarray:
+    """One image file -> ``float32 [height, width, channels]`` in ``[0, 1]``, converted as
     ``load_folder`` converts each file (``jwarp.media.load_image`` adds a note saying what
     changed, and can keep the file's own size and channels).
+
+    Args:
+      path: image file.
+      size: ``height = width = size``, or ``(height, width)``.
+      channels: 1, 3 or 4.
+      resize: how a photo of another aspect is fitted (``jwarp.data.common.placement``):
+        ``"crop"`` its centre (what training data gets), ``"pad"`` the whole photo with its
+        edge pixels repeated outwards (``pad_edges``), ``"stretch"`` the whole photo, aspect
+        ignored.
 
     Raises:
       DataError: the file cannot be read or converted (one line naming it).
     """
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize: expected one of {RESIZE_MODES}, got {resize!r}")
     path = Path(path)
     try:
-        return _read(path, size, channels)
+        return _read(path, size, channels, resize)
     except _Unreadable as e:
         raise _cannot_read(path, e) from None
 

@@ -1,0 +1,139 @@
+"""Animation files by format (GIF, WebP, MP4), --out by extension, --resize crop|pad|stretch."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence, features
+
+from jwarp import media
+from jwarp.data import read_image
+from jwarp.errors import AnimationError
+from jwarp.render import RenderOptions, _animation_paths, _output, render
+
+
+def _moving(t=6, h=10, w=14, c=3):
+    """Frames that all differ (a bar moving right), so no writer merges any."""
+    frames = np.zeros((t, h, w, c), np.float32)
+    for k in range(t):
+        frames[k, :, k : k + 3] = 1.0
+    if c == 4:
+        frames[..., 3] = 1.0
+    return frames
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_gif_and_webp_round_trip_frames_size_and_timing(tmp_path, fmt):
+    if fmt == "webp" and not features.check("webp"):
+        pytest.skip("Pillow without WebP")
+    path = media.write_animation(tmp_path / f"a.{fmt}", _moving(), fmt, fps=20, scale=2,
+                                 pause=0.5)
+    with Image.open(path) as im:
+        assert im.n_frames == 6 and im.size == (28, 20)
+        durations = []
+        for frame in ImageSequence.Iterator(im):
+            frame.load()  # WebP sets a frame's duration when it is decoded
+            durations.append(frame.info["duration"])
+        last = np.asarray(im.convert("RGB"), np.float32) / 255
+    assert durations == [50] * 5 + [550]
+    np.testing.assert_allclose(last[::2, ::2], _moving()[-1], atol=0.1)
+    assert [p.name for p in tmp_path.iterdir()] == [f"a.{fmt}"]
+
+
+def test_webp_keeps_alpha(tmp_path):
+    frames = _moving(c=4)
+    frames[:, :5, :, 3] = 0.0
+    with Image.open(media.write_webp(tmp_path / "a.webp", frames)) as im:
+        alpha = np.asarray(im.convert("RGBA"))[..., 3]
+    assert np.all(alpha[:5] == 0) and np.all(alpha[5:] == 255)
+
+
+def test_mp4_frames_and_even_size(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    import imageio_ffmpeg
+
+    frames = _moving(h=9, w=13, c=4)  # odd sides: one more row and column; RGBA composited
+    path = media.write_animation(tmp_path / "a.mp4", frames, "mp4", fps=10, pause=0.2)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    got = [np.frombuffer(f, np.uint8).reshape(10, 14, 3) for f in reader]
+    assert meta["size"] == (14, 10) and len(got) == 6 + 2  # the pause: 2 more frames at 10 fps
+    np.testing.assert_allclose(got[0][:9, :13] / 255, frames[0, ..., :3], atol=0.2)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.mp4"]
+
+
+def test_mp4_without_imageio_ffmpeg_names_the_extra(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails
+    with pytest.raises(ValueError, match=r'pip install "jwarp\[video\]"') as info:
+        media.write_mp4(tmp_path / "a.mp4", _moving())
+    assert "\n" not in str(info.value)
+    with pytest.raises(AnimationError, match=r"^--out a.mp4: MP4 output needs .*jwarp\[video\]"):
+        render(RenderOptions(out="a.mp4", runs_dir=str(tmp_path / "none")), log=lambda m: None)
+
+
+def test_out_by_extension_folder_or_error(tmp_path):
+    assert _output(None, None) == (None, media.Path("animations"), "gif")
+    assert _output("x.MP4", None).fmt == "mp4" and _output("x.webp", None).file.name == "x.webp"
+    folder = _output(str(tmp_path / "clips"), "webp")
+    assert folder.file is None and folder.fmt == "webp"
+    (tmp_path / "d.gif").mkdir()  # an existing folder is a folder, whatever its name
+    assert _output(str(tmp_path / "d.gif"), None).folder == tmp_path / "d.gif"
+    with pytest.raises(AnimationError, match=r"--out x.avi: unknown extension '.avi'; "
+                                             r"expected .gif, .webp, .mp4"):
+        _output("x.avi", None)
+    with pytest.raises(AnimationError, match="--format gif: --out x.mp4"):
+        _output("x.mp4", "gif")
+    paths = _animation_paths(["a", "a", "b"], folder, "boomerang")
+    assert [p.name for p in paths] == ["a_boomerang.webp", "a_2_boomerang.webp",
+                                       "b_boomerang.webp"]
+    with pytest.raises(AnimationError, match="names one file, but there are 2 animations"):
+        _animation_paths(["a", "b"], _output("x.mp4", None), "forward")
+    with pytest.raises(AnimationError, match="--resize: expected one of"):
+        RenderOptions(resize="fill")
+    with pytest.raises(AnimationError, match="--format: expected one of"):
+        RenderOptions(format="avi")
+
+
+def test_resize_crop_pad_stretch(tmp_path):
+    wide = np.zeros((20, 40, 3), np.uint8)
+    wide[:, :10] = (255, 0, 0)  # red on the left quarter, green on the right quarter
+    wide[:, 30:] = (0, 255, 0)
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    crop = read_image(tmp_path / "wide.png", 8, 3)
+    assert crop[..., 0].max() < 0.1 and crop[..., 1].max() < 0.1  # the centre: black only
+    pad = media.read_input(tmp_path / "wide.png", 8, 3, resize="pad")
+    assert pad.content == (2, 0, 4, 8) and pad.aspect == (4, 8)
+    # The edge rows repeated outwards, so every row is the photo's.
+    np.testing.assert_array_equal(pad.image[0], pad.image[2])
+    np.testing.assert_allclose(pad.image[:, 0], [[1.0, 0, 0]] * 8, atol=1e-6)
+    stretch = media.read_input(tmp_path / "wide.png", 8, 3, resize="stretch")
+    assert stretch.content == (0, 0, 8, 8) and stretch.aspect == (4, 8)
+    assert "stretched to 8x8" in stretch.note and "padded to 8x8" in pad.note
+    for got in (pad, stretch):
+        frames, disp = media.restore_aspect(
+            got.image[None], np.ones((2, 1, 8, 8, 2), np.float32), got.content, got.aspect
+        )
+        assert frames.shape == (1, 4, 8, 3) and disp.shape == (2, 1, 4, 8, 2)
+    # Displacements are scaled with the resampling: dy halves with the height.
+    np.testing.assert_allclose(disp[..., 0], 0.5, atol=1e-5)
+    np.testing.assert_allclose(disp[..., 1], 1.0, atol=1e-5)
+    own = media.read_input(tmp_path / "wide.png", None, None, 16, keep_aspect=True)
+    assert own.image.shape == (8, 16, 3) and own.aspect == (8, 16)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax")
+def test_fit_animates_a_wide_photo_at_its_own_aspect(tmp_path):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    x = ndimage.gaussian_filter(rng.random((24, 40, 3)), (2, 2, 0))
+    x = (x - x.min()) / np.ptp(x)
+    media.write_png(tmp_path / "a.png", x)
+    media.write_png(tmp_path / "b.png", np.roll(x, 1, axis=1))
+    opts = RenderOptions(inputs=(str(tmp_path / "a.png"),), targets=(str(tmp_path / "b.png"),),
+                         fit=True, t_steps=3, fit_steps=5, out=str(tmp_path / "a.webp"))
+    (path,) = render(opts, log=lambda m: None)
+    with Image.open(path) as im:
+        assert im.size == (40, 24) and im.n_frames >= 2
