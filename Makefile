@@ -57,8 +57,8 @@ results: $(STAMP)
 # (docs/results/*_gan.json), exports the shipped models (jwarp/pretrained/) and draws the
 # README's pictures (docs/real/). DATA holds SMILEsmileD/ and mnist/.
 DATA ?= ../shared/data
-SMILES_CARD := Real SMILEsmileD faces, neutral -> smiling, unpaired WGAN-GP, stationary smoothed field (configs/smiles_gan.toml)
-MNIST_CARD := Real MNIST 3 -> 4, unpaired WGAN-GP, stationary smoothed field (configs/mnist_gan.toml)
+SMILES_CARD := Real SMILEsmileD faces, neutral -> smiling, unpaired WGAN-GP, stationary smoothed field (jwarp/configs/smiles_gan.toml)
+MNIST_CARD := Real MNIST 3 -> 4, unpaired WGAN-GP, stationary smoothed field (jwarp/configs/mnist_gan.toml)
 real: $(STAMP)
 	$(MAKE) real-one M=smiles D=$(DATA)/SMILEsmileD CARD="$(SMILES_CARD)"
 	$(MAKE) real-one M=mnist D=$(DATA)/mnist CARD="$(MNIST_CARD)"

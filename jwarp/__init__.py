@@ -1,77 +1,70 @@
-"""jwarp: Warping Neural ODEs (Image2Gif) in JAX/Flax."""
+"""jwarp: Warping Neural ODEs (Image2Gif) in JAX/Flax.
 
-from jwarp.animation import Animator, animate_pair
-from jwarp.config import Config, ConfigError, load_config
-from jwarp.execution import ExecutionConfig, Plan, plan
-from jwarp.field import Field, flow, get_field
-from jwarp.fit import FitConfig, fit_pair
-from jwarp.flow import (
-    FlowResult,
-    Loop,
-    SolverConfig,
-    integrate,
-    integrate_straight,
-    integrate_svf,
-    straight_round_trip,
-)
-from jwarp.models import Critic, CriticConfig, UNet, UNetConfig
-from jwarp.penalties import (
-    gradient_penalty,
-    jacobian_det,
-    negative_jacobian,
-    out_of_grid,
-)
-from jwarp.render import RenderOptions, render
-from jwarp.sampler import compose, identity_grid, sample, sample_with_gradient, warp
-from jwarp.velocity import (
-    neural_velocity,
-    stationary_velocity,
-    straight_inverse,
-    straight_velocity,
-    with_penalties,
-)
+The public names below are loaded on first use (PEP 562), so ``import jwarp.cli`` or
+``jwarp-train --help`` does not import JAX; ``jwarp.Animator`` imports what it needs then.
+"""
 
-__all__ = [
-    "Animator",
-    "RenderOptions",
-    "animate_pair",
-    "render",
-    "FitConfig",
-    "fit_pair",
-    "Config",
-    "ConfigError",
-    "load_config",
-    "Critic",
-    "CriticConfig",
-    "ExecutionConfig",
-    "Field",
-    "FlowResult",
-    "Loop",
-    "Plan",
-    "SolverConfig",
-    "UNet",
-    "UNetConfig",
-    "compose",
-    "flow",
-    "get_field",
-    "gradient_penalty",
-    "identity_grid",
-    "integrate",
-    "integrate_straight",
-    "integrate_svf",
-    "jacobian_det",
-    "negative_jacobian",
-    "neural_velocity",
-    "out_of_grid",
-    "plan",
-    "sample",
-    "sample_with_gradient",
-    "stationary_velocity",
-    "straight_inverse",
-    "straight_round_trip",
-    "straight_velocity",
-    "warp",
-    "with_penalties",
-]
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "Animator": "jwarp.animation",
+    "animate_pair": "jwarp.animation",
+    "RenderOptions": "jwarp.render_options",
+    "render": "jwarp.render",
+    "FitConfig": "jwarp.fit",
+    "fit_pair": "jwarp.fit",
+    "Config": "jwarp.config",
+    "load_config": "jwarp.config",
+    "ConfigError": "jwarp.errors",
+    "Critic": "jwarp.models",
+    "CriticConfig": "jwarp.models",
+    "UNet": "jwarp.models",
+    "UNetConfig": "jwarp.models",
+    "ExecutionConfig": "jwarp.execution",
+    "Plan": "jwarp.execution",
+    "plan": "jwarp.execution",
+    "Field": "jwarp.field",
+    "flow": "jwarp.field",
+    "get_field": "jwarp.field",
+    "FlowResult": "jwarp.flow",
+    "Loop": "jwarp.flow",
+    "SolverConfig": "jwarp.flow",
+    "integrate": "jwarp.flow",
+    "integrate_straight": "jwarp.flow",
+    "integrate_svf": "jwarp.flow",
+    "straight_round_trip": "jwarp.flow",
+    "gradient_penalty": "jwarp.penalties",
+    "jacobian_det": "jwarp.penalties",
+    "negative_jacobian": "jwarp.penalties",
+    "out_of_grid": "jwarp.penalties",
+    "compose": "jwarp.sampler",
+    "identity_grid": "jwarp.sampler",
+    "sample": "jwarp.sampler",
+    "sample_with_gradient": "jwarp.sampler",
+    "warp": "jwarp.sampler",
+    "neural_velocity": "jwarp.velocity",
+    "stationary_velocity": "jwarp.velocity",
+    "straight_inverse": "jwarp.velocity",
+    "straight_velocity": "jwarp.velocity",
+    "with_penalties": "jwarp.velocity",
+}
+
+__all__ = sorted(_EXPORTS)
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jwarp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next look-up is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from jwarp.checkpoint import Checkpoints
+from jwarp.choices import DIRECTIONS
 from jwarp.config import Config, load_config
 from jwarp.execution import plan
 from jwarp.field import get_field
@@ -46,7 +47,6 @@ from jwarp.objective import conditioning, generator_in_channels
 from jwarp.optim import create_states, inference_params
 from jwarp.sampler import warp
 
-DIRECTIONS = ("forward", "backward", "boomerang")
 _EULER = SolverConfig()
 _FIT = FitConfig()
 TRAIN_HINT = "train one with `python train.py --mode l2 --data faces`"

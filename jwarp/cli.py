@@ -32,6 +32,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 
+from jwarp import __version__  # jwarp/__init__.py loads its names lazily: light
 from jwarp.errors import USER_ERRORS as _JWARP_ERRORS
 
 # Exit code 2 for bad input, except TrainingError's 1 (see its ``exit_code``).
@@ -43,7 +44,8 @@ MAX_MESSAGE = 1000  # characters; a message is one line, not a page
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` with a ``--debug`` flag and one-line usage errors.
+    """``argparse.ArgumentParser`` with ``--debug`` and ``--version`` flags and one-line usage
+    errors.
 
     argparse prints the whole usage before an error; here a bad flag is one line too:
     ``PROG: error: MESSAGE (see PROG --help)``, exit code 2.
@@ -54,7 +56,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.add_argument(
             "--debug",
             action="store_true",
-            help="on an error, show the full traceback and the libraries' log messages",
+            help="on an error, show the full traceback and the libraries' log messages "
+            "(default: off; JWARP_DEBUG=1 turns it on too)",
+        )
+        self.add_argument(
+            "--version", action="version", version=f"%(prog)s (jwarp) {__version__}"
         )
 
     def error(self, message: str):

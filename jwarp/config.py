@@ -3,9 +3,9 @@
 A run's ``Config`` is built in three layers, each overriding the one before:
 
 1. the defaults below (and those of ``UNetConfig``, ``CriticConfig`` and ``SolverConfig``);
-2. a preset: a TOML file in ``configs/`` (or any path) that only overrides fields, in the tables
-   ``[data]``, ``[model]``, ``[model.unet]``, ``[model.critic]``, ``[flow]``, ``[execution]``,
-   ``[loss]``, ``[optim]``, ``[train]``;
+2. a preset: a TOML file shipped in ``jwarp/configs/`` (``jwarp.presets``) or at any path, that
+   only overrides fields, in the tables ``[data]``, ``[model]``, ``[model.unet]``,
+   ``[model.critic]``, ``[flow]``, ``[execution]``, ``[loss]``, ``[optim]``, ``[train]``;
 3. dotted-key overrides, e.g. ``{"train.steps": 5, "model.unet.encoder": [8, 8]}`` (what the
    command-line flags and ``--set KEY=VALUE`` of ``jwarp.config_args`` become).
 
@@ -32,20 +32,17 @@ from typing import Any
 
 import tomli_w
 
+from jwarp.choices import DATASETS, MODES, UNPAIRED_DATASETS
 from jwarp.errors import ConfigError
 from jwarp.execution import ExecutionConfig
 from jwarp.files import atomic_write
 from jwarp.flow import SolverConfig
 from jwarp.models import CriticConfig, UNetConfig
+from jwarp.presets import PRESETS_DIR, list_presets, resolve_preset  # noqa: F401 (public here too)
 
-PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs"
-
-DATASETS = ("faces", "digits", "mnist", "smiles", "folder", "npy")
-UNPAIRED_DATASETS = ("digits", "mnist", "smiles")
 DIR_DATASETS = ("mnist", "smiles", "folder", "npy")
 DIGIT_DATASETS = ("digits", "mnist")
 CONDITIONS = ("source", "pair")
-MODES = ("l2", "gan")
 GANS = ("wgan-gp", "lsgan")
 CRITIC_FAKES = ("fresh", "shared")
 
@@ -496,29 +493,6 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def list_presets() -> list[str]:
-    """Names of the presets in ``configs/``, sorted."""
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
-
-
-def resolve_preset(name_or_path: str | os.PathLike) -> Path:
-    """The TOML file of a preset name (``"faces_l2"``) or a path (anything with ``/`` or
-    ending in ``.toml``)."""
-    text = os.fspath(name_or_path)
-    if text.endswith(".toml") or os.sep in text or "/" in text:
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {text}")
-        return path
-    path = PRESETS_DIR / f"{text}.toml"
-    if not path.is_file():
-        raise ConfigError(
-            f"unknown preset {text!r} (available: {', '.join(list_presets())}; or give a path "
-            f"to a .toml file)"
-        )
-    return path
-
-
 def _read_toml(path: Path) -> dict[str, Any]:
     where = _display(path)
     try:
@@ -551,7 +525,7 @@ def load_config(
     """Defaults, then a preset, then dotted-key overrides; validated.
 
     Args:
-      preset: a preset name in ``configs/`` or a path to a TOML file (e.g. a run folder's
+      preset: a preset name (``jwarp/configs/``) or a path to a TOML file (e.g. a run folder's
         ``config.toml``); None for the built-in defaults.
       overrides: ``{"section.key": value}`` (or ``{"section": {...}}``), applied in order.
 

@@ -1,24 +1,21 @@
 """The configuration flags of ``train.py``: ``--config``, shortcuts such as ``--data`` and
-``--steps``, and ``--set KEY=VALUE`` for any field (see ``jwarp.config`` for the layers)."""
+``--steps``, and ``--set KEY=VALUE`` for any field (see ``jwarp.config`` for the layers).
+
+Building the flags imports nothing heavy (``jwarp.choices``, ``jwarp.presets``), so ``--help``
+is quick; ``config_from_args`` loads ``jwarp.config`` (and with it JAX) only once parsed."""
 
 from __future__ import annotations
 
 import argparse
 import tomllib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jwarp.config import (
-    DATASETS,
-    MODES,
-    PRESETS_DIR,
-    UNPAIRED_DATASETS,
-    Config,
-    list_presets,
-    load_config,
-    resolve_preset,
-)
+from jwarp.choices import DATASETS, FIELDS, MODES, UNPAIRED_DATASETS
 from jwarp.errors import ConfigError
-from jwarp.velocity import FIELDS
+from jwarp.presets import PRESETS_DIR, list_presets, resolve_preset
+
+if TYPE_CHECKING:
+    from jwarp.config import Config
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -78,32 +75,38 @@ def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument(
         "--config",
         metavar="NAME_OR_PATH",
-        help=f"preset in configs/ ({presets}) or a .toml path; default: chosen by --data/--mode",
+        help=f"a shipped preset ({presets}) or a .toml path (default: the preset of --data and "
+        f"--mode, one of {', '.join(_DEFAULT_PRESETS.values())}; else the built-in defaults)",
     )
-    g.add_argument("--mode", choices=MODES, help="loss.mode (default: l2, or the preset's)")
-    g.add_argument("--data", choices=DATASETS, help="data.name (default: faces, or the preset's)")
+    preset = "the preset's"
+    g.add_argument("--mode", choices=MODES, help=f"loss.mode (default: {preset}, else l2)")
+    g.add_argument(
+        "--data", choices=DATASETS, help=f"data.name (default: {preset}, else faces)"
+    )
     g.add_argument(
         "--data-dir",
         help="data.data_dir: SMILEsmileD checkout (smiles), IDX folder (mnist), folder (folder) "
-        "or file (npy)",
+        f"or file (npy) (default: {preset})",
     )
-    g.add_argument("--steps", type=int, help="train.steps (generator steps)")
-    g.add_argument("--batch-size", type=int, help="train.batch_size")
-    g.add_argument("--image-size", type=int, help="data.image_size")
-    g.add_argument("--field", choices=FIELDS, help="flow.field")
-    g.add_argument("--seed", type=int, help="train.seed")
+    g.add_argument("--steps", type=int, help=f"train.steps, generator steps (default: {preset})")
+    g.add_argument("--batch-size", type=int, help=f"train.batch_size (default: {preset})")
+    g.add_argument("--image-size", type=int, help=f"data.image_size (default: {preset})")
+    g.add_argument("--field", choices=FIELDS, help=f"flow.field (default: {preset})")
+    g.add_argument("--seed", type=int, help=f"train.seed (default: {preset})")
     g.add_argument(
         "--paired",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="data.paired (folder: pair files by name)",
+        help=f"data.paired, folder: pair files by name (default: {preset}; --data digits, "
+        "mnist and smiles: --no-paired)",
     )
     g.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any field, e.g. --set flow.solver=heun --set model.unet.encoder=[8,8]",
+        help="override any field, e.g. --set flow.solver=heun --set model.unet.encoder=[8,8] "
+        "(default: none; --print-config shows every resolved value)",
     )
     return parser
 
@@ -117,8 +120,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[Config, str]:
     ``--paired`` is given.
 
     Returns:
-      The validated config and the preset's name (its path for a file outside ``configs/``, or
-      ``"defaults"`` when none applies).
+      The validated config and the preset's name (its path for a file outside the shipped
+      presets, or ``"defaults"`` when none applies).
     """
     values = {dest: getattr(args, dest, None) for dest in _FLAG_KEYS}
     preset = getattr(args, "config", None)
@@ -133,6 +136,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[Config, str]:
         key, value = parse_set(item)
         overrides.pop(key, None)  # so that --set also wins in the override order
         overrides[key] = value
+    from jwarp.config import load_config  # JAX: only once the flags are parsed
+
     config = load_config(preset, overrides)
     if preset is None:
         return config, "defaults"

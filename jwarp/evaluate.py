@@ -44,7 +44,6 @@ marks a value that is infinite by construction (identical images).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -399,71 +398,12 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _main(argv: list[str] | None) -> int:
-    from jwarp.cli import ArgumentParser
-
-    parser = ArgumentParser(
-        prog="python -m jwarp.evaluate",
-        description="Evaluate a trained run (or pair fitting) against baselines.",
-    )
-    parser.add_argument("--workdir", help="run folder written by train.py")
-    parser.add_argument("--split", default="test", choices=("test", "train"))
-    parser.add_argument("--checkpoint", type=int, help="checkpoint step (default: latest)")
-    parser.add_argument("--n", type=int, help="evaluate the first N images (default: all)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per solve")
-    parser.add_argument("--fit", action="store_true",
-                        help="evaluate pair fitting on --n faces pairs (default 10) instead")
-    parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument(
-        "--sheet",
-        metavar="PNG",
-        help="also write a contact sheet: the first 16 images of the split and their frames at "
-        "t = 0, 0.25, 0.5, 0.75, 1, without and with the deformation grid",
-    )
-    args = parser.parse_args(argv)
-    if args.n is not None and args.n < 1:
-        raise EvaluationError(f"--n: expected >= 1, got {args.n}")
-    if args.batch_size < 1:
-        raise EvaluationError(f"--batch-size: expected >= 1, got {args.batch_size}")
-    if args.fit:
-        result = evaluate_fit(args.n or 10, split=args.split)
-    else:
-        if not args.workdir:
-            raise EvaluationError("--workdir: expected a run folder (or --fit)")
-        if not Path(args.workdir).is_dir():
-            raise EvaluationError(f"--workdir {args.workdir}: no such run folder")
-        try:
-            result = evaluate_run(args.workdir, args.split, args.checkpoint, args.n,
-                                  args.batch_size)
-        except ValueError as e:  # Animator.load: not a run folder, no such checkpoint
-            if isinstance(e, EvaluationError) or type(e) is not ValueError:
-                raise
-            raise EvaluationError(str(e)) from None
-    print(format_table(result))
-    if args.sheet and not args.fit:
-        from jwarp.animation import Animator
-        from jwarp.data import load_dataset
-
-        animator = Animator.load(args.workdir, args.checkpoint)
-        cfg = animator.config
-        x0, x1, _ = load_dataset(cfg.data, args.split, cfg.train.seed)
-        x0 = x0[:16]
-        x1 = x1[: len(x0)] if animator.needs_target else None
-        write_sheet(args.sheet, contact_sheet(animator, x0, x1), len(x0))
-        print(f"wrote {args.sheet}")
-    if args.json:
-        from jwarp.files import atomic_write
-
-        atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
-        print(f"wrote {args.json}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m jwarp.evaluate``; errors are one line on stderr, exit code 2."""
-    from jwarp.cli import run_cli
+    """``python -m jwarp.evaluate`` (``jwarp-evaluate``: ``jwarp.commands.evaluate``); errors
+    are one line on stderr, exit code 2."""
+    from jwarp.commands.evaluate import main as command
 
-    return run_cli("python -m jwarp.evaluate", _main, argv, errors=(EvaluationError,))
+    return command(argv, prog="python -m jwarp.evaluate")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import chex
 from jaxtyping import Array, ArrayLike, Float
 
+from jwarp.choices import FIELDS as FIELD_NAMES
 from jwarp.flow import (
     DIFFRAX,
     FlowResult,
@@ -32,7 +33,6 @@ from jwarp.flow import (
     integrate_svf,
     straight_round_trip,
 )
-from jwarp.velocity import FIELDS as FIELD_NAMES
 from jwarp.velocity import neural_velocity
 
 ApplyFn = Callable[[Any, Array], Float[Array, "B H W 2"]]

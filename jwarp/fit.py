@@ -22,12 +22,12 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
+from jwarp.choices import FIT_SIMILARITY, FIT_SMOOTHNESS, FIT_STEPS, SIMILARITIES
 from jwarp.flow import Loop, SolverConfig, integrate_svf
 from jwarp.metrics import bending_energy
 from jwarp.penalties import jacobian_det
 from jwarp.sampler import warp
 
-SIMILARITIES = ("l2", "lncc")
 # The times at which every accepted iterate's area change is checked.
 CHECK_TIMES = (0.5, 1.0)
 # A quadratic barrier starts at this factor inside the bounds, so that steps rarely hit them.
@@ -63,10 +63,10 @@ class FitConfig:
     """
 
     levels: int = 3
-    steps: int = 150
+    steps: int = FIT_STEPS
     learning_rate: float = 0.05
-    similarity: str = "l2"
-    smoothness: float = 5.0
+    similarity: str = FIT_SIMILARITY
+    smoothness: float = FIT_SMOOTHNESS
     lncc_radius: int = 4
     max_area_change: float = 2.0
     solver: SolverConfig = SolverConfig(solver="euler", step_size=0.1)

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from jwarp.choices import FIELDS
 from jwarp.velocity import (
-    FIELDS,
     Penalty,
     VectorField,
     displacement_penalties,

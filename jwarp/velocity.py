@@ -36,7 +36,6 @@ from jwarp.sampler import identity_grid, sample, sample_with_gradient
 
 Disp = Float[Array, "B H W 2"]
 VectorField = Callable[[Any, Any, Any], Any]
-FIELDS = ("neural", "stationary", "straight")
 
 
 def neural_velocity(apply_fn: Callable[[Any, Array], Disp]) -> VectorField:

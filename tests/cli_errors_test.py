@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -463,3 +464,51 @@ def test_error_message_of_an_os_error_names_the_path():
     full = OSError(28, "No space left on device", "a/b")
     assert error_message(full) == "a/b: No space left on device"
     assert error_message(OSError("plain")) == "plain"
+
+
+# --help, --version and a mistyped flag answer before anything heavy is imported.
+_LIGHT_COMMANDS = {
+    "train.py": [str(ROOT / "train.py")],
+    "animate.py": [str(ROOT / "animate.py")],
+    "jwarp-animate": ["-m", "jwarp.commands.animate"],
+    "jwarp-train": ["-m", "jwarp.commands.train"],
+    "jwarp-evaluate": ["-m", "jwarp.commands.evaluate"],
+}
+_HEAVY_MODULES = {"jax", "jaxlib", "flax", "optax", "diffrax", "orbax", "numpy", "PIL"}
+
+
+@pytest.mark.parametrize("prog", sorted(_LIGHT_COMMANDS))
+@pytest.mark.parametrize(
+    ("flag", "code"), [("--help", 0), ("--version", 0), ("--stepz", 2)]
+)
+def test_help_version_and_bad_flags_import_nothing_heavy(tmp_path, prog, flag, code):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", *_LIGHT_COMMANDS[prog], flag],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert proc.returncode == code, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in lines if "|" in line}
+    assert not imported & _HEAVY_MODULES, sorted(imported & _HEAVY_MODULES)
+    if flag == "--help":
+        assert proc.stdout.startswith(f"usage: {prog}")
+        assert "(default:" in proc.stdout
+    elif flag == "--version":
+        assert proc.stdout.strip() == f"{prog} (jwarp) 0.2.0"
+    else:
+        errors = [line for line in lines if "|" not in line]
+        assert errors == [
+            f"{prog}: error: unrecognized arguments: --stepz (see {prog} --help)"
+        ]
+
+
+def test_print_config_prints_what_training_would_use(capsys):
+    from jwarp.commands import train as command
+
+    assert command.main(["--config", "smoke", "--steps", "3", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert load_config("smoke", {"train.steps": 3}) == load_config(None, tomllib.loads(out))
