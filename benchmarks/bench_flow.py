@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 from common import row, timed, write_json
 
-from jwarp import Loop, SolverConfig, UNet, UNetConfig, flow, warp
+from jwarp import Loop, SolverConfig, UNet, UNetConfig, warp
+from jwarp.field import flow
 from jwarp.models import param_count
 
 

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 from common import write_json
 
-from jwarp import SolverConfig, UNet, UNetConfig, flow, warp
+from jwarp import SolverConfig, UNet, UNetConfig, warp
+from jwarp.field import flow
 
 
 def gradient_memory(adjoint: str, steps: int, size: int, batch: int) -> dict:

@@ -11,12 +11,12 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-# Public name -> the module that defines it.
+# Public name -> the module that defines it. The functions ``jwarp.field.flow`` and
+# ``jwarp.render.render`` are not among them: ``jwarp.flow`` and ``jwarp.render`` are modules.
 _EXPORTS = {
     "Animator": "jwarp.animation",
     "animate_pair": "jwarp.animation",
     "RenderOptions": "jwarp.render_options",
-    "render": "jwarp.render",
     "FitConfig": "jwarp.fit",
     "fit_pair": "jwarp.fit",
     "Config": "jwarp.config",
@@ -30,7 +30,6 @@ _EXPORTS = {
     "Plan": "jwarp.execution",
     "plan": "jwarp.execution",
     "Field": "jwarp.field",
-    "flow": "jwarp.field",
     "get_field": "jwarp.field",
     "FlowResult": "jwarp.flow",
     "Loop": "jwarp.flow",
@@ -56,6 +55,7 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)

@@ -68,7 +68,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     if is_remote(path):
         epath.Path(path).write_bytes(payload)
         return
-    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+    with atomic_file(path) as tmp, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
         f.write(payload)
         f.flush()
         os.fsync(f.fileno())

@@ -16,7 +16,6 @@ from jwarp import (
     UNet,
     UNetConfig,
     compose,
-    flow,
     identity_grid,
     integrate_straight,
     integrate_svf,
@@ -27,6 +26,7 @@ from jwarp import (
     warp,
 )
 from jwarp.conv import CONV_OUT
+from jwarp.field import flow
 from jwarp.flow import DIFFRAX
 
 H, W = 20, 24
