@@ -143,6 +143,7 @@ def plan(config: Config, purpose: str, on: str | None = None) -> Plan:
     ex = config.execution
     cpu = (on or backend()) == "cpu"
     wide = config.model.unet.widest >= WIDE_NETWORK
+    network_in_loop = get_field(config.flow.field).network_in_loop
     by_size = "by-size" if cpu else "lax"
 
     kind, max_unrolled, policy = ex.loop, None, ex.remat_policy
@@ -150,7 +151,6 @@ def plan(config: Config, purpose: str, on: str | None = None) -> Plan:
         kind = "diffrax"
     elif kind == "auto":
         kind = "diffrax"
-        network_in_loop = get_field(config.flow.field).network_in_loop
         if cpu and network_in_loop and config.flow.fixed_steps:
             if not wide:
                 kind, max_unrolled = "unrolled", ex.max_unrolled_steps
@@ -164,7 +164,6 @@ def plan(config: Config, purpose: str, on: str | None = None) -> Plan:
     if unet_conv == "auto":
         unet_conv = by_size
         rolled = kind in ("diffrax", "scan")
-        network_in_loop = get_field(config.flow.field).network_in_loop
         if cpu and purpose == "train" and network_in_loop and rolled:
             unet_conv = "winograd"
         if cpu and purpose == "animate" and wide:
