@@ -102,7 +102,7 @@ def _main(argv: list[str], prog: str) -> int:
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """Exit codes: 0 evaluated, 2 bad input (one line on stderr; ``--debug`` for the
     traceback)."""
-    return run_cli(prog, lambda args: _main(args, prog), argv, errors=(EvaluationError,))
+    return run_cli(prog, lambda args: _main(args, prog), argv)
 
 
 if __name__ == "__main__":

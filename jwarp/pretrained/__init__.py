@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m jwarp.pretrained``; errors are one line on stderr, exit code 2."""
     from jwarp.cli import run_cli
 
-    return run_cli("python -m jwarp.pretrained", _main, argv, errors=(PretrainedError,))
+    return run_cli("python -m jwarp.pretrained", _main, argv)
 
 
 if __name__ == "__main__":
