@@ -1,7 +1,10 @@
 """Tests for jwarp.data: every source's contract, the faces' smile geometry, batching."""
 
 import gzip
+import os
 import struct
+import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -458,7 +461,10 @@ def test_folder_skips_unreadable_files_with_one_warning_that_counts_them(
     assert len(record) == 1
     message = str(record[0].message)
     assert f"skipped {len(bad)} of {len(bad) + 2} image files" in message
-    assert "source/big.png" in message and "and 2 more" in message and "\n" not in message
+    assert "\n" not in message
+    for name in bad:  # every skipped file, with its reason
+        assert f"source/{name} (" in message, name
+    assert "source/big.png (over" in message and "source/empty.png (empty file)" in message
     np.testing.assert_allclose(source[:, 0, 0, 0], [10 / 255, 20 / 255], atol=1e-6)
     assert len(target) == 2
 
@@ -472,6 +478,110 @@ def test_folder_skips_unreadable_files_with_one_warning_that_counts_them(
     (tmp_path / "target" / "a.png").write_bytes(b"GIF89a")
     with pytest.raises(data.DataError, match="none of the 7 pairs can be read"):
         data.load_folder(tmp_path, size=8, channels=1, paired=True)
+
+
+def _grey_folder(root, values=(10, 20)):
+    """``root/{source,target}/{a,b,...}.png``: 4x4 grey images, the i-th of value ``values[i]``."""
+    for side in ("source", "target"):
+        (root / side).mkdir(parents=True, exist_ok=True)
+        for name, value in zip("abcdefgh", values):
+            Image.fromarray(np.full((4, 4), value, np.uint8)).save(root / side / f"{name}.png")
+
+
+def _skipped_warnings(record):
+    return [str(w.message) for w in record if issubclass(w.category, data.SkippedFilesWarning)]
+
+
+def test_folder_warns_once_per_folder_across_splits_and_repeated_loads(tmp_path):
+    _grey_folder(tmp_path)
+    (tmp_path / "source" / "empty.png").write_bytes(b"")
+    (tmp_path / "target" / "text.png").write_text("not an image")
+    cfg = SimpleNamespace(
+        name="folder", data_dir=str(tmp_path), image_size=4, channels=1, paired=False
+    )
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        loads = [data.load_dataset(cfg, split)[:2] for split in ("train", "test", "test")]
+        loads.append(data.load_folder(tmp_path, size=4, channels=1))
+    messages = _skipped_warnings(record)
+    assert sorted(messages) == [
+        f"{tmp_path / 'source'}: skipped 1 of 3 image files that cannot be read: "
+        "source/empty.png (empty file)",
+        f"{tmp_path / 'target'}: skipped 1 of 3 image files that cannot be read: "
+        "target/text.png (not an image file Pillow can identify)",
+    ]
+    for x0, x1 in loads:
+        np.testing.assert_allclose(x0[:, 0, 0, 0], [10 / 255, 20 / 255], atol=1e-6)
+        np.testing.assert_array_equal(x0, x1)
+
+
+def test_folder_repeat_loads_decode_once_and_stay_pure(tmp_path, monkeypatch):
+    from jwarp.data import folders
+
+    _grey_folder(tmp_path)
+    decoded = []
+    real_read = folders._read
+    monkeypatch.setattr(folders, "_read", lambda f, *a: decoded.append(f) or real_read(f, *a))
+    # Files changed in the last 2 s are never kept (a change within their timestamp's
+    # granularity might not show): date these back, and let their ctime (now) pass.
+    for f in tmp_path.glob("*/*.png"):
+        os.utime(f, (1e9, 1e9))
+    racy_ns = folders._RACY_NS
+    monkeypatch.setattr(folders, "_RACY_NS", 0)
+
+    first, _ = data.load_folder(tmp_path, size=4, channels=1)
+    first[...] = 1.0  # the caller's array is its own
+    again, _ = data.load_folder(tmp_path, size=4, channels=1)
+    assert len(decoded) == 4  # the second load decoded nothing
+    np.testing.assert_allclose(again[:, 0, 0, 0], [10 / 255, 20 / 255], atol=1e-6)
+    data.load_folder(tmp_path, size=2, channels=1)  # another size: decoded again
+    assert len(decoded) == 8
+
+    # A changed file is read again, even one rewritten within its timestamp's granularity.
+    monkeypatch.setattr(folders, "_RACY_NS", racy_ns)
+    Image.fromarray(np.full((4, 4), 30, np.uint8)).save(tmp_path / "source" / "a.png")
+    changed, _ = data.load_folder(tmp_path, size=4, channels=1)
+    np.testing.assert_allclose(changed[:, 0, 0, 0], [30 / 255, 20 / 255], atol=1e-6)
+    Image.fromarray(np.full((4, 4), 40, np.uint8)).save(tmp_path / "source" / "a.png")
+    changed, _ = data.load_folder(tmp_path, size=4, channels=1)
+    np.testing.assert_allclose(changed[:, 0, 0, 0], [40 / 255, 20 / 255], atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX symlinks and FIFOs")
+def test_folder_names_symlink_loops_dangling_links_and_fifos(tmp_path):
+    _grey_folder(tmp_path)
+    source = tmp_path / "source"
+    (source / "loop.png").symlink_to("loop.png")
+    (source / "x.png").symlink_to("y.png")  # a loop through another link
+    (source / "y.png").symlink_to("x.png")
+    (source / "dangling.png").symlink_to("nowhere.png")
+    (source / "c.png").symlink_to("a.png")  # a working link is an image like any other
+    os.mkfifo(source / "fifo.png")  # opening it would wait for a writer forever
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        x0, _ = data.load_folder(tmp_path, size=4, channels=1)
+        data.load_dataset(
+            SimpleNamespace(
+                name="folder", data_dir=tmp_path, image_size=4, channels=1, paired=False
+            ),
+            "test",
+        )
+    np.testing.assert_allclose(x0[:, 0, 0, 0], [10 / 255, 20 / 255, 10 / 255], atol=1e-6)
+    (message,) = _skipped_warnings(record)
+    assert message == (
+        f"{source}: skipped 5 of 8 image files that cannot be read: "
+        "source/dangling.png (dangling symlink to nowhere.png), "
+        "source/fifo.png (a FIFO, not a regular file), source/loop.png (symlink loop), "
+        "source/x.png (symlink loop), source/y.png (symlink loop)"
+    )
+    for name, reason in (
+        ("loop.png", "symlink loop"),
+        ("dangling.png", "dangling symlink to nowhere.png"),
+        ("fifo.png", "a FIFO, not a regular file"),
+    ):
+        with pytest.raises(data.DataError) as info:
+            data.read_image(source / name, 4, 1)
+        assert str(info.value).startswith(f"{source / name}: cannot read image ({reason})")
 
 
 def test_animated_files_give_their_first_frame(tmp_path):
@@ -509,12 +619,12 @@ def test_array_nchw_and_nhwc_equal(tmp_path):
 
 
 def test_array_npy_pairs_rules_and_conversion(tmp_path):
-    pairs = np.random.default_rng(1).uniform(0, 255, (2, 3, 4, 8, 8)).astype(np.float32)
-    np.save(tmp_path / "pairs.npy", pairs)  # [2, N, C, H, W], float in [0, 255]
+    pairs = np.random.default_rng(1).uniform(0, 1, (2, 3, 4, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "pairs.npy", pairs)  # [2, N, C, H, W], float in [0, 1]
     source, target, scaling = data.load_array(tmp_path / "pairs.npy")
-    assert scaling == "float[0,255]/255"
-    np.testing.assert_allclose(source, pairs[0].transpose(0, 2, 3, 1) / 255, atol=1e-6)
-    np.testing.assert_allclose(target, pairs[1].transpose(0, 2, 3, 1) / 255, atol=1e-6)
+    assert scaling == "float[0,1]"
+    np.testing.assert_array_equal(source, pairs[0].transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(target, pairs[1].transpose(0, 2, 3, 1))
 
     converted = data.load_array(tmp_path / "pairs.npy", size=5, channels=3)
     _assert_images(converted.source, (3, 5, 5, 3))
@@ -559,6 +669,62 @@ def test_array_rejects_bad_npz(tmp_path, arrays, match):
     with pytest.raises(ValueError, match=match) as error:
         data.load_array(path)
     assert "bad.npz" in str(error.value)
+
+
+def _array_error(path):
+    """``load_array``'s one-line ``DataError`` message for ``path``."""
+    with pytest.raises(data.DataError) as info:
+        data.load_array(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path)), message
+    return message
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.uint8, np.uint16])
+@pytest.mark.parametrize("shape", [(0, 8, 8, 1), (2, 0, 8, 1), (2, 8, 8, 0), (0, 8, 8), (0,)])
+def test_array_empty_arrays_are_one_line_errors_naming_the_array(tmp_path, dtype, shape):
+    path = tmp_path / "empty.npz"
+    np.savez(path, source=np.zeros((2, 8, 8, 1), dtype), target=np.zeros(shape, dtype))
+    message = _array_error(path)
+    assert message.startswith(f"{path} [target]: empty array of shape {shape}")
+
+
+def test_array_empty_npy_pairs_are_one_line_errors(tmp_path):
+    path = tmp_path / "empty.npy"
+    np.save(path, np.zeros((2, 0, 8, 8, 1), np.float32))
+    assert _array_error(path).startswith(f"{path} [source]: empty array of shape (0, 8, 8, 1)")
+
+
+def test_array_floats_outside_unit_range_are_errors_naming_the_range(tmp_path):
+    """Floats are never rescaled: 0..255 (or below 0) is an error, not a division by 255."""
+    ok = np.random.default_rng(0).uniform(0, 1, (2, 4, 4, 1)).astype(np.float32)
+    cases = {
+        "source": np.linspace(0, 255, 32, dtype=np.float32).reshape(2, 4, 4, 1),
+        "target": np.linspace(-0.5, 0.75, 32, dtype=np.float32).reshape(2, 4, 4, 1),
+    }
+    for name, bad in cases.items():
+        path = tmp_path / f"bad_{name}.npz"
+        np.savez(path, **{"source": ok, "target": ok, name: bad})
+        message = _array_error(path)
+        lo, hi = f"{bad.min():g}", f"{bad.max():g}"
+        assert message.startswith(f"{path} [{name}]: float32 values range {lo}..{hi};")
+        assert "expected floats in [0, 1]" in message and "uint8 0..255" in message
+    # The same images as uint8 0..255 are fine, and so are floats that reach 0 and 1 exactly.
+    np.savez(tmp_path / "u8.npz", source=np.uint8(cases["source"]), target=np.uint8(ok * 255))
+    assert data.load_array(tmp_path / "u8.npz").scaling == "uint8/255"
+    edges = np.array([0.0, 1.0] * 16, np.float32).reshape(2, 4, 4, 1)
+    np.savez(tmp_path / "edges.npz", source=edges, target=edges)
+    np.testing.assert_array_equal(data.load_array(tmp_path / "edges.npz").source, edges)
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_array_non_finite_floats_are_one_line_errors_naming_the_array(tmp_path, bad_value):
+    target = np.full((2, 4, 4, 1), 0.5, np.float32)
+    target[1, 2, 3, 0] = bad_value
+    path = tmp_path / "nan.npz"
+    np.savez(path, source=np.zeros((2, 4, 4, 1), np.float32), target=target)
+    message = _array_error(path)
+    assert message.startswith(f"{path} [target]: 1 of 32 values are NaN or Inf")
 
 
 def test_array_rejects_object_and_bad_npy(tmp_path):

@@ -1,6 +1,7 @@
 """Images from ``.npz`` / ``.npy`` arrays (``load_array``); nothing is ever unpickled.
 
-One rule scales a whole file to ``float32`` in ``[0, 1]``; source and target come back as
+One rule scales a whole file to ``float32`` in ``[0, 1]`` (``uint8`` / 255, ``uint16`` / 65535;
+floats must already be in ``[0, 1]`` and are never rescaled); source and target come back as
 ``[N, H, W, C]`` (no test split).
 """
 
@@ -29,33 +30,42 @@ class ArrayData(NamedTuple):
 
     source: np.ndarray  # [N, H, W, C]
     target: np.ndarray  # [M, H, W, C]
-    scaling: str  # "uint8/255", "uint16/65535", "float[0,1]" or "float[0,255]/255"
+    scaling: str  # "uint8/255", "uint16/65535" or "float[0,1]"
 
 
-def _scaling_rule(arrays: Sequence[np.ndarray], where: str) -> tuple[str, float]:
-    """One ``[0, 1]`` scaling rule (name, divisor) for arrays of one dtype."""
+_NAMES = ("source", "target")
+_EXPECTED_VALUES = "expected floats in [0, 1], uint8 0..255 or uint16 0..65535"
+
+
+def _scaling_rule(arrays: Sequence[np.ndarray], path: Path) -> tuple[str, float]:
+    """One ``[0, 1]`` scaling rule (name, divisor) for the file's ``[source, target]``.
+
+    Floats are never rescaled: values outside ``[0, 1]`` are an error naming the range found,
+    since guessing from the maximum (divide by 255 when above 1) silently turns an image in,
+    say, ``0..2`` into a near-black one.
+    """
     dtype = arrays[0].dtype
     if any(a.dtype != dtype for a in arrays):
-        raise DataError(f"{where}: dtypes differ ({', '.join(str(a.dtype) for a in arrays)})")
+        raise DataError(f"{path}: dtypes differ ({', '.join(str(a.dtype) for a in arrays)})")
     if dtype == np.uint8:
         return "uint8/255", 255.0
     if dtype == np.uint16:
         return "uint16/65535", 65535.0
     if dtype.kind != "f":
-        raise DataError(
-            f"{where}: unsupported dtype {dtype} (use uint8, uint16, or float in [0, 1] or "
-            "[0, 255])"
-        )
-    if not all(np.isfinite(a).all() for a in arrays):
-        bad = sum(int(np.size(a) - np.isfinite(a).sum()) for a in arrays)
-        raise DataError(f"{where}: {bad} values are NaN or Inf; expected finite values")
-    lo = min(float(a.min()) for a in arrays)
-    hi = max(float(a.max()) for a in arrays)
-    if lo >= 0.0 and hi <= 1.0 + 1e-6:
-        return "float[0,1]", 1.0
-    if lo >= 0.0 and hi <= 255.0 + 1e-4:
-        return "float[0,255]/255", 255.0
-    raise DataError(f"{where}: float values in [{lo:g}, {hi:g}], expected [0, 1] or [0, 255]")
+        raise DataError(f"{path}: unsupported dtype {dtype}; {_EXPECTED_VALUES}")
+    for name, a in zip(_NAMES, arrays, strict=True):
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise DataError(
+                f"{path} [{name}]: {bad} of {a.size} values are NaN or Inf; {_EXPECTED_VALUES}"
+            )
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0.0 or hi > 1.0 + 1e-6:
+            raise DataError(
+                f"{path} [{name}]: {dtype} values range {lo:g}..{hi:g}; {_EXPECTED_VALUES} "
+                "(floats are never rescaled: save x / 255 for floats in 0..255)"
+            )
+    return "float[0,1]", 1.0
 
 
 def _to_nhwc(array: np.ndarray, where: str) -> np.ndarray:
@@ -93,8 +103,6 @@ def _convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
 
 def _prepare(array: np.ndarray, where: str, scale: float, size, channels) -> np.ndarray:
     images = _to_nhwc(array, where)
-    if images.shape[0] == 0 or min(images.shape[1:3]) == 0:
-        raise DataError(f"{where}: empty array of shape {array.shape}")
     images = np.clip(images.astype(np.float32) / np.float32(scale), 0.0, 1.0)
     if channels is not None:
         images = _convert_channels(images, channels)
@@ -154,11 +162,16 @@ def _read_arrays(path: Path) -> list[np.ndarray]:
         ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: truncated or damaged ({one_line(e)}); {_ARRAY_HOW}") from None
-    for name, a in zip(("source", "target"), arrays, strict=True):
+    for name, a in zip(_NAMES, arrays, strict=True):
         if a.dtype.kind not in "uif":
             raise DataError(
                 f"{path} [{name}]: dtype {a.dtype}; expected numeric arrays (uint8, uint16 or "
                 "float)"
+            )
+        if a.size == 0:
+            raise DataError(
+                f"{path} [{name}]: empty array of shape {a.shape}; expected at least one "
+                "image, with no dimension of size 0"
             )
     return arrays
 
@@ -170,8 +183,9 @@ def load_array(path: str | Path, size: int | None = None, channels: int | None =
     ``[N, C, H, W]`` or ``[N, H, W]``; or a ``.npy`` of shape ``[2, N, H, W, C]`` or
     ``[2, N, C, H, W]`` holding source and target (paired). ``C`` is 1, 3 or 4 and is found at
     either end of the image axes (NHWC when ambiguous). One rule scales the whole file:
-    ``uint8/255``, ``uint16/65535``, ``float[0,1]`` (kept) or ``float[0,255]/255`` (floats
-    with a maximum above 1); other dtypes are rejected.
+    ``uint8/255``, ``uint16/65535`` or ``float[0,1]`` (kept as they are); floats outside
+    ``[0, 1]`` are an error, never rescaled (save ``x / 255`` for floats in ``0..255``), and
+    other dtypes are rejected.
 
     Args:
       path: ``.npz`` or ``.npy`` file.
@@ -183,18 +197,19 @@ def load_array(path: str | Path, size: int | None = None, channels: int | None =
       ``[0, 1]``.
 
     Raises:
-      DataError: one line naming the file and the problem (missing, not a .npy/.npz (a pickle
-        is refused), object dtype, NaN/Inf, wrong rank or keys, values out of range, source
-        and target images of different shapes).
+      DataError: one line naming the file (and the array) and the problem (missing, not a
+        .npy/.npz (a pickle is refused), object dtype, an empty array, NaN/Inf, float values
+        outside ``[0, 1]`` (with the range found), wrong rank or keys, source and target images
+        of different shapes).
     """
     path = Path(path)
     if channels is not None:
         check_channels(channels)
     arrays = _read_arrays(path)
-    rule, scale = _scaling_rule(arrays, str(path))
+    rule, scale = _scaling_rule(arrays, path)
     source, target = (
         _prepare(a, f"{path} [{name}]", scale, size, channels)
-        for name, a in zip(("source", "target"), arrays, strict=True)
+        for name, a in zip(_NAMES, arrays, strict=True)
     )
     if source.shape[1:] != target.shape[1:]:
         raise DataError(

@@ -10,12 +10,20 @@
   name (``split_of``), so the split never changes with the machine or with which files are
   present.
 
-Unreadable files are skipped with one ``SkippedFilesWarning`` per folder.
+Unreadable files (including dangling symlinks and symlink loops) are skipped with one
+``SkippedFilesWarning`` per folder and process, however often the folder is loaded: a folder's
+decoded images are kept (``_read_all``), so loading the train split, the test split and the
+samples of one run reads and warns once.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,14 +69,48 @@ class _Unreadable(Exception):
     """A file ``load_folder`` skips; ``str()`` is the short reason."""
 
 
+def _why_not_there(path: Path, error: OSError) -> str:
+    """A short reason why ``path`` cannot be reached (``error``: what ``os.stat`` raised)."""
+    if error.errno == errno.ELOOP:
+        return "symlink loop"
+    if isinstance(error, FileNotFoundError):
+        try:
+            return f"dangling symlink to {os.readlink(path)}"
+        except OSError:  # not a symlink (or gone)
+            return "file not found"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return one_line(error)
+
+
+def _why_not_regular(path: Path) -> str | None:
+    """Why ``path`` is no regular file to decode (None when it is one, symlinks followed).
+
+    Asked before opening: opening a FIFO named ``x.png`` would wait for a writer forever.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return _why_not_there(path, e)
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO, not a regular file"
+    return "a device or socket, not a regular file"
+
+
 def _why_unreadable(path: Path, error: BaseException) -> str:
     """A short reason for a Pillow failure."""
     if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return f"over {Image.MAX_IMAGE_PIXELS} pixels, Pillow's decompression-bomb limit"
-    if isinstance(error, FileNotFoundError):
-        return "file not found"
+    if isinstance(error, OSError) and error.errno in (errno.ENOENT, errno.ELOOP):
+        return _why_not_there(path, error)
     if isinstance(error, IsADirectoryError):
         return "a folder, not a file"
+    if isinstance(error, PermissionError):
+        return "permission denied"
     try:
         if path.stat().st_size == 0:
             return "empty file"
@@ -80,6 +122,9 @@ def _why_unreadable(path: Path, error: BaseException) -> str:
 
 
 def _open(path: Path) -> Image.Image:
+    why = _why_not_regular(path)
+    if why is not None:
+        raise _Unreadable(why)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -108,8 +153,9 @@ def open_image(path: str | Path) -> Image.Image:
       The decoded first frame (file closed); ``info["n_frames"]`` holds the file's frame count.
 
     Raises:
-      DataError: one line naming the file and why it cannot be read (missing, empty,
-        truncated, not an image, too large).
+      DataError: one line naming the file and why it cannot be read (missing, a dangling
+        symlink or symlink loop, not a regular file, empty, truncated, not an image, too
+        large).
     """
     path = Path(path)
     try:
@@ -194,9 +240,14 @@ def _list_some(items: Sequence, n: int = 3) -> str:
 
 
 def _image_files(folder: Path) -> list[Path]:
+    """The entries of ``folder`` with an image extension, in name order, but folders.
+
+    Dangling symlinks, symlink loops and other non-regular files are kept, so that reading
+    them fails and names them in the skipped-files warning instead of dropping them silently.
+    """
     require_folder(folder, "expected a folder of images")
     entries = sorted(folder.iterdir())
-    files = [f for f in entries if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [f for f in entries if f.suffix.lower() in IMAGE_EXTENSIONS and not f.is_dir()]
     if not files:
         others = [f.name for f in entries]
         found = f"found only {_list_some(others)}" if others else "the folder is empty"
@@ -232,8 +283,46 @@ def _pair_by_stem(
     return [src[k] for k in keys], [tgt[k] for k in keys]
 
 
+# Decoded folders, most recently used last: {key: (images, skipped)} (see ``_read_all``).
+_READ_CACHE: OrderedDict[tuple, tuple[list, list[str]]] = OrderedDict()
+_READ_CACHE_BYTES = 256 * 2**20  # kept images in all; a bigger folder is decoded each time
+_WARNED: set[tuple] = set()  # the skipped-files warnings given (``_report_skipped``)
+# A file changed this recently may change again within its timestamp's granularity (coarse
+# on Linux: a clock tick) and keep its version: such a folder is not kept (git's "racy" files).
+_RACY_NS = 2 * 10**9
+
+
+def _file_version(path: Path) -> tuple[int, ...] | None:
+    """What changes when the file (or, for a symlink, its target) changes: device, inode,
+    size, ctime, mtime (ns); the symlink's own for a dangling one or a loop; None if gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns, st.st_mtime_ns
+
+
 def _read_all(files: list[Path], size: int, channels: int) -> tuple[list, list[str]]:
-    """Images (None where unreadable) and ``"name (reason)"`` for each unreadable file."""
+    """Images (None where unreadable) and ``"name (reason)"`` for each unreadable file.
+
+    Memoized per process on the files' paths and versions (``_file_version``: device, inode,
+    size, ctime, mtime) and on ``size`` and ``channels``, up to ``_READ_CACHE_BYTES`` of
+    images (least recently used dropped first): one run loads its data set for the train
+    split, the test split and the samples, and decoding a folder of photos is the slow part.
+    Pure from the caller's view: a changed file is read again (files changed in the last
+    ``_RACY_NS`` are never kept, since a second change may not show in their version), and
+    the returned lists are new (their arrays are only ever copied out, by ``np.stack``).
+    """
+    start_ns = time.time_ns()
+    versions = tuple((str(f.absolute()), _file_version(f)) for f in files)
+    key = (size, channels, versions)
+    if key in _READ_CACHE:
+        _READ_CACHE.move_to_end(key)
+        images, skipped = _READ_CACHE[key]
+        return list(images), list(skipped)
     images, skipped = [], []
     for f in files:
         try:
@@ -241,24 +330,40 @@ def _read_all(files: list[Path], size: int, channels: int) -> tuple[list, list[s
         except _Unreadable as e:
             images.append(None)
             skipped.append(f"{f.parent.name}/{f.name} ({e})")
-    return images, skipped
+    racy = any(v is not None and max(v[3:]) > start_ns - _RACY_NS for _, v in versions)
+    if not racy and _cached_bytes((images, skipped)) <= _READ_CACHE_BYTES:
+        _READ_CACHE[key] = (images, skipped)
+        while sum(_cached_bytes(v) for v in _READ_CACHE.values()) > _READ_CACHE_BYTES:
+            _READ_CACHE.popitem(last=False)
+    return list(images), list(skipped)
+
+
+def _cached_bytes(entry: tuple[list, list[str]]) -> int:
+    return sum(x.nbytes for x in entry[0] if x is not None)
 
 
 def _report_skipped(
     where, unit: str, total: int, n_skipped: int, reasons: list[str], images: list
 ) -> None:
-    """One ``SkippedFilesWarning`` naming the ``reasons`` why ``n_skipped`` of ``total`` items
-    were left out, or a ``DataError`` when no image of ``images`` (None: unreadable) is left."""
+    """One ``SkippedFilesWarning`` naming every one of the ``reasons`` why ``n_skipped`` of
+    ``total`` items were left out, or a ``DataError`` when no image of ``images`` (None:
+    unreadable) is left.
+
+    The warning is given once per process for a folder and the same skipped files: loading a
+    data set again (the test split, the samples) does not repeat it.
+    """
     if all(x is None for x in images):
         raise DataError(
             f"{where}: none of the {total} {unit} can be read ({_list_some(reasons, 2)}); "
             f"{_EXPECTED_IMAGE}"
         )
-    if n_skipped:
+    seen = (str(Path(where).absolute()), unit, total, n_skipped, tuple(reasons))
+    if n_skipped and seen not in _WARNED:
+        _WARNED.add(seen)
         warnings.warn(
             SkippedFilesWarning(
                 f"{where}: skipped {n_skipped} of {total} {unit} that cannot be read: "
-                f"{_list_some(reasons)}"
+                f"{', '.join(reasons)}"
             ),
             stacklevel=3,
         )
@@ -277,9 +382,11 @@ def load_folder(
     image is centre-cropped to a square and resized with Lanczos filtering.
 
     Files that cannot be read (empty, truncated, not an image, over Pillow's
-    decompression-bomb limit) are skipped with one ``SkippedFilesWarning`` per folder (per
-    data set when paired: the partner of a skipped file is left out too) that counts and
-    names them. A folder (or paired set) with nothing readable left is an error.
+    decompression-bomb limit, a dangling symlink or a symlink loop, not a regular file) are
+    skipped with one ``SkippedFilesWarning`` per folder (per data set when paired: the partner
+    of a skipped file is left out too) that counts them and names each with its reason, given
+    once per process however often the folder is loaded (the decoded folder is kept:
+    ``_read_all``). A folder (or paired set) with nothing readable left is an error.
 
     Args:
       data_dir: folder with ``source/`` and ``target/`` subfolders.
