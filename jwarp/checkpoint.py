@@ -6,23 +6,71 @@ position, seed); nothing is pickled. Orbax writes each step into a temporary fol
 (``<step>.orbax-checkpoint-tmp``) and renames it to ``<step>`` when complete, and deletes
 older steps only after that, so a save that is killed (even with ``kill -9``) or that fails
 (a full disk) never replaces or damages the previous checkpoint: ``latest_step`` only sees
-complete ones. A writer (``cleanup=True``) removes leftover temporary folders when it opens the
-run. Paths may be local or ``gs://``.
+complete ones. A writer (``cleanup=True``, under the run folder's lock: ``jwarp.runlock``)
+removes leftover temporary folders when it opens the run. Paths may be local or ``gs://``.
+
+Checkpoints are what they claim: ``save`` refuses a state that is not finite and stores a
+SHA-256 digest of the state's arrays and the record in the record; ``restore`` recomputes it and
+refuses a checkpoint whose bytes changed since (a damaged disk, a stray edit). Checkpoints
+written before digests (jwarp 0.2) restore with ``record["digest"]`` missing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import threading
 import time
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
-from jwarp.errors import CheckpointError
+from jwarp.errors import CheckpointError, TrainingError
 
 _TMP_SUFFIX = ".orbax-checkpoint-tmp"
+DIGEST = "digest"  # the record's key for ``digest``
+
+
+class NonFiniteStateError(TrainingError):
+    """A state to save holds NaN or infinite values (the run failed: exit code 1)."""
+
+
+def _host(leaf: Any) -> np.ndarray:
+    """A leaf as a host array: a replicated ``jax.Array`` through one local copy (every copy
+    is the same), PRNG keys through their data."""
+    if isinstance(leaf, jax.Array):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        if not leaf.is_fully_addressable:
+            leaf = leaf.addressable_data(0)
+    return np.asarray(jax.device_get(leaf))
+
+
+def digest(state: Any, record: dict) -> str:
+    """``"sha256:<hex>"`` of ``state``'s leaves (in tree order: dtype, shape and bytes) and of
+    ``record`` without its digest (canonical JSON). Only the leaves' order matters, so a state
+    and its restore into a target of the same structure have the same digest."""
+    h = hashlib.sha256()
+    plain = {k: v for k, v in record.items() if k != DIGEST}
+    h.update(json.dumps(plain, sort_keys=True, separators=(",", ":")).encode())
+    for leaf in jax.tree.leaves(state):
+        a = np.ascontiguousarray(_host(leaf))
+        h.update(f"|{a.dtype.str}{a.shape}|".encode())
+        h.update(a.tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def non_finite_leaves(state: Any) -> list[str]:
+    """The paths (``jax.tree_util.keystr``) of ``state``'s float leaves holding NaN or inf."""
+    return [
+        jax.tree_util.keystr(path)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(state)
+        if np.issubdtype((a := _host(leaf)).dtype, np.inexact) and not np.isfinite(a).all()
+    ]
 
 
 def _reason(error: BaseException) -> str:
@@ -86,12 +134,22 @@ class Checkpoints:
         return sorted(self.manager.all_steps())
 
     def save(self, step: int, state: Any, record: dict) -> None:
-        """Saves ``state`` (a pytree of arrays) and ``record`` (JSON) as ``step``.
+        """Saves ``state`` (a pytree of arrays) and ``record`` (JSON; ``digest`` is added) as
+        ``step``.
 
         Raises:
+          NonFiniteStateError: ``state`` holds NaN or inf (nothing is written).
           CheckpointError: the save failed (e.g. the disk is full); its partial folder is
             removed and the previous checkpoints are untouched.
         """
+        bad = non_finite_leaves(state)
+        if bad:
+            raise NonFiniteStateError(
+                f"non-finite values in {bad[0]}"
+                + (f" and {len(bad) - 1} more arrays" if len(bad) > 1 else "")
+                + f" at step {step}; not saved"
+            )
+        record = {**record, DIGEST: digest(state, record)}
         threads = set(threading.enumerate())
         try:
             self.manager.save(
@@ -136,11 +194,13 @@ class Checkpoints:
                 shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
     def restore(self, step: int, target: Any) -> tuple[Any, dict]:
-        """Restores ``step`` into the structure, shapes and dtypes of ``target``.
+        """Restores ``step`` into the structure, shapes and dtypes of ``target`` and checks it
+        against the digest saved with it.
 
         Raises:
-          CheckpointError: the step is missing, incomplete or damaged, or its arrays do not
-            match ``target`` (one line naming the step's folder).
+          CheckpointError: the step is missing, incomplete or damaged (unreadable, or not what
+            was saved), or its arrays do not match ``target`` (one line naming the step's
+            folder).
         """
         try:
             restored = self.manager.restore(
@@ -150,13 +210,49 @@ class Checkpoints:
                 ),
             )
         except Exception as e:  # orbax raises many types for damaged or foreign folders
-            others = [s for s in self.all_steps() if s != step]
-            hint = f"; other steps here: {', '.join(map(str, others))}" if others else ""
             raise CheckpointError(
                 f"{self.directory}/{step}: cannot restore this checkpoint ({_reason(e)}); "
-                f"expected a complete checkpoint matching the run's config.toml{hint}"
+                f"expected a complete checkpoint matching the run's config.toml"
+                f"{self._others(step)}"
             ) from e
-        return restored["state"], dict(restored["record"])
+        state, record = restored["state"], dict(restored["record"])
+        saved = record.get(DIGEST)
+        if saved is not None and digest(state, record) != saved:
+            raise CheckpointError(
+                f"{self.directory}/{step}: this checkpoint is damaged: its contents do not "
+                f"match the digest saved with it{self._others(step)}"
+            )
+        return state, record
+
+    def _others(self, step: int) -> str:
+        others = [s for s in self.all_steps() if s != step]
+        return f"; other steps here: {', '.join(map(str, others))}" if others else ""
+
+    def newest_intact(self, target: Any, below: int | None = None):
+        """The newest step (below ``below``) that restores and matches its digest, as
+        ``(step, state, record, damaged)``; ``damaged`` lists ``(step, reason)`` of the newer
+        steps that did not. ``step`` is None when there is none."""
+        damaged = []
+        for step in reversed(self.all_steps()):
+            if below is not None and step >= below:
+                continue
+            try:
+                state, record = self.restore(step, target)
+            except CheckpointError as e:
+                damaged.append((step, str(e)))
+                continue
+            return step, state, record, damaged
+        return None, None, None, damaged
+
+    def set_aside(self, step: int, folder: str | os.PathLike) -> str:
+        """Moves local ``step`` out of the way into ``folder`` (kept, not deleted: a damaged
+        checkpoint may still be worth a look), so the run can save that step again. Returns
+        the new path."""
+        os.makedirs(folder, exist_ok=True)
+        dest = os.path.join(folder, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.rename(os.path.join(self.directory, str(step)), dest)
+        self.manager.reload()
+        return dest
 
     def close(self) -> None:
         self.manager.close()

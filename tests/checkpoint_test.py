@@ -234,7 +234,7 @@ def test_kill_9_during_a_save_keeps_the_previous_checkpoint(killed_saves, point)
     assert latest == expected
     restored, record = reader.restore(latest, _state(0))
     chex.assert_trees_all_equal(restored, _state(latest))
-    assert record == {"step": latest}
+    assert {k: v for k, v in record.items() if k != "digest"} == {"step": latest}
     reader.close()
     if point != "delete":
         assert any(".orbax-checkpoint-tmp" in name for name in os.listdir(folder))
@@ -388,3 +388,76 @@ def test_kill_9_mid_save_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
         assert [r["step"] for r in records] == [1, 2, 3, 4]
         names = os.listdir(workdir / "checkpoints")
         assert "4" in names and not any("tmp" in n for n in names)
+
+
+# --- digests: a checkpoint is what was saved, and finite ---------------------------------------
+
+
+def _flip_bytes(step_dir: Path, n: int = 64) -> int:
+    """Flips ``n`` bytes in the middle of every array data file of a checkpoint folder (the
+    adversarial case: the ocdbt data files under ``state/ocdbt.process_0/d/``)."""
+    files = [f for f in (step_dir / "state").rglob("*") if f.is_file() and f.parent.name == "d"]
+    for f in files:
+        data = bytearray(f.read_bytes())
+        mid = len(data) // 2
+        for i in range(max(0, mid - n // 2), min(len(data), mid + n // 2)):
+            data[i] ^= 0xFF
+        f.write_bytes(bytes(data))
+    return len(files)
+
+
+def test_a_restore_returns_what_was_saved_and_the_digest_is_order_only(tmp_path):
+    checkpoints = Checkpoints(tmp_path)
+    checkpoints.save(3, _state(3), {"step": 3, "data": {"epoch": 1}})
+    state, record = checkpoints.restore(3, _state(0))
+    assert record["digest"] == checkpoint_lib.digest(_state(3), {"step": 3, "data": {"epoch": 1}})
+    assert record["digest"] != checkpoint_lib.digest(_state(3), {"step": 4, "data": {"epoch": 1}})
+    chex.assert_trees_all_equal(state, _state(3))
+    checkpoints.close()
+
+
+def test_flipped_bytes_in_a_checkpoint_are_one_error_and_resume_finds_the_intact_one(tmp_path):
+    checkpoints = Checkpoints(tmp_path, max_to_keep=3)
+    for step in (1, 2):
+        checkpoints.save(step, _state(step), {"step": step})
+    assert _flip_bytes(tmp_path / "2") > 0
+    with pytest.raises(CheckpointError) as info:
+        checkpoints.restore(2, _state(0))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path}/2: ") and "\n" not in message
+    assert "damaged" in message or "cannot restore" in message
+    step, state, record, damaged = checkpoints.newest_intact(_state(0))
+    assert step == 1 and [s for s, _ in damaged] == [2]
+    chex.assert_trees_all_equal(state, _state(1))
+    moved = checkpoints.set_aside(2, tmp_path.parent / "damaged")
+    assert Path(moved, "state").is_dir() and checkpoints.all_steps() == [1]
+    checkpoints.save(2, _state(5), {"step": 2})  # the step can be saved again
+    chex.assert_trees_all_equal(checkpoints.restore(2, _state(0))[0], _state(5))
+    checkpoints.close()
+
+
+def test_a_value_changed_within_its_encoding_fails_the_digest(tmp_path, monkeypatch):
+    """A checkpoint that reads back cleanly but differs (what orbax cannot notice itself)."""
+    checkpoints = Checkpoints(tmp_path)
+    checkpoints.save(1, _state(1), {"step": 1})
+    real = checkpoints.manager.restore
+
+    def altered(step, args):
+        out = real(step, args=args)
+        out["state"]["generator"]["params"]["b"] = out["state"]["generator"]["params"]["b"] + 1e-6
+        return out
+
+    monkeypatch.setattr(checkpoints.manager, "restore", altered)
+    with pytest.raises(CheckpointError, match=r"/1: this checkpoint is damaged: its contents"):
+        checkpoints.restore(1, _state(0))
+    checkpoints.close()
+
+
+def test_a_non_finite_state_is_never_saved(tmp_path):
+    checkpoints = Checkpoints(tmp_path)
+    state = _state(1)
+    state["generator"]["params"]["w"][3, 4] = np.inf
+    with pytest.raises(checkpoint_lib.NonFiniteStateError, match=r"\['w'\] at step 1; not saved"):
+        checkpoints.save(1, state, {"step": 1})
+    assert checkpoints.all_steps() == [] and not any(tmp_path.iterdir())
+    checkpoints.close()
