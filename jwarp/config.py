@@ -42,6 +42,7 @@ from jwarp.presets import PRESETS_DIR, list_presets, resolve_preset  # noqa: F40
 
 DIR_DATASETS = ("mnist", "smiles", "folder", "npy")
 DIGIT_DATASETS = ("digits", "mnist")
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max; floats are float32
 CONDITIONS = ("source", "pair")
 GANS = ("wgan-gp", "lsgan")
 CRITIC_FAKES = ("fresh", "shared")
@@ -234,6 +235,11 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         if _is_int(value) or isinstance(value, float):
             if not math.isfinite(value):
                 raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+            if abs(value) > FLOAT32_MAX:  # computed in float32: it would be inf
+                raise ConfigError(
+                    f"{key}: expected a number float32 can hold (at most {FLOAT32_MAX:.4g} "
+                    f"in size), got {value!r}"
+                )
             return float(value)
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if hint is str:

@@ -109,6 +109,19 @@ NUM_PROCESSES_ENV = "JAX_NUM_PROCESSES"
 PROCESS_ID_ENV = "JAX_PROCESS_ID"
 
 
+def device_memory() -> int | None:
+    """Bytes one local accelerator can hold (``memory_stats``' ``bytes_limit``); None on CPU,
+    whose devices share the host's memory, or where the backend does not say."""
+    device = jax.local_devices()[0]
+    if device.platform == "cpu":
+        return None
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:  # some backends do not implement it
+        return None
+    return stats.get("bytes_limit")
+
+
 def multi_process_env(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the environment describes a multi-process run.
 

@@ -2,18 +2,15 @@
 
 ``train`` is the host loop around the jitted steps of ``jwarp.steps`` (objective:
 ``jwarp.objective``; optimisers and states: ``jwarp.optim``): data, run folder, checkpoints,
-metrics (``metrics.jsonl`` and TensorBoard events), samples, progress, signals. In a
-multi-process run every process runs the loop; only process 0 writes files.
+metrics (``metrics.jsonl`` and TensorBoard events), samples, progress, signals, the run
+folder's lock. In a multi-process run every process runs the loop; only process 0 writes files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
-import signal
 import time
 import tomllib
 from collections.abc import Callable
@@ -21,22 +18,25 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from jwarp import data as data_lib
 from jwarp import parallel
-from jwarp.checkpoint import Checkpoints
+from jwarp.checkpoint import DIGEST, Checkpoints, NonFiniteStateError
 from jwarp.config import Config, load_config, save_config
-from jwarp.errors import RunFolderError, TrainingError
+from jwarp.errors import CheckpointError, RunFolderError, TrainingError
 from jwarp.execution import plan
 from jwarp.field import flow
-from jwarp.files import atomic_write, is_remote, run_path
+from jwarp.files import is_remote, run_path
+from jwarp.memory import check_fits
 from jwarp.objective import conditioning
 from jwarp.optim import States, inference_params, init_states
+from jwarp.runlock import run_lock
+from jwarp.runlog import events_writer, metrics_writer, truncate_metrics
 from jwarp.sampler import warp
 from jwarp.steps import StepFns, make_step_fns, train_iteration
-from jwarp.tensorboard import EventWriter, NoEvents, truncate_events
+from jwarp.stopping import StopRequest
+from jwarp.tensorboard import NoEvents
 
 # --- data -----------------------------------------------------------------------------------
 
@@ -131,57 +131,106 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     mesh: Mesh | None = None,
+    stop: StopRequest | None = None,
 ) -> TrainResult:
-    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint unless told not to.
+    """Trains ``config`` in ``workdir``, resuming from its latest intact checkpoint unless told
+    not to.
 
     Writes ``config.toml``, ``checkpoints/``, ``metrics.jsonl``, ``samples/*.gif`` and
-    ``tensorboard/`` (``_events_writer``: the same metrics and the samples' frames). Ctrl-C
-    or SIGTERM saves a checkpoint at the next step boundary and returns with
-    ``interrupted=True``. A non-finite loss raises ``TrainingError`` naming the step; the last
-    checkpoint written before it stays the latest.
+    ``tensorboard/`` (the same metrics and the samples' frames: ``jwarp.runlog``), holding
+    the run folder's lock (``jwarp.runlock``; another trainer there is a ``RunFolderError``).
+    Ctrl-C or SIGTERM (``stop``, installed by the caller before its own start-up, else here)
+    saves a checkpoint at the next step boundary and returns with ``interrupted=True``; during
+    start-up it returns before anything is changed. A non-finite loss or state raises
+    ``TrainingError`` naming the step and the last checkpoint verified good; no non-finite
+    state is ever saved. A damaged latest checkpoint (``Checkpoints.restore``) is moved to
+    ``damaged_checkpoints/`` and the run resumes from the newest intact one, with a note.
+    ``config.toml`` is written only once the run folder accepted the config and restored.
 
     Data parallel over ``mesh`` (default: every device of every process): a
-    ``train.batch_size`` that does not split over its devices is a ``ConfigError``. With
-    several processes (``jax.distributed``), every process calls ``train`` with the same
-    arguments, loads only its rows of each batch and takes part in saving and restoring
-    checkpoints; only process 0 writes the config, metrics, GIFs, logs and progress bar.
-    ``workdir`` may be a ``gs://`` URL (through orbax and ``etils.epath``); a multi-host run
-    needs such a shared folder (which gets no TensorBoard events).
+    ``train.batch_size`` that does not split over its devices is a ``ConfigError``, and so is
+    an image size that cannot fit in memory (``jwarp.memory``). With several processes
+    (``jax.distributed``), every process calls ``train`` with the same arguments, loads only
+    its rows of each batch and takes part in saving and restoring checkpoints; only process 0
+    writes the config, metrics, GIFs, logs and progress bar. ``workdir`` may be a ``gs://``
+    URL (through orbax and ``etils.epath``; not locked); a multi-host run needs such a shared
+    folder (which gets no TensorBoard events).
     """
-    mesh = parallel.data_mesh() if mesh is None else mesh
-    tcfg = config.train
-    parallel.check_batch_size(tcfg.batch_size, mesh.devices.size)
-    primary = jax.process_index() == 0
-    log = log if primary else (lambda message: None)
-    # Data first: bad data (a DataError) must not leave an empty run folder behind.
-    batches = training_batches(config, mesh)
-    samples = _sample_images(config)
-    workdir, checkpoints, latest = _open_run_folder(config, workdir, resume, primary)
-    states, base_key, step = _restore_or_init(config, checkpoints, latest, batches, mesh)
-    if latest is not None:
-        log(f"resuming {workdir} from step {step}")
-    step_fns = make_step_fns(config, states, mesh)
-    sample_fn = _sample_fn(config, mesh)
-    run = _Run(
-        config, mesh, workdir, primary, checkpoints, batches, base_key, step_fns, sample_fn, samples
-    )
+    own_stop = stop is None
+    stop = StopRequest() if own_stop else stop
+    try:
+        stop.join_processes()
+        mesh = parallel.data_mesh() if mesh is None else mesh
+        primary = jax.process_index() == 0
+        log = log if primary else (lambda message: None)
+        parallel.check_batch_size(config.train.batch_size, mesh.devices.size)
+        check_fits(config, devices=mesh.devices.size, device_bytes=parallel.device_memory())
+        with run_lock(workdir if primary else None):
+            return _train_locked(config, workdir, resume, progress, log, mesh, stop, primary)
+    finally:
+        if own_stop:
+            stop.restore()
 
-    metrics_path = workdir / "metrics.jsonl"
-    if primary:
-        _truncate_metrics(metrics_path, step)
-    stop = _StopRequest()  # from here on Ctrl-C and SIGTERM stop at the next step boundary
+
+class _StoppedEarly(Exception):
+    """A stop was asked for during start-up."""
+
+
+def _train_locked(config, workdir, resume, progress, log, mesh, stop, primary) -> TrainResult:
+    """``train`` under the run folder's lock."""
+    tcfg = config.train
+
+    def early():
+        if stop.signal is not None:
+            raise _StoppedEarly
+
+    try:
+        # Data before the run folder: bad data (a DataError) changes nothing there.
+        early()
+        batches = training_batches(config, mesh)
+        samples = _sample_images(config)
+        early()
+        workdir, checkpoints = _open_run_folder(config, workdir, resume, primary)
+    except _StoppedEarly:
+        log(f"\nstopped by signal {stop.signal} before training began; nothing changed")
+        return TrainResult(run_path(workdir), 0, None, {}, interrupted=True)
+    try:
+        early()
+        states, base_key, step = _restore_or_init(config, checkpoints, batches, mesh, primary, log)
+        if primary:  # only now: the folder accepted this config and restored
+            save_config(config, workdir / "config.toml")
+        early()
+        step_fns = make_step_fns(config, states, mesh)
+        sample_fn = _sample_fn(config, mesh)
+        run = _Run(
+            config, mesh, workdir, primary, checkpoints, batches, base_key, step_fns, sample_fn,
+            samples,
+        )
+        metrics_path = workdir / "metrics.jsonl"
+        if primary:
+            truncate_metrics(metrics_path, step, log)
+            _write_missing_sample(run, step, states)
+        early()
+    except _StoppedEarly:
+        checkpoints.close()
+        log(f"\nstopped by signal {stop.signal} before training began")
+        return TrainResult(workdir, checkpoints.latest_step() or 0, None, {}, interrupted=True)
+    except BaseException:
+        checkpoints.close()
+        raise
     bar = _progress_bar(tcfg.steps, step) if progress and primary else None
     interrupted = False
     try:
         with (
-            _metrics_writer(metrics_path, primary) as metrics_file,
-            _events_writer(workdir, step, primary, log) as events,
+            metrics_writer(metrics_path, primary) as metrics_file,
+            events_writer(workdir, step, primary, log) as events,
         ):
-            metrics = _Metrics(
-                tcfg, metrics_file, events, bar, checkpoints, workdir / "checkpoints"
-            )
-            states, step = _train_loop(run, states, step, stop, metrics, bar)
-            metrics.flush()
+            metrics = _Metrics(tcfg, metrics_file, events, bar)
+            try:
+                states, step = _train_loop(run, states, step, stop, metrics, bar)
+                metrics.flush()
+            except TrainingError as e:
+                raise TrainingError(f"{e}; {_last_good(run, states)}") from e
             if stop.signal is not None and step < tcfg.steps:
                 interrupted = True
                 if checkpoints.latest_step() != step:
@@ -190,9 +239,25 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-        stop.restore()
         checkpoints.close()
     return TrainResult(workdir, step, states, metrics.last, interrupted)
+
+
+def _last_good(run: _Run, states: States) -> str:
+    """Names the newest checkpoint that restores, matches its digest and is finite."""
+    target = {
+        "generator": jax.tree.map(_abstract, states.generator),
+        "critic": jax.tree.map(_abstract, states.critic),
+    }
+    step, *_ = run.checkpoints.newest_intact(target)
+    folder = run.workdir / "checkpoints"
+    if step is None:
+        return f"there is no good checkpoint in {folder}"
+    return f"the last good checkpoint (verified finite) is step {step} in {folder}"
+
+
+def _abstract(x):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,58 +285,79 @@ def _sample_images(config: Config) -> tuple[np.ndarray, np.ndarray]:
 
 def _open_run_folder(
     config: Config, workdir: str | Path, resume: bool, primary: bool
-) -> tuple[Path, Checkpoints, int | None]:
-    """Makes or reopens the run folder and writes its ``config.toml``.
+) -> tuple[Path, Checkpoints]:
+    """Makes or reopens the run folder (under its lock) and checks it against ``config``.
 
     Resuming, a saved configuration must be compatible (``RunFolderError``); ``resume=False``
-    deletes the folder's checkpoints and metrics. Returns ``(workdir, checkpoints, latest)``,
-    ``latest`` the step to resume from or ``None`` to start afresh.
+    deletes the folder's checkpoints and metrics. ``config.toml`` is not written here.
+    Returns ``(workdir, checkpoints)``, ``checkpoints`` empty when not resuming.
     """
     tcfg = config.train
     workdir = run_path(workdir)
     if not is_remote(workdir):  # object stores have no folders to make
         workdir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = workdir / "checkpoints"
-    # Leftovers of a killed save are removed by one process only (the folder is shared).
+    # Leftovers of a killed save are removed by one process only (the folder is shared), and
+    # only under the lock: a second trainer's cleanup would delete a live save.
     checkpoints = Checkpoints(ckpt_dir, max_to_keep=tcfg.max_to_keep, cleanup=primary)
-    latest = checkpoints.latest_step() if resume else None
     config_path = workdir / "config.toml"
-    if latest is not None and config_path.exists():
-        _check_compatible(_read_run_config(config_path), config, config_path)
-    if not resume and checkpoints.all_steps():
-        for step in checkpoints.all_steps():
-            checkpoints.manager.delete(step)  # collective: every process calls it
-        if primary:
-            (workdir / "metrics.jsonl").unlink(missing_ok=True)
-    if primary:
-        save_config(config, config_path)
-    return workdir, checkpoints, latest
+    try:
+        if resume and checkpoints.all_steps() and config_path.exists():
+            _check_compatible(_read_run_config(config_path), config, config_path)
+        if not resume and checkpoints.all_steps():
+            for step in checkpoints.all_steps():
+                checkpoints.manager.delete(step)  # collective: every process calls it
+            if primary:
+                (workdir / "metrics.jsonl").unlink(missing_ok=True)
+    except BaseException:
+        checkpoints.close()
+        raise
+    return workdir, checkpoints
 
 
 def _restore_or_init(
     config: Config,
     checkpoints: Checkpoints,
-    latest: int | None,
     batches: data_lib.Batches,
     mesh: Mesh,
+    primary: bool,
+    log: Callable[[str], None],
 ) -> tuple[States, jax.Array, int]:
-    """``(states, base_key, step)`` to start from: fresh states at step 0, or checkpoint
-    ``latest``, which also puts ``batches`` back where it was."""
+    """``(states, base_key, step)`` to start from: the newest intact checkpoint (which also
+    puts ``batches`` back where it was), else fresh states at step 0.
+
+    Damaged checkpoints (``Checkpoints.restore``) newer than it are moved to the run folder's
+    ``damaged_checkpoints/``, with a note each; when every checkpoint is damaged that is a
+    ``CheckpointError`` (``--no-resume`` starts over).
+    """
+    steps = checkpoints.all_steps()
     # Resuming needs only the states' shapes: initialising them would compile the networks.
     states, base_key = init_states(
-        config, config.train.seed, batches.steps_per_epoch, mesh, shapes_only=latest is not None
+        config, config.train.seed, batches.steps_per_epoch, mesh, shapes_only=bool(steps)
     )
-    if latest is None:
+    if not steps:
         return states, base_key, 0
     target = {"generator": states.generator, "critic": states.critic}
-    restored, record = checkpoints.restore(latest, target)
+    step, restored, record, damaged = checkpoints.newest_intact(target)
+    if step is None:
+        raise CheckpointError(
+            f"{checkpoints.directory}: no intact checkpoint to resume from "
+            f"({damaged[0][1]}); --no-resume starts over"
+        )
+    for bad, reason in damaged:
+        log(f"note: {reason}")
+        if primary and not is_remote(checkpoints.directory):
+            moved = checkpoints.set_aside(bad, Path(checkpoints.directory).parent / DAMAGED)
+            log(f"note: moved it to {moved}; resuming from step {step}")
+    if DIGEST not in record:
+        log(f"note: checkpoint {step} predates checkpoint digests (jwarp 0.2); not verified")
     states = States(restored["generator"], restored["critic"])
     batches.restore(record["data"])
     return states, base_key, int(record["step"])
 
 
 def _train_loop(
-    run: _Run, states: States, step: int, stop: _StopRequest, metrics: _Metrics, bar
+    run: _Run, states: States, step: int, stop: StopRequest, metrics: _Metrics, bar
 ) -> tuple[States, int]:
     """Iterations from ``step`` until ``train.steps`` or a stop request, with checkpoints and
     sample GIFs on their schedules (and a checkpoint at a stop). Returns ``(states, step)``."""
@@ -289,7 +375,7 @@ def _train_loop(
             bar.update(1)
         boundary = step % tcfg.checkpoint_every == 0 or step == tcfg.steps
         if boundary or stop.signal is not None:
-            metrics.flush()  # never checkpoint a non-finite state
+            metrics.flush()  # a non-finite loss fails before the save, a state in the save
             _save(run, step, states)
         if step % tcfg.sample_every == 0 or step == tcfg.steps:
             _write_sample(run, step, states, metrics.events)
@@ -313,10 +399,22 @@ def _write_sample(run: _Run, step: int, states: States, events) -> None:
 
     params = inference_params(states.generator)
     frames = _side_by_side(run.sample_fn(params, *run.samples))
+    if not np.isfinite(frames).all():
+        raise NonFiniteStateError(
+            f"non-finite sample frames at step {step}: the generator is not finite; not written"
+        )
     if run.primary:
         scale = max(1, 128 // run.config.data.image_size)
         write_gif(run.workdir / "samples" / f"step_{step:07d}.gif", frames, fps=8, scale=scale)
         events.image(step, "samples", _frame_strip(frames, scale))
+
+
+def _write_missing_sample(run: _Run, step: int, states: States) -> None:
+    """Writes the sample GIF of resumed ``step`` if it is due and missing (a run killed
+    between the checkpoint and the GIF), without a TensorBoard image (its events may have one)."""
+    due = step > 0 and (step % run.config.train.sample_every == 0 or step == run.config.train.steps)
+    if due and not (run.workdir / "samples" / f"step_{step:07d}.gif").exists():
+        _write_sample(run, step, states, NoEvents())
 
 
 def _frame_strip(frames: np.ndarray, scale: int, n: int = 4) -> np.ndarray:
@@ -333,9 +431,8 @@ class _Metrics:
     (to ``metrics.jsonl`` and as TensorBoard scalars ``train/NAME``), shown on the progress
     bar; ``last`` is the latest read."""
 
-    def __init__(self, tcfg, metrics_file, events, bar, checkpoints: Checkpoints, ckpt_dir: Path):
+    def __init__(self, tcfg, metrics_file, events, bar):
         self.tcfg, self.file, self.events, self.bar = tcfg, metrics_file, events, bar
-        self.checkpoints, self.ckpt_dir = checkpoints, ckpt_dir
         self.pending = None  # (step, device metrics, step time) not read yet
         self.last: dict[str, float] = {}
 
@@ -356,10 +453,7 @@ class _Metrics:
         host = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
         if not all(math.isfinite(v) for v in host.values()):
             bad = [k for k, v in host.items() if not math.isfinite(v)]
-            raise TrainingError(
-                f"non-finite {', '.join(bad)} at step {at}; the last good checkpoint "
-                f"is step {self.checkpoints.latest_step()} in {self.ckpt_dir}"
-            )
+            raise TrainingError(f"non-finite {', '.join(bad)} at step {at}")
         self.last = host
         if at % self.tcfg.log_every == 0 or at == self.tcfg.steps:
             record = {"step": at, **host, "step_time_s": seconds}
@@ -372,41 +466,7 @@ class _Metrics:
             self.bar.set_postfix(postfix, refresh=False)
 
 
-class _StopRequest:
-    """Ctrl-C and SIGTERM, from construction to ``restore``: ``signal`` becomes the signal
-    that asks the loop to stop (at the next step boundary, with a checkpoint); asked twice,
-    it stops at once (``KeyboardInterrupt``), without one."""
-
-    def __init__(self):
-        self.signal = None
-        self.asked = False
-        # Several processes must stop at the same step, or one would wait forever in a
-        # collective the others never join. jax.distributed's preemption service turns a
-        # SIGTERM on any process into one agreed step (reached_preemption_sync_point, in
-        # ``check``); Ctrl-C is forwarded to it as a SIGTERM, and SIGTERM is left to its
-        # handler.
-        self.agree = jax.process_count() > 1 and jax.config.jax_enable_preemption_service
-        signals = (signal.SIGINT,) if self.agree else (signal.SIGINT, signal.SIGTERM)
-        self.old_handlers = {s: signal.signal(s, self._request) for s in signals}
-
-    def _request(self, signum, frame):
-        if self.asked:  # asked twice: stop now, without a checkpoint
-            raise KeyboardInterrupt
-        self.asked = True
-        if self.agree:
-            os.kill(os.getpid(), signal.SIGTERM)
-        else:
-            self.signal = signum
-
-    def check(self, step: int) -> None:
-        """After ``step``: in a multi-process run, whether every process stops here."""
-        if self.agree and multihost_utils.reached_preemption_sync_point(step):
-            self.signal = signal.SIGTERM
-
-    def restore(self) -> None:
-        """Puts back the handlers there were before."""
-        for s, h in self.old_handlers.items():
-            signal.signal(s, h)
+DAMAGED = "damaged_checkpoints"  # where a resume moves damaged checkpoints
 
 
 def _progress_bar(total: int, initial: int):
@@ -420,102 +480,6 @@ def _read_run_config(path) -> Config:
     if is_remote(path):
         return load_config(None, tomllib.loads(path.read_text()))
     return load_config(str(path))
-
-
-class _Discard:
-    """The metrics file of processes other than 0."""
-
-    def write(self, text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-
-class _ObjectLog:
-    """``metrics.jsonl`` on an object store, which cannot append: the whole file is uploaded
-    again at most every ``every_s`` seconds and on close."""
-
-    def __init__(self, path, every_s: float = 30.0):
-        self.path, self.every_s = path, every_s
-        self.parts = [path.read_text()] if path.exists() else []
-        self.uploaded = time.monotonic()
-
-    def write(self, text: str) -> None:
-        self.parts.append(text)
-
-    def flush(self, force: bool = False) -> None:
-        if force or time.monotonic() - self.uploaded >= self.every_s:
-            self.path.write_text("".join(self.parts))
-            self.uploaded = time.monotonic()
-
-
-@contextlib.contextmanager
-def _metrics_writer(path, primary: bool):
-    """An append-only text file for ``metrics.jsonl`` (``write``, ``flush``)."""
-    if not primary:
-        yield _Discard()
-    elif is_remote(path):
-        log = _ObjectLog(path)
-        try:
-            yield log
-        finally:
-            log.flush(force=True)
-    else:
-        with open(path, "a") as f:
-            yield f
-
-
-@contextlib.contextmanager
-def _events_writer(workdir, step: int, primary: bool, log: Callable[[str], None]):
-    """TensorBoard events in ``workdir/tensorboard/`` for a run that starts after ``step`` steps
-    (``jwarp.tensorboard.EventWriter``: ``scalars``, ``image``, ``flush``), on process 0 of a
-    local run folder; events after ``step`` left there by an earlier run are dropped first, as
-    ``metrics.jsonl``'s records are. A ``gs://`` run folder gets none (one line in the log):
-    TensorBoard's writers append to files, which an object store cannot do.
-
-    Writing fails as ``metrics.jsonl`` does: an ``OSError`` naming the file, from the training
-    loop. Each event is flushed as it is written (as each record of ``metrics.jsonl`` is), and
-    the file closed on the way out, whatever happens; closing does not hide the error that
-    ends a run.
-    """
-    if not primary:
-        yield NoEvents()
-        return
-    if is_remote(workdir):
-        log(f"{workdir}: TensorBoard events are written in local run folders only; none here")
-        yield NoEvents()
-        return
-    directory = Path(workdir) / "tensorboard"
-    truncate_events(directory, step)
-    events = EventWriter(directory, step)
-    try:
-        yield events
-    except BaseException:
-        with contextlib.suppress(OSError):  # the same full disk, say
-            events.close()
-        raise
-    events.close()
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drops records after ``step`` (written after the checkpoint a resume starts from), and
-    a last line cut short by a killed run."""
-    if not path.exists():
-        return
-    text = path.read_text()
-    lines = text.splitlines()
-    kept = [ln for ln in lines if (record := _parse_record(ln)) and record.get("step", 0) <= step]
-    if len(kept) != len(lines) or not text.endswith("\n"):  # the next record starts a line
-        atomic_write(path, "".join(ln + "\n" for ln in kept))
-
-
-def _parse_record(line: str) -> dict | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
 
 
 __all__ = [

@@ -32,8 +32,9 @@ from jwarp.checkpoint import Checkpoints
 from jwarp.config import ConfigError, load_config, save_config
 from jwarp.files import run_path
 from jwarp.optim import States, init_states
+from jwarp.runlog import metrics_writer
 from jwarp.steps import make_step_fns, train_iteration
-from jwarp.training import _metrics_writer, _read_run_config, training_batches
+from jwarp.training import _read_run_config, training_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 FOUR_DEVICES = "--xla_force_host_platform_device_count=4"
@@ -237,7 +238,7 @@ def test_gs_run_folder_files_go_through_epath(tmp_path, monkeypatch):
     """config.toml, metrics.jsonl and GIFs of a ``gs://`` folder are written by epath with the
     URL intact (no local temp files, renames or appends); here epath maps gs:// to tmp_path."""
     from jwarp.media import write_gif
-    from jwarp.training import _truncate_metrics
+    from jwarp.runlog import truncate_metrics
 
     bucket = tmp_path / "bucket"
     local = lambda p: str(p).replace("gs://", f"{bucket}/")
@@ -256,11 +257,11 @@ def test_gs_run_folder_files_go_through_epath(tmp_path, monkeypatch):
         save_config(config, run / "config.toml")
         assert _read_run_config(run / "config.toml") == config
         for records in ([1, 2, 3], [4]):
-            with _metrics_writer(run / "metrics.jsonl", primary=True) as f:
+            with metrics_writer(run / "metrics.jsonl", primary=True) as f:
                 for step in records:
                     f.write(json.dumps({"step": step}) + "\n")
                     f.flush()
-        _truncate_metrics(run / "metrics.jsonl", 3)
+        truncate_metrics(run / "metrics.jsonl", 3, lambda s: None)
         write_gif(run / "samples" / "s.gif", np.zeros((2, 4, 4, 1), np.float32))
     lines = (bucket / "b/run/metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [1, 2, 3]

@@ -366,18 +366,34 @@ def test_sigterm_saves_a_checkpoint_and_exits_0(tmp_path):
 
 
 def test_resume_drops_metrics_after_its_step_and_a_line_cut_short_by_kill_9(tmp_path):
-    from jwarp.training import _truncate_metrics
+    from jwarp.runlog import truncate_metrics
 
     path = tmp_path / "metrics.jsonl"
     lines = [json.dumps({"step": s, "loss": 1.0 / s}) for s in (1, 2, 3)]
     path.write_text("\n".join(lines) + '\n{"step": 4, "lo')  # the run died mid-write
-    _truncate_metrics(path, 2)
+    notes = []
+    truncate_metrics(path, 2, notes.append)
     assert path.read_text() == lines[0] + "\n" + lines[1] + "\n"
-    _truncate_metrics(path, 2)  # nothing left to drop: the file is kept as it is
+    truncate_metrics(path, 2, notes.append)  # nothing left to drop: the file is kept as it is
     assert path.read_text() == lines[0] + "\n" + lines[1] + "\n"
     path.write_text(lines[0] + "\n" + lines[1])  # died just before the newline
-    _truncate_metrics(path, 2)
+    truncate_metrics(path, 2, notes.append)
     assert path.read_text() == lines[0] + "\n" + lines[1] + "\n"
+    assert notes == [] and not path.with_name("metrics.jsonl.damaged").exists()
+
+
+def test_resume_keeps_a_copy_of_a_metrics_file_with_damaged_lines(tmp_path):
+    from jwarp.runlog import truncate_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    good = [json.dumps({"step": s, "loss": 1.0 / s}).encode() for s in (1, 2, 3)]
+    original = b"\n".join([good[0], b"\xff\xfe not utf-8 \x80", good[1], b"[1, 2]", good[2]])
+    path.write_bytes(original + b"\n")
+    notes = []
+    truncate_metrics(path, 3, notes.append)
+    assert path.read_bytes() == b"\n".join(good) + b"\n"
+    assert path.with_name("metrics.jsonl.damaged").read_bytes() == original + b"\n"
+    assert len(notes) == 1 and "dropped 2 damaged lines" in notes[0]
 
 
 def test_resume_drops_events_after_its_step_and_a_record_cut_short_by_kill_9(tmp_path):

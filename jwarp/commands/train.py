@@ -66,24 +66,44 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def _main(argv: list[str], prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
-    config, preset = config_from_args(args)
     if args.print_config:
         from jwarp.config import to_toml
 
-        sys.stdout.write(to_toml(config))
+        sys.stdout.write(to_toml(config_from_args(args)[0]))
         return 0
 
+    from jwarp.stopping import StopRequest
+
+    # Before anything slow (importing JAX with the config, loading data, compiling): a
+    # Ctrl-C or SIGTERM in the first seconds ends the command cleanly too, with exit code 0.
+    stop = StopRequest()
+    try:
+        return _train(args, stop)
+    finally:
+        stop.restore()
+
+
+def _train(args: argparse.Namespace, stop) -> int:
+    config, preset = config_from_args(args)
+    if stop.signal is not None:
+        print(f"stopped by signal {stop.signal} before training began; nothing changed")
+        return 0
     import jax
 
     from jwarp import parallel
     from jwarp.training import train
 
     if args.distributed or (args.distributed is None and parallel.multi_process_env()):
+        stop.release_sigterm()  # jax.distributed's preemption service takes SIGTERM
         parallel.initialize_distributed()
 
     workdir = args.workdir or f"{RUNS_DIR}/{Path(preset).stem}"
-    result = train(config, workdir, resume=args.resume, progress=not args.no_progress)
+    result = train(
+        config, workdir, resume=args.resume, progress=not args.no_progress, stop=stop
+    )
     if jax.process_index() != 0:
+        return 0
+    if result.states is None:  # stopped during start-up; train said so
         return 0
     state = "interrupted" if result.interrupted else "done"
     print(
