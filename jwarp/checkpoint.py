@@ -210,10 +210,15 @@ class Checkpoints:
                 ),
             )
         except Exception as e:  # orbax raises many types for damaged or foreign folders
+            reason = _reason(e)
+            what = (  # tensorstore's status for bytes that do not decode
+                "this checkpoint is damaged: its data files cannot be decoded"
+                if reason.startswith("DATA_LOSS")
+                else "cannot restore this checkpoint"
+            )
             raise CheckpointError(
-                f"{self.directory}/{step}: cannot restore this checkpoint ({_reason(e)}); "
-                f"expected a complete checkpoint matching the run's config.toml"
-                f"{self._others(step)}"
+                f"{self.directory}/{step}: {what} ({reason}); expected a complete checkpoint "
+                f"matching the run's config.toml{self._others(step)}"
             ) from e
         state, record = restored["state"], dict(restored["record"])
         saved = record.get(DIGEST)

@@ -107,7 +107,8 @@ def truncate_metrics(path: Path, step: int, log: Callable[[str], None]) -> None:
     if damaged:
         backup = path.with_name(path.name + ".damaged")
         atomic_write(backup, data)
-        log(f"note: {path}: dropped {damaged} damaged lines; the original is {backup}")
+        lines_ = "line" if damaged == 1 else "lines"
+        log(f"note: {path}: dropped {damaged} damaged {lines_}; the original is {backup}")
     if len(kept) != len(lines) or not data.endswith(b"\n") and data:
         atomic_write(path, b"".join(ln + b"\n" for ln in kept))
 
