@@ -142,14 +142,15 @@ class Checkpoints:
           CheckpointError: the save failed (e.g. the disk is full); its partial folder is
             removed and the previous checkpoints are untouched.
         """
-        bad = non_finite_leaves(state)
+        host = jax.tree.map(_host, state)  # from the devices once, for both checks
+        bad = non_finite_leaves(host)
         if bad:
             raise NonFiniteStateError(
                 f"non-finite values in {bad[0]}"
                 + (f" and {len(bad) - 1} more arrays" if len(bad) > 1 else "")
                 + f" at step {step}; not saved"
             )
-        record = {**record, DIGEST: digest(state, record)}
+        record = {**record, DIGEST: digest(host, record)}
         threads = set(threading.enumerate())
         try:
             self.manager.save(
