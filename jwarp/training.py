@@ -196,7 +196,10 @@ def _train_locked(config, workdir, resume, progress, log, mesh, stop, primary) -
         return TrainResult(run_path(workdir), 0, None, {}, interrupted=True)
     try:
         early()
+        resuming = bool(checkpoints.all_steps())
         states, base_key, step = _restore_or_init(config, checkpoints, batches, mesh, primary, log)
+        if resuming:
+            log(f"resuming {workdir} from step {step}")
         if primary:  # only now: the folder accepted this config and restored
             save_config(config, workdir / "config.toml")
         early()
