@@ -4,10 +4,13 @@
 A problem with what the user gave (a missing or unreadable file, an image folder with nothing
 usable in it, a config key out of range, a run folder from another configuration, a damaged
 checkpoint, a full disk) ends the command with **one line** on stderr, ``PROG: error: MESSAGE``,
-where the message names the path or key and what was expected, and exit code 2. A run that
-fails on its own (``TrainingError``: a non-finite loss) exits with 1. Ctrl-C outside a training
-loop prints ``PROG: interrupted`` and exits with 130. ``--debug`` (or ``JWARP_DEBUG=1``) lets
-the exception through with its traceback instead, and shows the libraries' log messages.
+where the message names the path or key and what was expected, and exit code 2. An output path
+that cannot be written says why (``out/x.json: cannot write: out is a file, not a folder``;
+``/proc/x.gif: cannot write: /proc does not accept new files``; a read-only file system, no
+permission, a folder where a file should go; ``cannot_write``). A run that fails on its own
+(``TrainingError``: a non-finite loss) exits with 1. Ctrl-C outside a training loop prints
+``PROG: interrupted`` and exits with 130. ``--debug`` (or ``JWARP_DEBUG=1``) lets the exception
+through with its traceback instead, and shows the libraries' log messages.
 
 Usage::
 
@@ -26,11 +29,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from jwarp import __version__  # jwarp/__init__.py loads its names lazily: light
 from jwarp.errors import USER_ERRORS as _JWARP_ERRORS
@@ -68,16 +74,138 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def error_message(error: BaseException) -> str:
-    """The one-line text of ``error``: an ``OSError`` as ``path: reason``."""
+    """The one-line text of ``error``: an ``OSError`` as ``path: reason``.
+
+    An ``OSError`` about a path being written says why it cannot be (``cannot_write``): one
+    raised on creating a folder or file (a file where a folder is needed, a read-only file
+    system), or re-raised naming the path by ``jwarp.files.atomic_file`` (the original error
+    names its temporary file beside the path, or a folder above it). A path below a file is
+    named as such for a read too; any other reading error keeps the system's words ("No such
+    file or directory": the file is missing).
+    """
     if isinstance(error, OSError) and error.strerror:
-        where = f"{error.filename}: " if error.filename is not None else ""
-        text = f"{where}{error.strerror}"
-        if error.filename2 is not None:
-            text += f" (-> {error.filename2})"
+        if error.filename is not None and _is_write_error(error):
+            text = cannot_write(error.filename, error)
+        else:
+            where = f"{error.filename}: " if error.filename is not None else ""
+            reason = error.strerror
+            if error.filename is not None and error.errno == errno.ENOTDIR:
+                above = _first_existing_parent(Path(os.fsdecode(error.filename)))
+                if not os.path.isdir(above):
+                    reason = f"{_shown(above)} is a file, not a folder"
+            text = f"{where}{reason}"
+            if error.filename2 is not None:
+                text += f" (-> {error.filename2})"
     else:
         text = str(error) or type(error).__name__
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def cannot_write(path: str | os.PathLike, error: OSError) -> str:
+    """``"PATH: cannot write: REASON"``, the reason found by looking at ``path`` and the
+    folders above it.
+
+    Reasons: a folder above is a file (``out is a file, not a folder``); ``path`` is a folder
+    where a file was to go, or a file where a folder was to go; the first existing folder
+    above is on a read-only file system, or not writable to this user; it takes no new files
+    (``/proc``: "No such file or directory"); else the system's words (a full disk).
+
+    Args:
+      path: the file or folder that was to be written, as the user gave it.
+      error: what writing it (or making the folders above it) raised.
+    """
+    path = Path(os.fsdecode(path))
+    return f"{path}: cannot write: {_write_reason(path, error, _first_existing_parent(path))}"
+
+
+def _write_reason(path: Path, error: OSError, above: Path) -> str:
+    """Why ``path`` could not be written, ``above`` being where its new entry was to go."""
+    code = error.errno
+    system = error.strerror or str(error)
+    if not os.path.isdir(above):
+        reason = f"{_shown(above)} is a file, not a folder"
+    elif code == errno.EISDIR:
+        reason = "it is a folder, not a file"
+    elif code in (errno.EEXIST, errno.ENOTDIR) and os.path.lexists(path):
+        reason = "it is a file, not a folder"
+    elif code == errno.EROFS:
+        reason = f"{_shown(above)} is on a read-only file system"
+    elif code in (errno.EACCES, errno.EPERM):
+        reason = f"no permission to write in {_shown(above)} ({system})"
+    elif code == errno.ENOENT:
+        reason = f"{_shown(above)} does not accept new files ({system})"
+    else:
+        reason = system
+    return reason
+
+
+def output_problem(
+    path: str | os.PathLike, *, folder: bool = False, whole: bool = False
+) -> str | None:
+    """Why ``path`` could not be written (``cannot_write``'s line), or None; checked before
+    the work that produces it, so that an impossible output fails first.
+
+    Nothing is left behind: a probe file is made and removed where the new entries would go:
+    in the first existing folder above ``path``, or in ``path`` itself when it is an existing
+    folder to write into.
+
+    Args:
+      path: a file to be written (through a temporary file beside it); with ``folder``, a
+        folder to be made or written into.
+      folder: ``path`` names a folder rather than a file.
+      whole: the folder is written beside ``path`` and renamed into its place
+        (``jwarp.media.atomic_folder``), so the folder above must take new entries.
+    """
+    path = Path(os.fsdecode(path))
+    if os.path.isdir(path) != folder and os.path.exists(path):
+        code = errno.EISDIR if not folder else errno.ENOTDIR
+        return cannot_write(path, OSError(code, os.strerror(code), str(path)))
+    above = _first_existing_parent(path)
+    if not os.path.isdir(above):
+        return cannot_write(path, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)))
+    where = path if folder and not whole and os.path.isdir(path) else above
+    try:
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".jwarp-probe-")
+    except OSError as e:
+        return f"{path}: cannot write: {_write_reason(path, e, where)}"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def _first_existing_parent(path: Path) -> Path:
+    """The nearest folder above ``path`` that exists (or a file in the way); ``path.parent``
+    of a relative name is ``.``."""
+    for parent in path.parents:
+        if os.path.lexists(parent):
+            return parent
+    return Path(path.anchor or ".")
+
+
+def _shown(path: Path) -> str:
+    return "the current folder" if str(path) == "." else str(path)
+
+
+def _is_write_error(error: OSError) -> bool:
+    """Whether ``error`` was raised writing its path rather than reading it (see
+    ``error_message``)."""
+    if error.errno in (errno.EROFS, errno.EEXIST):
+        return True
+    cause = error.__cause__
+    if not isinstance(cause, OSError) or cause.filename is None:
+        return False
+    # Absolute: tempfile names its files so.
+    path, other = (Path(os.path.abspath(os.fsdecode(f))) for f in (error.filename, cause.filename))
+    if other == path:
+        return False
+    if other in path.parents:  # making the folders above it
+        return True
+    try:  # a temporary file or folder beside it (".NAME.xxxx.tmp", or a file in one)
+        first = other.relative_to(path.parent).parts[:1]
+    except ValueError:
+        return False
+    return bool(first) and first[0].startswith(".")
 
 
 def exit_code(error: BaseException) -> int:
@@ -199,8 +327,10 @@ __all__ = [
     "MAX_MESSAGE",
     "USER_ERRORS",
     "ArgumentParser",
+    "cannot_write",
     "error_message",
     "exit_code",
+    "output_problem",
     "run_cli",
     "wants_debug",
 ]

@@ -4,7 +4,8 @@ sheets, grid overlays.
 Frames are ``float [T, H, W, C]`` in ``[0, 1]`` with ``C in {1, 3, 4}`` (docs/method.md §2;
 RGBA holds straight colours, alpha is coverage). Every file is written atomically
 (``jwarp.files.atomic_write``): a killed writer never leaves a partial file under the final
-name.
+name. A folder of PNG frames is written as a whole (``atomic_folder``): a failed or interrupted
+``write_frames`` leaves no partial folder, and an earlier folder of frames as it was.
 
 GIFs are encoded here (Pillow does the LZW compression) rather than by ``Image.save``, which
 merges identical consecutive frames: a GIF asked to have 120 frames has 120 frames. Colours:
@@ -25,11 +26,17 @@ transparency. ``write_animation`` picks the writer by format (``OUTPUT_FORMATS``
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import math
 import os
+import re
+import shutil
+import stat
 import struct
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -362,29 +369,123 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
 def write_frames(
     directory: str | os.PathLike, frames: np.ndarray, prefix: str = "frame_"
 ) -> list[Path]:
-    """Writes ``frames[k]`` as ``directory/{prefix}{k:04d}.png``, each atomically.
+    """Writes ``frames[k]`` as ``directory/{prefix}{k:04d}.png``, the folder as a whole.
 
-    Frames of the same prefix left in ``directory`` by a longer earlier animation are removed,
-    so the folder holds exactly this animation.
+    The frames are written into a temporary folder beside ``directory`` that then takes its
+    place (``atomic_folder``), so the folder holds exactly this animation's frames: an
+    existing folder of earlier frames (``check_frames_folder``) is replaced as a whole, or,
+    when writing fails or is interrupted, left as it was.
 
     Args:
-      directory: output folder (created if needed).
+      directory: output folder (created with the folders above it if needed).
       frames: ``[T, H, W, C]`` floats in ``[0, 1]``.
       prefix: file name prefix.
 
     Returns:
       The ``T`` paths, in frame order.
+
+    Raises:
+      ValueError: ``directory`` holds other files, or is the current folder
+        (``check_frames_folder``); nothing is written.
+      OSError: naming ``directory``, e.g. a full disk.
     """
     frames = _check_frames(frames)
     directory = Path(directory)
-    paths = [directory / f"{prefix}{k:04d}.png" for k in range(len(frames))]
-    for path, frame in zip(paths, frames):
-        write_png(path, frame)
-    keep = {p.name for p in paths}
-    for old in directory.glob(f"{prefix}*.png"):
-        if old.name not in keep and old.stem[len(prefix) :].isdigit():
-            old.unlink()
-    return paths
+    check_frames_folder(directory, prefix)
+    names = [f"{prefix}{k:04d}.png" for k in range(len(frames))]
+    with atomic_folder(directory) as tmp:
+        for name, frame in zip(names, frames):
+            write_png(tmp / name, frame)
+    return [directory / name for name in names]
+
+
+def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") -> None:
+    """Whether ``write_frames`` may replace ``directory``: it is new, empty or holds only
+    frames (``{prefix}NNNN.png``, and the hidden temporaries of an interrupted write).
+
+    Raises:
+      ValueError: one line naming ``directory`` and what is in the way: other files (never
+        deleted), or the current folder (or one above it).
+    """
+    directory = Path(directory)
+    if not os.path.isdir(directory):
+        return
+    if Path.cwd().is_relative_to(directory.resolve()):
+        raise ValueError(
+            f"{directory}: is the current folder (or holds it); the frames replace their "
+            "folder as a whole: give them a folder of their own, e.g. frames/"
+        )
+    frame = re.compile(rf"\.?{re.escape(prefix)}\d+\.png(\..+\.tmp)?")
+    others = sorted(p.name for p in directory.iterdir() if not frame.fullmatch(p.name))
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise ValueError(
+            f"{directory}: holds files other than {prefix}NNNN.png frames ({shown}); the "
+            "frames replace their folder as a whole: give a new or empty folder, or one of "
+            "earlier frames"
+        )
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``path`` to fill; on success it takes the place of ``path``
+    (an existing folder there is moved aside, the new one renamed in, the old one removed).
+
+    The folder gets the existing folder's permissions, or the usual ones (``0o777`` less the
+    umask) rather than ``mkdtemp``'s 0700. ``path`` a link to a folder: the folder it points
+    to is replaced. Between the two renames ``path`` is missing for an instant; it never holds
+    a partial set.
+
+    Raises:
+      OSError: naming ``path``, e.g. a full disk; the temporary folder is removed and an
+        existing ``path`` is left as it was (also on ``KeyboardInterrupt``).
+    """
+    asked = str(path)
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, asked) from e
+    try:
+        yield tmp
+        if os.path.isdir(target):
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o777 & ~umask
+        os.chmod(tmp, mode)
+        _rename_in(tmp, target)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.filename != asked:  # name the folder asked for
+            raise OSError(e.errno, e.strerror, asked) from e
+        raise
+
+
+def _rename_in(new: Path, target: Path) -> None:
+    """Renames the folder ``new`` to ``target``, replacing a folder there as a whole."""
+    old = None
+    if os.path.isdir(target):
+        # An empty folder that rename(2) may replace: a name nothing else takes meanwhile.
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    try:
+        if old is not None:
+            os.rename(target, old)
+        try:
+            os.rename(new, target)
+        except BaseException:
+            if old is not None:
+                os.rename(old, target)
+            raise
+    except BaseException:
+        if old is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(old)  # still the empty placeholder unless the restore failed
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def contact_sheet(frames: np.ndarray, n: int = 8) -> np.ndarray:
@@ -655,6 +756,8 @@ __all__ = [
     "OUTPUT_FORMATS",
     "VIDEO_EXTRA",
     "InputImage",
+    "atomic_folder",
+    "check_frames_folder",
     "contact_sheet",
     "draw_grid",
     "encode_gif",

@@ -303,13 +303,50 @@ def _animation_paths(names: list[str], where: _Out, direction: str) -> list[Path
     return [where.folder / f"{name}{suffix}.{where.fmt}" for name in _unique_names(names)]
 
 
-def _check_folder(flag: str, value: str, folder: Path) -> None:
-    """``folder`` exists as a folder or can be created (no file in the way)."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        raise AnimationError(f"{flag} {value}: {existing} is a file; expected a folder there")
+def _check_output(flag: str, path: Path, *, folder: bool = False, whole: bool = False) -> None:
+    """``path`` (a file, or a ``folder``) can be written: one line saying why not
+    (``jwarp.cli.output_problem``: a file in the way, a read-only file system, ...)."""
+    from jwarp.cli import output_problem
+
+    problem = output_problem(path, folder=folder, whole=whole)
+    if problem is not None:
+        raise AnimationError(f"{flag} {problem}")
+
+
+def _frames_folders(frames_dir: str | None, paths: list[Path]) -> list[Path | None]:
+    """Where ``--frames-dir`` puts each animation's PNG frames: the folder itself for one
+    animation, a folder in it per animation (named after its file) for several."""
+    if not frames_dir:
+        return [None] * len(paths)
+    folder = Path(frames_dir)
+    return [folder] if len(paths) == 1 else [folder / path.stem for path in paths]
+
+
+def _check_frames_folders(
+    opts: RenderOptions, paths: list[Path], field_paths: list[Path | None]
+) -> None:
+    """Each frames folder may be replaced as a whole (``media.check_frames_folder``) and holds
+    none of the other outputs (they would be replaced with it)."""
+    from jwarp.media import check_frames_folder
+
+    others = [*paths, *(p for p in field_paths if p is not None)]
+    if opts.sheet:
+        others += [p.with_name(f"{p.stem}_sheet.png") for p in paths]
+    for folder in _frames_folders(opts.frames_dir, paths):
+        if folder is None:
+            continue
+        try:
+            check_frames_folder(folder)
+        except ValueError as e:
+            raise AnimationError(f"--frames-dir {e}") from None
+        _check_output("--frames-dir", folder, folder=True, whole=True)
+        inside = Path(os.path.abspath(folder))
+        for other in others:
+            if inside in Path(os.path.abspath(other)).parents:
+                raise AnimationError(
+                    f"--frames-dir {folder}: would also hold {other}; the frames replace their "
+                    "folder as a whole: give them a folder of their own"
+                )
 
 
 def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path]:
@@ -329,12 +366,14 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
     """
     # Missing inputs and impossible output paths fail now, before a model is loaded or a
     # pair fitted.
-    expand_inputs(opts.inputs)
+    inputs = expand_inputs(opts.inputs)
     expand_inputs(opts.targets, "--target")
     where = _output(opts.out, opts.format)
     if opts.out is not None:
-        folder = where.folder if where.file is None else where.file.parent
-        _check_folder("--out", opts.out, folder)
+        if where.file is not None:
+            _check_output("--out", where.file)
+        else:
+            _check_output("--out", where.folder, folder=True)
     if where.fmt == "mp4":
         from jwarp.media import mp4_writer
 
@@ -344,11 +383,14 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
             flag = f"--out {opts.out}" if where.file is not None else "--format mp4"
             raise AnimationError(f"{flag}: {e}") from None
     if opts.frames_dir is not None:
-        _check_folder("--frames-dir", opts.frames_dir, Path(opts.frames_dir))
+        _check_output("--frames-dir", Path(opts.frames_dir), folder=True)
     if opts.save_field is not None:
-        field = Path(opts.save_field)
-        is_file = field.suffix.lower() == ".npy"
-        _check_folder("--save-field", opts.save_field, field.parent if is_file else field)
+        is_file = opts.save_field.lower().endswith(".npy")
+        _check_output("--save-field", Path(opts.save_field), folder=not is_file)
+    if inputs:  # the animations are named after the inputs: their paths are known now
+        names = [p.stem for p in inputs]
+        early = _animation_paths(names, where, opts.direction)
+        _check_frames_folders(opts, early, _field_paths(names, opts.save_field))
     if opts.model is not None and (opts.workdir is not None or opts.fit):
         raise AnimationError(f"--model {opts.model}: give either --model, --workdir or --fit")
     ts = np.linspace(0.0, 1.0, opts.t_steps, dtype=np.float32)
@@ -375,13 +417,18 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
     names = [a.name for a in animations]
     paths = _animation_paths(names, where, opts.direction)
     field_paths = _field_paths(names, opts.save_field)
+    _check_frames_folders(opts, paths, field_paths)
+    frames_folders = _frames_folders(opts.frames_dir, paths)
     try:
-        for rendered, path, field in zip(animations, paths, field_paths):
-            _write_outputs(opts, rendered, path, where.fmt, field, len(animations), log)
+        for rendered, path, field, frames in zip(animations, paths, field_paths, frames_folders):
+            _write_outputs(opts, rendered, path, where.fmt, field, frames, log)
     except OSError as e:
-        # Files are written via temporary names beside them: name the folder.
-        folder = Path(e.filename).parent if e.filename else paths[0].parent
-        raise AnimationError(f"cannot write to {folder}/ ({e.strerror or e})") from None
+        from jwarp.cli import cannot_write
+
+        # Every writer names the file or folder asked for (not its temporary).
+        raise AnimationError(
+            cannot_write(e.filename, e) if e.filename else f"cannot write: {e.strerror or e}"
+        ) from None
     return paths
 
 
@@ -401,7 +448,7 @@ def _field_paths(names: list[str], save_field: str | None) -> list[Path | None]:
 
 def _write_outputs(
     opts: RenderOptions, rendered: Rendered, gif: Path, fmt: str, field: Path | None,
-    count: int, log,
+    frames_folder: Path | None, log,
 ) -> None:
     """The animation (``gif``: its path, as ``fmt``) and the extras asked for, for one."""
     import io
@@ -416,11 +463,12 @@ def _write_outputs(
         frames = media.draw_grid(frames, np.asarray(anim.disp), spacing)
     media.write_animation(gif, frames, fmt, opts.fps, opts.scale, pause=opts.pause)
     written = [str(gif)]
-    if opts.frames_dir:
-        folder = Path(opts.frames_dir)
-        folder = folder if count == 1 else folder / gif.stem
-        media.write_frames(folder, frames)
-        written.append(f"{len(frames)} PNG frames in {folder}")
+    if frames_folder is not None:
+        try:
+            media.write_frames(frames_folder, frames)
+        except ValueError as e:  # a folder that changed since it was checked
+            raise AnimationError(f"--frames-dir {e}") from None
+        written.append(f"{len(frames)} PNG frames in {frames_folder}")
     if opts.sheet:
         sheet = gif.with_name(f"{gif.stem}_sheet.png")
         media.write_png(sheet, media.contact_sheet(frames, opts.sheet))

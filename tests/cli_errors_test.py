@@ -10,6 +10,7 @@ animation_test.py; ``jwarp.cli`` itself in-process below.
 
 import concurrent.futures
 import dataclasses
+import errno
 import os
 import shutil
 import subprocess
@@ -25,11 +26,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jwarp import media
 from jwarp.checkpoint import CheckpointError, Checkpoints
 from jwarp.cli import ArgumentParser, error_message, run_cli
 from jwarp.config import ConfigError, load_config, save_config
 from jwarp.data import DataError, SkippedFilesWarning
 from jwarp.errors import RunFolderError, TrainingError
+from jwarp.files import atomic_write
 from jwarp.optim import create_states
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +117,7 @@ CASES = [
         ("train.batch_size", "expected 1 to 1", "got 8"),
     ),
     _train("npy-rank", (*_NPY, "rank.npy"), ("rank.npy", "[2, N, H, W, C]", "found (2, 3, 4)")),
-    _train("npy-nan", (*_NPY, "nan.npz"), ("nan.npz", "NaN or Inf", "expected finite values")),
+    _train("npy-nan", (*_NPY, "nan.npz"), ("nan.npz [source]", "NaN or Inf", "floats in [0, 1]")),
     _train("npy-object", (*_NPY, "objects.npy"), ("objects.npy", "object array", "expected")),
     _train("pickle", (*_NPY, "data.pkl"), ("data.pkl", "never loaded", "np.savez(")),
     _train("npy-missing", (*_NPY, "nothere.npz"), ("nothere.npz: file not found", "expected")),
@@ -136,7 +139,7 @@ CASES = [
             "--config",
             "smoke",
             "--workdir",
-            "runs/trained",
+            "runs/trained-ema",  # its own copy: one trainer per run folder at a time
             "--set",
             "model.unet.encoder=[4,4]",
             "--set",
@@ -144,7 +147,7 @@ CASES = [
             "--set",
             "optim.ema_decay=0.9",
         ),
-        ("runs/trained/config.toml", "optim.ema_decay = 0.0", "no parameter average"),
+        ("runs/trained-ema/config.toml", "optim.ema_decay = 0.0", "no parameter average"),
         "refused: the optimiser state would not restore",
     ),
     Case(
@@ -181,7 +184,7 @@ CASES = [
     _animate(
         "out-under-a-file",
         (*_FIT, "ok.png", "--out", "ok.png/anim.gif"),
-        ("--out ok.png/anim.gif", "ok.png is a file", "expected a folder"),
+        ("--out ok.png/anim.gif: cannot write: ok.png is a file, not a folder",),
     ),
     _animate(
         "fit-smoothness",
@@ -239,6 +242,7 @@ def _write_scene(scene: Path, write_bad_images) -> None:
     config = load_config("smoke", {"model.unet.encoder": [4, 4], "model.unet.decoder": [4, 4]})
     _write_run(scene / "runs" / "trained", config)
     shutil.copytree(scene / "runs" / "trained", scene / "runs" / "damaged")
+    shutil.copytree(scene / "runs" / "trained", scene / "runs" / "trained-ema")
     state = scene / "runs" / "damaged" / "checkpoints" / "2" / "state"
     for f in state.rglob("*"):
         if f.is_file() and "ocdbt" in str(f.relative_to(state)):
@@ -464,6 +468,158 @@ def test_error_message_of_an_os_error_names_the_path():
     full = OSError(28, "No space left on device", "a/b")
     assert error_message(full) == "a/b: No space left on device"
     assert error_message(OSError("plain")) == "plain"
+
+
+# --- output paths that cannot be written (in-process) -------------------------------------------
+
+
+def _json(path):
+    """What ``python -m jwarp.evaluate --json PATH`` does once it has its results."""
+    return lambda argv: atomic_write(path, b"{}\n")
+
+
+def _animate(argv):
+    """``animate.py ARGV`` (its flag checks and output checks come before any fitting)."""
+    from jwarp.commands import animate
+
+    return lambda _: animate._main(["--fit", "--input", "ok.png", "--target", "ok.png", *argv],
+                                   "animate.py")
+
+
+def _one_line(capsys, code):
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 1, err
+    return err[0]
+
+
+@pytest.fixture
+def out_scene(tmp_path, monkeypatch):
+    """A folder with ``regfile`` (a file) and ``ok.png``, as the current folder."""
+    (tmp_path / "regfile").write_text("not a folder")
+    Image.fromarray(np.full((8, 8, 3), 120, np.uint8)).save(tmp_path / "ok.png")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("main", "line"),
+    [
+        (_json("regfile/x.json"), "regfile/x.json: cannot write: regfile is a file, not a folder"),
+        (_json("regfile/a/x.json"), "regfile/a/x.json: cannot write: regfile is a file, not a"),
+        (_animate(["--out", "regfile/x.gif"]), "--out regfile/x.gif: cannot write: regfile is a"),
+        (_animate(["--frames-dir", "regfile/f"]), "--frames-dir regfile/f: cannot write: regfile"),
+        (_animate(["--frames-dir", "regfile"]), "--frames-dir regfile: cannot write: it is a"),
+        (_animate(["--save-field", "regfile/u.npy"]), "--save-field regfile/u.npy: cannot write: "),
+        (_json("dir"), "dir: cannot write: it is a folder, not a file"),
+        (_animate(["--save-field", "dir/u.npy"]), "--save-field dir/u.npy: cannot write: it is a"),
+    ],
+    ids=["json", "json-deeper", "out", "frames-dir-under", "frames-dir-file", "save-field",
+         "json-folder", "save-field-folder"],
+)
+def test_an_output_below_a_file_or_onto_a_folder_says_so(out_scene, capsys, main, line):
+    (out_scene / "dir" / "u.npy").mkdir(parents=True)
+    before = sorted(os.listdir(out_scene))
+    line_got = _one_line(capsys, run_cli("tool.py", main, []))
+    assert line_got.startswith(f"tool.py: error: {line}"), line_got
+    assert sorted(os.listdir(out_scene)) == before  # nothing left behind
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    ("main", "path"),
+    [(_json("/proc/x.json"), "/proc/x.json"), (_animate(["--out", "/proc/x.gif"]), "/proc/x.gif"),
+     (_animate(["--frames-dir", "/proc/sub/f"]), "/proc/sub/f")],
+    ids=["json", "out", "frames-dir"],
+)
+def test_an_output_where_no_file_can_be_made_says_why(out_scene, capsys, main, path):
+    line = _one_line(capsys, run_cli("tool.py", main, []))
+    # Even for root: /proc answers "No such file or directory" to a new name.
+    reason = "/proc does not accept new files (No such file or directory)"
+    assert f"{path}: cannot write: {reason}" in line, line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
+def test_an_output_in_a_read_only_folder_says_so(out_scene, capsys):
+    (out_scene / "locked").mkdir(mode=0o555)
+    for main, flag in ((_json("locked/x.json"), ""), (_animate(["--out", "locked/a/x.gif"]),
+                                                      "--out ")):
+        line = _one_line(capsys, run_cli("tool.py", main, []))
+        assert line.startswith(f"tool.py: error: {flag}locked/"), line
+        assert ": cannot write: no permission to write in locked (Permission denied)" in line
+
+
+def test_reading_errors_keep_their_words(out_scene):
+    """A missing input is missing: "No such file or directory", whatever its folder."""
+    for path in ("nothere.toml", "nofolder/x.toml"):
+        with pytest.raises(OSError) as info:
+            open(path).close()
+        assert error_message(info.value) == f"{path}: No such file or directory"
+    with pytest.raises(OSError) as info:
+        open("regfile/x.toml").close()
+    assert error_message(info.value) == "regfile/x.toml: regfile is a file, not a folder"
+
+
+def _canned_fit(calls):
+    """Stands in for the pair fit: a 5-frame animation named ``ok``."""
+    from jwarp.animation import Animation
+    from jwarp.render import Rendered
+
+    def fit(opts, ts, log):
+        calls.append(opts)
+        frames = np.linspace(0, 1, 5, dtype=np.float32)[:, None, None, None] * np.ones((5, 8, 8, 3))
+        disp = np.zeros((5, 8, 8, 2), np.float32)
+        return [Rendered("ok", Animation(frames, disp), disp[-1])]
+
+    return fit
+
+
+def _listing(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_frames_dir_is_written_whole_or_not_at_all(out_scene, capsys, monkeypatch):
+    from jwarp import render
+
+    monkeypatch.setattr(render, "_fit_animations", _canned_fit([]))
+    assert run_cli("tool.py", _animate(["--out", "a.gif", "--frames-dir", "frames"]), []) == 0
+    assert sorted(os.listdir(out_scene / "frames")) == [f"frame_{k:04d}.png" for k in range(5)]
+    before = _listing(out_scene)
+
+    real_write_png, written = media.write_png, []
+
+    def disk_full_after_two(path, image):
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(path)
+        return real_write_png(path, image)
+
+    monkeypatch.setattr(media, "write_png", disk_full_after_two)
+    for folder in ("frames", "new/frames"):  # an earlier set of frames; a folder not there yet
+        written.clear()
+        argv = ["--out", "a.gif", "--frames-dir", folder]
+        line = _one_line(capsys, run_cli("tool.py", _animate(argv), []))
+        assert line == f"tool.py: error: {folder}: cannot write: No space left on device", line
+        assert len(written) == 2
+        # The earlier frames as they were; no partial folder, no temporaries (a.gif, written
+        # before the frames, is the same animation again).
+        assert _listing(out_scene) == before
+        assert not (out_scene / "new" / "frames").exists()
+
+
+def test_frames_dir_never_replaces_other_files(out_scene, capsys, monkeypatch):
+    from jwarp import render
+
+    calls = []
+    monkeypatch.setattr(render, "_fit_animations", _canned_fit(calls))
+    (out_scene / "frames").mkdir()
+    (out_scene / "frames" / "notes.txt").write_text("mine")
+    line = _one_line(capsys, run_cli("tool.py", _animate(["--frames-dir", "frames"]), []))
+    assert "--frames-dir frames: holds files other than frame_NNNN.png frames (notes.txt)" in line
+    line = _one_line(capsys, run_cli(
+        "tool.py", _animate(["--frames-dir", "new", "--out", "new/a.gif"]), []))
+    assert "--frames-dir new: would also hold new/a.gif" in line
+    assert calls == [] and not (out_scene / "new").exists()  # refused before any fit
+    assert os.listdir(out_scene / "frames") == ["notes.txt"]
 
 
 # --help, --version and a mistyped flag answer before anything heavy is imported.

@@ -1,6 +1,9 @@
-"""Animation files by format (GIF, WebP, MP4), --out by extension, --resize crop|pad|stretch."""
+"""Animation files by format (GIF, WebP, MP4), --out by extension, --resize crop|pad|stretch,
+PNG frame folders written as a whole."""
 
+import errno
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -94,6 +97,68 @@ def test_out_by_extension_folder_or_error(tmp_path):
         RenderOptions(resize="fill")
     with pytest.raises(AnimationError, match="--format: expected one of"):
         RenderOptions(format="avi")
+
+
+def _names(folder):
+    return sorted(os.listdir(folder))
+
+
+def test_frames_replace_an_earlier_set_as_a_whole(tmp_path):
+    target = tmp_path / "out" / "f"
+    media.write_frames(target, _moving(t=12))  # made with the folders above it
+    target.chmod(0o750)
+    paths = media.write_frames(target, _moving(t=3))
+    assert paths == [target / f"frame_{k:04d}.png" for k in range(3)]
+    assert _names(target) == [p.name for p in paths]  # no stale frame 3..11 of the longer set
+    assert _names(tmp_path / "out") == ["f"]  # no temporary folder left beside it
+    assert oct(target.stat().st_mode & 0o777) == oct(0o750)  # the folder's own permissions
+    np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), np.round(_moving(t=3)[1] * 255))
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    media.write_frames(link, _moving(t=2))  # through a link: the folder it names is replaced
+    assert link.is_symlink() and _names(target) == ["frame_0000.png", "frame_0001.png"]
+
+
+@pytest.mark.parametrize("stop", [OSError(errno.ENOSPC, "No space left on device"),
+                                  KeyboardInterrupt()], ids=["disk-full", "ctrl-c"])
+def test_a_frames_write_that_stops_midway_leaves_no_trace(tmp_path, monkeypatch, stop):
+    earlier = tmp_path / "earlier"
+    media.write_frames(earlier, _moving(t=4))
+    contents = {name: (earlier / name).read_bytes() for name in _names(earlier)}
+    write_png, written = media.write_png, []
+
+    def stops_after_two(path, image):
+        if len(written) == 2:
+            raise stop
+        written.append(path)
+        return write_png(path, image)
+
+    monkeypatch.setattr(media, "write_png", stops_after_two)
+    for target in (earlier, tmp_path / "new"):
+        written.clear()
+        with pytest.raises(type(stop)) as info:
+            media.write_frames(target, _moving(t=6))
+        assert len(written) == 2
+        if isinstance(stop, OSError):  # named as asked, not as its temporary
+            assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(target))
+        assert _names(tmp_path) == ["earlier"]  # no partial "new", no temporary folder
+        assert {name: (earlier / name).read_bytes() for name in _names(earlier)} == contents
+
+
+def test_frames_never_replace_a_folder_with_other_files(tmp_path, monkeypatch):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    (mine / "frame_0000.png").write_bytes(b"old")
+    with pytest.raises(ValueError, match=r"mine: holds files other than frame_NNNN.png frames "
+                                         r"\(notes.txt\); the frames replace their folder"):
+        media.write_frames(mine, _moving(t=2))
+    assert _names(mine) == ["frame_0000.png", "notes.txt"]
+    assert _names(tmp_path) == ["mine"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "frame_0000.png").write_bytes(b"old")
+    with pytest.raises(ValueError, match=r"^\.: is the current folder"):
+        media.write_frames(".", _moving(t=2))
 
 
 def test_resize_crop_pad_stretch(tmp_path):

@@ -62,6 +62,13 @@ def _main(argv: list[str], prog: str) -> int:
         raise EvaluationError(f"--n: expected >= 1, got {args.n}")
     if args.batch_size < 1:
         raise EvaluationError(f"--batch-size: expected >= 1, got {args.batch_size}")
+    from jwarp.cli import output_problem
+
+    # An output that cannot be written fails now, not after the evaluation.
+    for flag, path in (("--json", args.json), ("--sheet", None if args.fit else args.sheet)):
+        problem = output_problem(path) if path else None
+        if problem:
+            raise EvaluationError(f"{flag} {problem}")
     from jwarp import evaluate  # JAX: only once the flags are parsed
 
     if args.fit:
