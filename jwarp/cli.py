@@ -155,7 +155,7 @@ def output_problem(
         folder to be made or written into.
       folder: ``path`` names a folder rather than a file.
       whole: the folder is written beside ``path`` and renamed into its place
-        (``jwarp.media.atomic_folder``), so the folder above must take new entries.
+        (``jwarp.files.atomic_folder``), so the folder above must take new entries.
     """
     path = Path(os.fsdecode(path))
     if os.path.isdir(path) != folder and os.path.exists(path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +74,65 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         f.write(payload)
         f.flush()
         os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``path`` to fill; on success it takes the place of ``path``
+    (an existing folder there is moved aside, the new one renamed in, the old one removed).
+
+    The folder gets the existing folder's permissions, or the usual ones (``0o777`` less the
+    umask) rather than ``mkdtemp``'s 0700. ``path`` a link to a folder: the folder it points
+    to is replaced. Between the two renames ``path`` is missing for an instant; it never holds
+    a partial set.
+
+    Raises:
+      OSError: naming ``path``, e.g. a full disk; the temporary folder is removed and an
+        existing ``path`` is left as it was (also on ``KeyboardInterrupt``).
+    """
+    asked = str(path)
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, asked) from e
+    try:
+        yield tmp
+        if os.path.isdir(target):
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o777 & ~umask
+        os.chmod(tmp, mode)
+        _rename_in(tmp, target)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.filename != asked:  # name the folder asked for
+            raise OSError(e.errno, e.strerror, asked) from e
+        raise
+
+
+def _rename_in(new: Path, target: Path) -> None:
+    """Renames the folder ``new`` to ``target``, replacing a folder there as a whole."""
+    old = None
+    if os.path.isdir(target):
+        # An empty folder that rename(2) may replace: a name nothing else takes meanwhile.
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    try:
+        if old is not None:
+            os.rename(target, old)
+        try:
+            os.rename(new, target)
+        except BaseException:
+            if old is not None:
+                os.rename(old, target)
+            raise
+    except BaseException:
+        if old is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(old)  # still the empty placeholder unless the restore failed
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -4,8 +4,9 @@ sheets, grid overlays.
 Frames are ``float [T, H, W, C]`` in ``[0, 1]`` with ``C in {1, 3, 4}`` (docs/method.md §2;
 RGBA holds straight colours, alpha is coverage). Every file is written atomically
 (``jwarp.files.atomic_write``): a killed writer never leaves a partial file under the final
-name. A folder of PNG frames is written as a whole (``atomic_folder``): a failed or interrupted
-``write_frames`` leaves no partial folder, and an earlier folder of frames as it was.
+name. A folder of PNG frames is written as a whole (``jwarp.files.atomic_folder``): a failed
+or interrupted ``write_frames`` leaves no partial folder, and an earlier folder of frames as it
+was.
 
 GIFs are encoded here (Pillow does the LZW compression) rather than by ``Image.save``, which
 merges identical consecutive frames: a GIF asked to have 120 frames has 120 frames. Colours:
@@ -26,17 +27,12 @@ transparency. ``write_animation`` picks the writer by format (``OUTPUT_FORMATS``
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import math
 import os
 import re
-import shutil
-import stat
 import struct
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,7 +40,7 @@ import numpy as np
 from PIL import GifImagePlugin, Image
 
 from jwarp.choices import OUTPUT_FORMATS
-from jwarp.files import atomic_file, atomic_write
+from jwarp.files import atomic_file, atomic_folder, atomic_write
 
 _GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _MODE_BY_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -426,68 +422,6 @@ def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") ->
         )
 
 
-@contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary folder beside ``path`` to fill; on success it takes the place of ``path``
-    (an existing folder there is moved aside, the new one renamed in, the old one removed).
-
-    The folder gets the existing folder's permissions, or the usual ones (``0o777`` less the
-    umask) rather than ``mkdtemp``'s 0700. ``path`` a link to a folder: the folder it points
-    to is replaced. Between the two renames ``path`` is missing for an instant; it never holds
-    a partial set.
-
-    Raises:
-      OSError: naming ``path``, e.g. a full disk; the temporary folder is removed and an
-        existing ``path`` is left as it was (also on ``KeyboardInterrupt``).
-    """
-    asked = str(path)
-    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, asked) from e
-    try:
-        yield tmp
-        if os.path.isdir(target):
-            mode = stat.S_IMODE(os.stat(target).st_mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o777 & ~umask
-        os.chmod(tmp, mode)
-        _rename_in(tmp, target)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) and e.filename != asked:  # name the folder asked for
-            raise OSError(e.errno, e.strerror, asked) from e
-        raise
-
-
-def _rename_in(new: Path, target: Path) -> None:
-    """Renames the folder ``new`` to ``target``, replacing a folder there as a whole."""
-    old = None
-    if os.path.isdir(target):
-        # An empty folder that rename(2) may replace: a name nothing else takes meanwhile.
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-    try:
-        if old is not None:
-            os.rename(target, old)
-        try:
-            os.rename(new, target)
-        except BaseException:
-            if old is not None:
-                os.rename(old, target)
-            raise
-    except BaseException:
-        if old is not None:
-            with contextlib.suppress(OSError):
-                os.rmdir(old)  # still the empty placeholder unless the restore failed
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def contact_sheet(frames: np.ndarray, n: int = 8) -> np.ndarray:
     """``n`` evenly spaced frames (first and last included) side by side.
 
@@ -756,7 +690,6 @@ __all__ = [
     "OUTPUT_FORMATS",
     "VIDEO_EXTRA",
     "InputImage",
-    "atomic_folder",
     "check_frames_folder",
     "contact_sheet",
     "draw_grid",
