@@ -16,13 +16,14 @@ class StopRequest:
     boundary, with a checkpoint); asked twice, it stops at once (``KeyboardInterrupt``),
     without one."""
 
-    def __init__(self):
+    def __init__(self, sigterm: bool = True):
+        """Handles Ctrl-C, and SIGTERM unless ``sigterm`` is False (a multi-process run whose
+        SIGTERM belongs to ``jax.distributed``'s preemption service: ``join_processes``)."""
         self.signal: int | None = None
         self.asked = False
         self.agree = False  # ``join_processes``
-        self.old_handlers = {
-            s: signal.signal(s, self._request) for s in (signal.SIGINT, signal.SIGTERM)
-        }
+        signals = (signal.SIGINT, signal.SIGTERM) if sigterm else (signal.SIGINT,)
+        self.old_handlers = {s: signal.signal(s, self._request) for s in signals}
 
     def _request(self, signum, frame):
         if self.asked:  # asked twice: stop now, without a checkpoint
@@ -51,8 +52,9 @@ class StopRequest:
 
         if jax.process_count() > 1 and jax.config.jax_enable_preemption_service:
             self.agree = True
-            if signal.SIGTERM in self.old_handlers:  # installed before jax.distributed
-                self.old_handlers.pop(signal.SIGTERM)
+            # Forget SIGTERM without touching it: jax.distributed installed its own handler
+            # over this one when it started (release_sigterm before that is cleaner).
+            self.old_handlers.pop(signal.SIGTERM, None)
 
     def check(self, step: int) -> None:
         """After ``step``: in a multi-process run, whether every process stops here."""

@@ -157,7 +157,8 @@ def train(
     folder (which gets no TensorBoard events).
     """
     own_stop = stop is None
-    stop = StopRequest() if own_stop else stop
+    if own_stop:  # SIGTERM stays with jax.distributed's preemption service if it has it
+        stop = StopRequest(sigterm=not (jax.process_count() > 1 and _preemption_service()))
     try:
         stop.join_processes()
         mesh = parallel.data_mesh() if mesh is None else mesh
@@ -170,6 +171,10 @@ def train(
     finally:
         if own_stop:
             stop.restore()
+
+
+def _preemption_service() -> bool:
+    return bool(jax.config.jax_enable_preemption_service)
 
 
 class _StoppedEarly(Exception):
