@@ -10,8 +10,6 @@ import errno
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -169,26 +167,14 @@ def _state(step):
     }
 
 
-def _spawn(script, *args, cwd):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
-        env=env,
-    )
-
-
 @pytest.fixture(scope="module")
-def killed_saves(tmp_path_factory):
+def killed_saves(tmp_path_factory, python_child):
     """``{point: (returncode, stdout, stderr, folder)}``: the save children, run concurrently."""
     base = tmp_path_factory.mktemp("kill")
     procs = {}
     for point in (*KILL_POINTS, "none"):
         folder = base / point / "checkpoints"
-        procs[point] = (_spawn(_SAVE_CHILD, folder, point, cwd=base), folder)
+        procs[point] = (python_child(_SAVE_CHILD, folder, point, cwd=base), folder)
     out = {}
     for point, (proc, folder) in procs.items():
         stdout, stderr = proc.communicate(timeout=300)
@@ -348,13 +334,13 @@ train(config, workdir, progress=False, log=lambda s: None)
 
 
 @pytest.mark.slow
-def test_kill_9_mid_save_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
+def test_kill_9_mid_save_then_resume_is_bitwise_the_uninterrupted_run(tmp_path, python_child):
     from jwarp.config import load_config
     from jwarp.training import train
 
     points = ("arrays", "rename", "delete")
     procs = {
-        p: _spawn(_TRAIN_CHILD, tmp_path / p, p, tmp_path / f"{p}.npz", cwd=tmp_path)
+        p: python_child(_TRAIN_CHILD, tmp_path / p, p, tmp_path / f"{p}.npz", cwd=tmp_path)
         for p in points
     }
     for proc in procs.values():
@@ -393,19 +379,6 @@ def test_kill_9_mid_save_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
 # --- digests: a checkpoint is what was saved, and finite ---------------------------------------
 
 
-def _flip_bytes(step_dir: Path, n: int = 64) -> int:
-    """Flips ``n`` bytes in the middle of every array data file of a checkpoint folder (the
-    adversarial case: the ocdbt data files under ``state/ocdbt.process_0/d/``)."""
-    files = [f for f in (step_dir / "state").rglob("*") if f.is_file() and f.parent.name == "d"]
-    for f in files:
-        data = bytearray(f.read_bytes())
-        mid = len(data) // 2
-        for i in range(max(0, mid - n // 2), min(len(data), mid + n // 2)):
-            data[i] ^= 0xFF
-        f.write_bytes(bytes(data))
-    return len(files)
-
-
 def test_a_restore_returns_what_was_saved_and_the_digest_is_order_only(tmp_path):
     checkpoints = Checkpoints(tmp_path)
     checkpoints.save(3, _state(3), {"step": 3, "data": {"epoch": 1}})
@@ -416,11 +389,13 @@ def test_a_restore_returns_what_was_saved_and_the_digest_is_order_only(tmp_path)
     checkpoints.close()
 
 
-def test_flipped_bytes_in_a_checkpoint_are_one_error_and_resume_finds_the_intact_one(tmp_path):
+def test_flipped_bytes_in_a_checkpoint_are_one_error_and_resume_finds_the_intact_one(
+    tmp_path, flip_checkpoint_bytes
+):
     checkpoints = Checkpoints(tmp_path, max_to_keep=3)
     for step in (1, 2):
         checkpoints.save(step, _state(step), {"step": step})
-    assert _flip_bytes(tmp_path / "2") > 0
+    assert flip_checkpoint_bytes(tmp_path / "2") > 0
     with pytest.raises(CheckpointError) as info:
         checkpoints.restore(2, _state(0))
     message = str(info.value)

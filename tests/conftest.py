@@ -5,6 +5,8 @@ import io
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -63,6 +65,56 @@ def _write_bad_images(folder):
 def write_bad_images():
     """``write_bad_images(folder) -> names``: unreadable image files of every kind."""
     return _write_bad_images
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a child Python: this checkout importable, JAX on the CPU (and this
+    session's compilation cache, inherited)."""
+    root = Path(__file__).resolve().parents[1]
+    return {**os.environ, "PYTHONPATH": str(root), "JAX_PLATFORMS": "cpu"}
+
+
+def _python_child(script: str, *args, cwd) -> subprocess.Popen:
+    """``python -c script args`` in ``cwd`` (``_child_env``), with text pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=_child_env(),
+    )
+
+
+@pytest.fixture(scope="session")
+def child_env() -> dict[str, str]:
+    """The environment for a child process running jwarp (``_child_env``)."""
+    return _child_env()
+
+
+@pytest.fixture(scope="session")
+def python_child():
+    """``python_child(script, *args, cwd=...) -> Popen``: a child Python running ``script``."""
+    return _python_child
+
+
+def _flip_checkpoint_bytes(step_dir: Path, n: int = 64) -> int:
+    """Flips ``n`` bytes in the middle of every array data file of a checkpoint folder (the
+    ocdbt chunks under ``state/ocdbt.process_0/d/``); returns how many files it changed."""
+    files = [f for f in (step_dir / "state").rglob("*") if f.is_file() and f.parent.name == "d"]
+    for f in files:
+        data = bytearray(f.read_bytes())
+        mid = len(data) // 2
+        for i in range(max(0, mid - n // 2), min(len(data), mid + n // 2)):
+            data[i] ^= 0xFF
+        f.write_bytes(bytes(data))
+    return len(files)
+
+
+@pytest.fixture(scope="session")
+def flip_checkpoint_bytes():
+    """``flip_checkpoint_bytes(step_dir) -> files changed``: damage a checkpoint's arrays."""
+    return _flip_checkpoint_bytes
 
 
 # The real data sets (../shared/data beside the checkout, as in CI; JWARP_SHARED_DATA names

@@ -34,34 +34,6 @@ QUIET = {"progress": False, "log": lambda s: None}
 SMOKE = {"train.checkpoint_every": 1, "train.sample_every": 2, "train.max_to_keep": 3}
 
 
-def _env():
-    return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-
-
-def _child(script: str, *args, cwd) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
-        env=_env(),
-    )
-
-
-def _flip_bytes(step_dir: Path, n: int = 64) -> None:
-    """Flips ``n`` bytes in the middle of each data file of a checkpoint (the array chunks
-    under ``state/ocdbt.process_0/d/``)."""
-    files = [f for f in (step_dir / "state").rglob("*") if f.is_file() and f.parent.name == "d"]
-    assert files
-    for f in files:
-        data = bytearray(f.read_bytes())
-        mid = len(data) // 2
-        for i in range(max(0, mid - n // 2), min(len(data), mid + n // 2)):
-            data[i] ^= 0xFF
-        f.write_bytes(bytes(data))
-
-
 @pytest.fixture(scope="module")
 def three_steps(tmp_path_factory):
     """A smoke run of 3 steps with a checkpoint after each: ``(folder, result)``."""
@@ -81,9 +53,11 @@ with run_lock(sys.argv[1]):
 """
 
 
-def test_a_second_trainer_is_one_line_and_exit_2_and_kill_9_frees_the_lock(tmp_path):
+def test_a_second_trainer_is_one_line_and_exit_2_and_kill_9_frees_the_lock(
+    tmp_path, python_child, child_env
+):
     run = tmp_path / "run"
-    holder = _child(_HOLD, run, cwd=tmp_path)
+    holder = python_child(_HOLD, run, cwd=tmp_path)
     try:
         assert holder.stdout.readline().strip() == "locked"
         leftover = run / "checkpoints" / "7.orbax-checkpoint-tmp-1234"  # the holder's save
@@ -91,7 +65,7 @@ def test_a_second_trainer_is_one_line_and_exit_2_and_kill_9_frees_the_lock(tmp_p
         second = subprocess.run(
             [sys.executable, str(ROOT / "train.py"), "--config", "smoke", "--workdir", str(run),
              "--no-progress"],
-            capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300,
+            capture_output=True, text=True, cwd=tmp_path, env=child_env, timeout=300,
         )
         assert second.returncode == 2, second.stderr
         lines = second.stderr.strip().splitlines()
@@ -119,11 +93,13 @@ def test_a_failed_start_leaves_no_folder_behind(tmp_path):
 # --- digests, fallback, config.toml -----------------------------------------------------------
 
 
-def test_a_damaged_checkpoint_is_refused_everywhere_and_resume_falls_back(three_steps, tmp_path):
+def test_a_damaged_checkpoint_is_refused_everywhere_and_resume_falls_back(
+    three_steps, tmp_path, flip_checkpoint_bytes
+):
     folder, straight = three_steps
     run = tmp_path / "b"
     shutil.copytree(folder, run)
-    _flip_bytes(run / "checkpoints" / "3")
+    assert flip_checkpoint_bytes(run / "checkpoints" / "3")
     with pytest.raises(CheckpointError) as info:
         Animator.load(run)
     message = str(info.value)
@@ -140,12 +116,14 @@ def test_a_damaged_checkpoint_is_refused_everywhere_and_resume_falls_back(three_
     chex.assert_trees_all_equal(straight.states.generator.params, resumed.states.generator.params)
 
 
-def test_every_checkpoint_damaged_is_one_error_and_keeps_config_toml(three_steps, tmp_path):
+def test_every_checkpoint_damaged_is_one_error_and_keeps_config_toml(
+    three_steps, tmp_path, flip_checkpoint_bytes
+):
     folder, _ = three_steps
     run = tmp_path / "c"
     shutil.copytree(folder, run)
     for step in (1, 2, 3):
-        _flip_bytes(run / "checkpoints" / str(step))
+        assert flip_checkpoint_bytes(run / "checkpoints" / str(step))
     config_before = (run / "config.toml").read_bytes()
     changed = load_config("smoke", {**SMOKE, "train.steps": 5, "optim.lr": 3e-3})
     with pytest.raises(CheckpointError, match=r"no intact checkpoint to resume from .*--no-resume"):
@@ -253,8 +231,8 @@ sys.exit(main(["--config", "smoke", "--workdir", workdir, "--no-progress"]))
 
 
 @pytest.mark.parametrize("moment", ["import", "data"])
-def test_sigterm_during_start_up_exits_0_and_changes_nothing(tmp_path, moment):
-    proc = _child(_EARLY, moment, tmp_path / "run", cwd=tmp_path)
+def test_sigterm_during_start_up_exits_0_and_changes_nothing(tmp_path, moment, python_child):
+    proc = python_child(_EARLY, moment, tmp_path / "run", cwd=tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "stopped by signal 15 before training began" in out
