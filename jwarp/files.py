@@ -28,6 +28,13 @@ def run_path(path: str | os.PathLike) -> Path | epath.Path:
     return epath.Path(path) if is_remote(path) else Path(path)
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it: it is put back at once)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     """A temporary file beside local ``path`` to write; renamed over ``path`` on success.
@@ -47,9 +54,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
         raise OSError(e.errno, e.strerror, str(path)) from e
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
@@ -102,9 +107,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         if os.path.isdir(target):
             mode = stat.S_IMODE(os.stat(target).st_mode)
         else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o777 & ~umask
+            mode = 0o777 & ~_umask()
         os.chmod(tmp, mode)
         _rename_in(tmp, target)
     except BaseException as e:

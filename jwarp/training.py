@@ -385,7 +385,7 @@ def _train_loop(
         if boundary or stop.signal is not None:
             metrics.flush()  # a non-finite loss fails before the save, a state in the save
             _save(run, step, states)
-        if step % tcfg.sample_every == 0 or step == tcfg.steps:
+        if _sample_due(tcfg, step):
             _write_sample(run, step, states, metrics.events)
     return states, step
 
@@ -413,15 +413,23 @@ def _write_sample(run: _Run, step: int, states: States, events) -> None:
         )
     if run.primary:
         scale = max(1, 128 // run.config.data.image_size)
-        write_gif(run.workdir / "samples" / f"step_{step:07d}.gif", frames, fps=8, scale=scale)
+        write_gif(_sample_path(run, step), frames, fps=8, scale=scale)
         events.image(step, "samples", _frame_strip(frames, scale))
+
+
+def _sample_path(run: _Run, step: int) -> Path:
+    return run.workdir / "samples" / f"step_{step:07d}.gif"
+
+
+def _sample_due(tcfg, step: int) -> bool:
+    """Whether step ``step`` gets a sample GIF: every ``train.sample_every`` and the last."""
+    return step % tcfg.sample_every == 0 or step == tcfg.steps
 
 
 def _write_missing_sample(run: _Run, step: int, states: States) -> None:
     """Writes the sample GIF of resumed ``step`` if it is due and missing (a run killed
     between the checkpoint and the GIF), without a TensorBoard image (its events may have one)."""
-    due = step > 0 and (step % run.config.train.sample_every == 0 or step == run.config.train.steps)
-    if due and not (run.workdir / "samples" / f"step_{step:07d}.gif").exists():
+    if step > 0 and _sample_due(run.config.train, step) and not _sample_path(run, step).exists():
         _write_sample(run, step, states, NoEvents())
 
 
