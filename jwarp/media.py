@@ -33,6 +33,7 @@ import math
 import os
 import re
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,16 +47,32 @@ _GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _MODE_BY_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
 _CHANNEL_NAMES = {1: "grey", 3: "RGB", 4: "RGBA"}
 _MIN_DELAY_CS = 2  # browsers slow shorter GIF delays down to 0.1 s
+_PALETTE_PIXELS = 2**22  # more pixels than this: the GIF palette from a sample of them
 
 
-def _check_frames(frames: np.ndarray) -> np.ndarray:
-    frames = np.asarray(frames, np.float32)
-    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4) or frames.shape[0] == 0:
-        raise ValueError(f"frames: expected [T, H, W, C] with C in (1, 3, 4), got {frames.shape}")
+def _check_frames(frames) -> np.ndarray | Sequence[np.ndarray]:
+    """Frames as an array (float32, or uint8 as given), or a sequence of ``[H, W, C]``
+    frames read one at a time (e.g. ``jwarp.faces.PhotoAnimation``: a photo's frames need not
+    all be in memory at once)."""
+    if isinstance(frames, Sequence) and not isinstance(frames, list | tuple):
+        shape = (len(frames), *np.shape(frames[0])) if len(frames) else (0,)
+    else:
+        frames = np.asarray(frames)
+        frames = frames if frames.dtype == np.uint8 else frames.astype(np.float32)
+        shape = frames.shape
+    if len(shape) != 4 or shape[-1] not in (1, 3, 4) or shape[0] == 0:
+        raise ValueError(f"frames: expected [T, H, W, C] with C in (1, 3, 4), got {shape}")
     return frames
 
 
+def _in_memory(frames) -> np.ndarray:
+    """``_check_frames``' frames as one array (a lazy sequence read in full)."""
+    return frames if isinstance(frames, np.ndarray) else np.stack([np.asarray(f) for f in frames])
+
+
 def _to_uint8(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.uint8:
+        return x
     return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
@@ -63,9 +80,13 @@ def to_uint8_rgb(frames: np.ndarray, background: float = 1.0) -> np.ndarray:
     """``[T, H, W, C]`` floats in ``[0, 1]`` -> ``[T, H, W, 3]`` uint8.
 
     Grey (``C = 1``) is repeated to RGB; RGBA (``C = 4``, straight alpha) is composited over a
-    constant ``background`` grey level.
+    constant ``background`` grey level. uint8 frames are taken as ``value / 255``.
     """
-    frames = np.clip(_check_frames(frames), 0.0, 1.0)
+    frames = _in_memory(_check_frames(frames))
+    if frames.dtype == np.uint8 and frames.shape[-1] != 4:
+        return frames if frames.shape[-1] == 3 else np.repeat(frames, 3, axis=-1)
+    frames = np.clip(frames.astype(np.float32) / (255.0 if frames.dtype == np.uint8 else 1.0),
+                     0.0, 1.0)
     if frames.shape[-1] == 1:
         frames = np.repeat(frames, 3, axis=-1)
     elif frames.shape[-1] == 4:
@@ -84,6 +105,24 @@ def _global_palette(rgb_Nx3: np.ndarray, capacity: int) -> tuple[np.ndarray, np.
       ``(palette [K, 3] uint8, index [N] uint8)``; exact when there are at most ``capacity``
       distinct colours, otherwise median cut without dithering.
     """
+    if len(rgb_Nx3) > _PALETTE_PIXELS:
+        # A photo's animation: the palette from an even sample of its pixels (every frame is
+        # a resampling of the same photo, so they share its colours), then every pixel mapped.
+        step = len(rgb_Nx3) // _PALETTE_PIXELS + 1
+        palette, _ = _global_palette(rgb_Nx3[::step], capacity)
+        # Pillow's reference palettes have 256 entries: the spare ones repeat the first colour
+        # (black would take dark pixels from the real palette) and map back to it.
+        spare = np.repeat(palette[:1], 256 - len(palette), axis=0)
+        reference = Image.new("P", (1, 1))
+        reference.putpalette(np.concatenate([palette, spare]).reshape(-1).tolist())
+        index = np.empty(len(rgb_Nx3), np.uint8)
+        for start in range(0, len(rgb_Nx3), _PALETTE_PIXELS):
+            part = rgb_Nx3[start : start + _PALETTE_PIXELS].reshape(-1, 1, 3)
+            strip = Image.fromarray(np.ascontiguousarray(part), "RGB")
+            mapped = strip.quantize(palette=reference, dither=Image.Dither.NONE)
+            mapped = np.asarray(mapped, np.uint8).reshape(-1)
+            index[start : start + len(part)] = np.where(mapped < len(palette), mapped, 0)
+        return palette, index
     keys = (rgb_Nx3[:, 0].astype(np.int32) << 16) | (rgb_Nx3[:, 1].astype(np.int32) << 8)
     keys |= rgb_Nx3[:, 2].astype(np.int32)
     unique, index = np.unique(keys, return_inverse=True)
@@ -131,7 +170,7 @@ def encode_gif(
     Returns:
       The GIF file's bytes.
     """
-    frames = _check_frames(frames)
+    frames = _in_memory(_check_frames(frames))
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps: expected a positive number, got {fps}")
     if pause < 0 or scale < 1:
@@ -139,7 +178,8 @@ def encode_gif(
     t, h, w, c = frames.shape
     clear = None
     if c == 4 and transparent:
-        clear = frames[..., 3] < 0.5  # [T, H, W]
+        half = 128 if frames.dtype == np.uint8 else 0.5
+        clear = frames[..., 3] < half  # [T, H, W]
         rgb = _to_uint8(frames[..., :3])
     else:
         rgb = to_uint8_rgb(frames, background)
@@ -230,11 +270,15 @@ def encode_webp(
     _check_timing(fps, pause)
     if not features.check("webp"):
         raise ValueError("animated WebP: this Pillow was built without WebP support")
-    pixels = _to_uint8(_scaled(frames, scale))
-    if pixels.shape[-1] == 1:
-        pixels = np.repeat(pixels, 3, axis=-1)
-    mode = "RGBA" if pixels.shape[-1] == 4 else "RGB"
-    images = [Image.fromarray(np.ascontiguousarray(f), mode) for f in pixels]
+
+    def image(frame: np.ndarray) -> Image.Image:
+        pixels = _to_uint8(_scaled(np.asarray(frame)[None], scale)[0])
+        if pixels.shape[-1] == 1:
+            pixels = np.repeat(pixels, 3, axis=-1)
+        mode = "RGBA" if pixels.shape[-1] == 4 else "RGB"
+        return Image.fromarray(np.ascontiguousarray(pixels), mode)
+
+    images = [image(f) for f in frames]
     delays = _delays_cs(len(images), fps, pause, ticks=1000)  # milliseconds
     buffer = io.BytesIO()
     images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:],
@@ -297,26 +341,34 @@ def write_mp4(
     write_frames = mp4_writer()
     frames = _check_frames(frames)
     _check_timing(fps, pause)
-    rgb = to_uint8_rgb(_scaled(frames, scale), background)
-    # yuv420p stores colour at half resolution, so H.264 needs an even width and height: an
-    # odd side gets one more row or column repeating its last one (padding, not scaling,
-    # keeps every pixel as it was; imageio-ffmpeg's own fix would rescale to a multiple of 16).
-    _, h, w, _ = rgb.shape
-    rgb = np.pad(rgb, [(0, 0), (0, h % 2), (0, w % 2), (0, 0)], mode="edge")
+
+    def rgb(frame: np.ndarray) -> np.ndarray:
+        # yuv420p stores colour at half resolution, so H.264 needs an even width and height:
+        # an odd side gets one more row or column repeating its last one (padding, not
+        # scaling, keeps every pixel as it was; imageio-ffmpeg would rescale to a multiple of
+        # 16). One frame at a time: a photo's animation need not fit in memory.
+        out = to_uint8_rgb(_scaled(np.asarray(frame)[None], scale), background)[0]
+        h, w, _ = out.shape
+        return np.ascontiguousarray(np.pad(out, [(0, h % 2), (0, w % 2), (0, 0)], mode="edge"))
+
     hold = round(pause * fps)
+    h, w, _ = np.shape(frames[0])
+    size = (w * scale + (w * scale) % 2, h * scale + (h * scale) % 2)
     path = Path(path)
     with atomic_file(path) as tmp:
         try:
             writer = write_frames(
-                tmp, (rgb.shape[2], rgb.shape[1]), fps=fps, codec="libx264", quality=None,
+                tmp, size, fps=fps, codec="libx264", quality=None,
                 pix_fmt_out="yuv420p", macro_block_size=1, ffmpeg_log_level="error",
                 output_params=["-crf", str(crf), "-movflags", "+faststart", "-f", "mp4"],
             )
             writer.send(None)  # starts ffmpeg
-            for frame in rgb:
-                writer.send(np.ascontiguousarray(frame))
+            last = None
+            for frame in frames:
+                last = rgb(frame)
+                writer.send(last)
             for _ in range(hold):
-                writer.send(np.ascontiguousarray(rgb[-1]))
+                writer.send(last)
             writer.close()
         except OSError as e:  # ffmpeg's own message spans lines: its last one
             lines = [line for line in str(e.strerror or e).splitlines() if line.strip()]
@@ -345,8 +397,10 @@ def write_animation(
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """``[H, W, C]`` floats in ``[0, 1]`` -> PNG bytes (grey, RGB or RGBA with straight alpha)."""
-    image = np.asarray(image, np.float32)
+    """``[H, W, C]`` floats in ``[0, 1]`` (or uint8) -> PNG bytes (grey, RGB or RGBA with
+    straight alpha)."""
+    image = np.asarray(image)
+    image = image if image.dtype == np.uint8 else image.astype(np.float32)
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
         raise ValueError(f"image: expected [H, W, C] with C in (1, 3, 4), got {image.shape}")
     pixels = _to_uint8(image)
@@ -430,7 +484,7 @@ def contact_sheet(frames: np.ndarray, n: int = 8) -> np.ndarray:
       n: frames on the sheet (at most ``T``).
 
     Returns:
-      ``[H, min(n, T) * W, C]`` float32.
+      ``[H, min(n, T) * W, C]``: float32, or uint8 for uint8 frames.
     """
     frames = _check_frames(frames)
     if n < 1:
@@ -482,7 +536,9 @@ def draw_grid(
 
     from jwarp.sampler import warp
 
-    frames = _check_frames(frames)
+    frames = _in_memory(_check_frames(frames))
+    if frames.dtype == np.uint8:
+        frames = frames.astype(np.float32) / 255.0
     disp = np.asarray(disp, np.float32)
     t, h, w, c = frames.shape
     if disp.shape != (t, h, w, 2):

@@ -3,7 +3,9 @@ PNG frame folders written as a whole."""
 
 import errno
 import importlib.util
+import io
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -202,3 +204,49 @@ def test_fit_animates_a_wide_photo_at_its_own_aspect(tmp_path):
     (path,) = render(opts, log=lambda m: None)
     with Image.open(path) as im:
         assert im.size == (40, 24) and im.n_frames >= 2
+
+
+class _Lazy(Sequence):
+    """A sequence of frames read one at a time (as ``jwarp.faces.PhotoAnimation``)."""
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, k):
+        return self.frames[k]
+
+
+def test_uint8_and_lazy_frames_write_what_float_frames_write(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (5, 24, 32, 3), dtype=np.uint8)
+    floats = pixels.astype(np.float32) / 255
+    assert media.encode_gif(pixels) == media.encode_gif(floats)
+    assert media.encode_gif(_Lazy(pixels)) == media.encode_gif(floats)
+    np.testing.assert_array_equal(media.contact_sheet(_Lazy(pixels), 3),
+                                  np.concatenate([pixels[0], pixels[2], pixels[4]], axis=1))
+    media.write_frames(tmp_path / "f", _Lazy(pixels))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "f" / "frame_0004.png")),
+                                  pixels[4])
+    if importlib.util.find_spec("imageio_ffmpeg") is not None:
+        media.write_mp4(tmp_path / "a.mp4", _Lazy(pixels), fps=10)
+        media.write_mp4(tmp_path / "b.mp4", floats, fps=10)
+        assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
+def test_a_sampled_gif_palette_keeps_dark_pixels_opaque(monkeypatch):
+    """Many pixels: the palette comes from a sample and every pixel is mapped to it; with
+    transparency, no opaque pixel may land on the transparent index."""
+    monkeypatch.setattr(media, "_PALETTE_PIXELS", 500)
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (3, 20, 30, 4), dtype=np.uint8)
+    rgba[..., :3] //= 4  # dark colours, near the black a reference palette is padded with
+    rgba[..., 3] = np.where(rng.uniform(size=(3, 20, 30)) < 0.3, 0, 255)
+    with Image.open(io.BytesIO(media.encode_gif(rgba))) as gif:
+        frames = [np.asarray(f.convert("RGBA")) for f in ImageSequence.Iterator(gif)]
+    for got, want in zip(frames, rgba):
+        np.testing.assert_array_equal(got[..., 3] == 0, want[..., 3] == 0)
+        opaque = want[..., 3] > 0
+        assert np.abs(got[opaque, :3].astype(int) - want[opaque, :3]).mean() < 12
