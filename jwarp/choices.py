@@ -10,7 +10,7 @@ that use these values import them from here: ``jwarp.config`` (data sets, loss m
 from __future__ import annotations
 
 # jwarp.config: data.name, and which of them are unpaired; loss.mode.
-DATASETS = ("faces", "digits", "mnist", "smiles", "folder", "npy")
+DATASETS = ("faces", "digits", "mnist", "smiles", "fei", "folder", "npy")
 UNPAIRED_DATASETS = ("digits", "mnist", "smiles")
 MODES = ("l2", "gan")
 

@@ -33,14 +33,17 @@ from typing import Any
 import tomli_w
 
 from jwarp.choices import DATASETS, MODES, UNPAIRED_DATASETS
+from jwarp.data.augment import AugmentConfig
 from jwarp.errors import ConfigError
 from jwarp.execution import ExecutionConfig
+from jwarp.faces.align import DEFAULT_CROP, CanonicalCrop
 from jwarp.files import atomic_write
 from jwarp.flow import SolverConfig
 from jwarp.models import CriticConfig, UNetConfig
 from jwarp.presets import PRESETS_DIR, list_presets, resolve_preset  # noqa: F401 (public here too)
 
-DIR_DATASETS = ("mnist", "smiles", "folder", "npy")
+DIR_DATASETS = ("mnist", "smiles", "fei", "folder", "npy")
+ALIGNABLE = ("smiles", "fei", "folder")  # data sets of photos of faces (data.align)
 DIGIT_DATASETS = ("digits", "mnist")
 FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max; floats are float32
 CONDITIONS = ("source", "pair")
@@ -53,17 +56,28 @@ class DataConfig:
     """Which images to train on (docs/method.md §6).
 
     Attributes:
-      name: ``"faces"``, ``"digits"``, ``"mnist"``, ``"smiles"``, ``"folder"`` or ``"npy"``.
+      name: ``"faces"``, ``"digits"``, ``"mnist"``, ``"smiles"``, ``"fei"``, ``"folder"`` or
+        ``"npy"``.
       data_dir: needed by ``mnist`` (the folder of the IDX files), ``smiles`` (a SMILEsmileD
-        checkout), ``folder`` (a folder) and ``npy`` (the ``.npy``/``.npz`` file).
-      paired: ``folder``: pair source and target files by name. Faces are always paired;
-        ``digits``, ``mnist`` and ``smiles`` are unpaired (must be false).
+        checkout), ``fei`` (FEI's frontal images), ``folder`` (a folder) and ``npy`` (the
+        ``.npy``/``.npz`` file).
+      paired: ``folder``: pair source and target files by name. Faces and FEI are always
+        paired; ``digits``, ``mnist`` and ``smiles`` are unpaired (must be false).
       image_size: height and width in pixels.
       channels: 1, 3 or 4.
       n_train: number of training faces (``faces`` only).
       n_test: number of test faces (``faces`` only).
       source_class: ``digits`` and ``mnist``: the digit to animate from.
       target_class: ``digits`` and ``mnist``: the digit to animate towards.
+      align: photos of faces (``smiles``, ``fei``, ``folder``): find the face in every image
+        and align it to ``crop`` (``jwarp.faces``; cached). A model trained so finds and
+        aligns the faces of the photos it animates, and moves them in place. ``fei`` is
+        always aligned.
+      crop: the canonical crop of ``align``: ``(row, col)`` of the eyes, the nose tip and the
+        mouth corners as fractions of the image's side (``jwarp.faces.align.CanonicalCrop``).
+      fei_dir: ``smiles``: also FEI's frontal images (their train split), neutral faces with
+        the sources and smiling ones with the targets (needs ``align``).
+      augment: random changes of the training images (``jwarp.data.augment``).
     """
 
     name: str = "faces"
@@ -75,6 +89,15 @@ class DataConfig:
     n_test: int = 64
     source_class: int = 3
     target_class: int = 4
+    align: bool = False
+    crop: tuple[float, ...] = DEFAULT_CROP
+    fei_dir: str = ""
+    augment: AugmentConfig = AugmentConfig()
+
+    @property
+    def canonical_crop(self) -> CanonicalCrop | None:
+        """The canonical crop faces are aligned to, or None when they are not."""
+        return CanonicalCrop(self.crop) if self.align or self.name == "fei" else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +273,10 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         if isinstance(value, list | tuple) and all(_is_int(v) for v in value):
             return tuple(value)
         raise ConfigError(f"{key}: expected an array of integers, got {value!r}")
+    if typing.get_origin(hint) is tuple and typing.get_args(hint) == (float, Ellipsis):
+        if isinstance(value, list | tuple):
+            return tuple(_coerce(key, float, v) for v in value)
+        raise ConfigError(f"{key}: expected an array of numbers, got {value!r}")
     raise TypeError(f"{key}: unsupported annotation {hint!r}")  # a bug in this module
 
 
@@ -368,6 +395,19 @@ _RULES: dict[str, tuple] = {
     "data.n_test": _int_at_least(1),
     "data.source_class": (lambda v: 0 <= v <= 9, "a digit 0 to 9"),
     "data.target_class": (lambda v: 0 <= v <= 9, "a digit 0 to 9"),
+    "data.crop": (
+        lambda v: len(v) == 10 and all(0 <= x <= 1 for x in v),
+        "10 fractions of the side in [0, 1]: (row, col) of the right eye, left eye, nose "
+        "tip, right and left mouth corners",
+    ),
+    "data.augment.brightness": _non_negative(),
+    "data.augment.contrast": _non_negative(),
+    "data.augment.gamma": _non_negative(),
+    "data.augment.blur": _non_negative(),
+    "data.augment.noise": _non_negative(),
+    "data.augment.shift": _non_negative(),
+    "data.augment.rotate": _non_negative(),
+    "data.augment.scale": _non_negative(),
     "model.condition": _one_of(CONDITIONS),
     "model.unet.encoder": _channels(non_empty=True),
     "model.unet.decoder": _channels(non_empty=True),
@@ -376,6 +416,12 @@ _RULES: dict[str, tuple] = {
     "model.unet.out_scale": _positive(),
     "model.unet.final_init_std": _non_negative(),
     "model.unet.out_sigma": _non_negative(),
+    "model.unet.out_mask": (
+        lambda v: v == () or (len(v) == 5 and 0 <= v[0] < v[2] <= 1 and 0 <= v[1] < v[3] <= 1
+                              and v[4] >= 0),
+        "[] (no mask) or [top, left, bottom, right, fade]: a box in fractions of the side, "
+        "top < bottom, left < right, and the fade's width >= 0",
+    ),
     "model.critic.channels": _channels(non_empty=True),
     "flow.step_size": (lambda v: 0 < v <= 1, "0 < step_size <= 1"),
     "flow.rtol": _positive(),
@@ -458,10 +504,27 @@ def _validate(tree: dict, origins: dict[str, str | None]) -> Config:
             "npy": "the .npy/.npz file",
             "smiles": "a SMILEsmileD checkout (git clone https://github.com/hromi/SMILEsmileD)",
             "mnist": "the folder of the MNIST IDX files (t10k-* at least)",
+            "fei": "FEI's frontal images (<n>a.jpg neutral, <n>b.jpg smiling)",
         }.get(data.name, "a folder")
         raise ConfigError(
             f"data.data_dir: data {data.name!r} needs {what} (--data-dir PATH or "
             f"--set data.data_dir=PATH), got ''"
+        )
+    if data.align and data.name not in ALIGNABLE:
+        raise _with_source(
+            origins.get("data.align"),
+            f"data.align: {data.name!r} images are not photos of faces; alignment is for "
+            f"{', '.join(repr(n) for n in ALIGNABLE)}",
+        )
+    if data.fei_dir and (data.name != "smiles" or not data.align):
+        raise _with_source(
+            origins.get("data.fei_dir"),
+            f"data.fei_dir: FEI faces join the 'smiles' data with data.align = true (got "
+            f"data {data.name!r}, align = {str(data.align).lower()})",
+        )
+    if data.name == "fei" and not data.paired:
+        raise _with_source(
+            origins.get("data.paired"), "data.paired: FEI's pairs are always paired; got false"
         )
     if data.name in UNPAIRED_DATASETS and data.paired:
         raise _with_source(

@@ -51,6 +51,7 @@ _FLAG_KEYS = {
     "field": "flow.field",
     "seed": "train.seed",
     "paired": "data.paired",
+    "fei_dir": "data.fei_dir",
 }
 
 _DEFAULT_PRESETS = {
@@ -85,8 +86,13 @@ def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--data-dir",
-        help="data.data_dir: SMILEsmileD checkout (smiles), IDX folder (mnist), folder (folder) "
-        f"or file (npy) (default: {preset})",
+        help="data.data_dir: SMILEsmileD checkout (smiles), IDX folder (mnist), FEI's frontal "
+        f"images (fei), folder (folder) or file (npy) (default: {preset})",
+    )
+    g.add_argument(
+        "--fei-dir",
+        help="data.fei_dir, smiles: also FEI's frontal images, their training people, with the "
+        f"neutral and the smiling faces (default: {preset}, else none)",
     )
     g.add_argument("--steps", type=int, help=f"train.steps, generator steps (default: {preset})")
     g.add_argument("--batch-size", type=int, help=f"train.batch_size (default: {preset})")

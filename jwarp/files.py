@@ -28,6 +28,16 @@ def run_path(path: str | os.PathLike) -> Path | epath.Path:
     return epath.Path(path) if is_remote(path) else Path(path)
 
 
+def cache_dir(*parts: str) -> Path:
+    """A folder of jwarp's per-user cache (not created): ``$JWARP_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/jwarp``, else ``~/.cache/jwarp``; then ``parts``."""
+    root = os.environ.get("JWARP_CACHE_DIR")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(xdg, "jwarp")
+    return Path(root, *parts)
+
+
 def _umask() -> int:
     """The process's umask (reading it means setting it: it is put back at once)."""
     umask = os.umask(0)

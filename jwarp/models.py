@@ -77,6 +77,12 @@ class UNetConfig:
       out_sigma: standard deviation in pixels of a fixed Gaussian filter applied to the output
         (0: none). A smoothness prior on the velocity, as registration methods smooth theirs:
         a smooth field cannot tear, swirl or crumple at scales below ``out_sigma``.
+      out_mask: ``(top, left, bottom, right, fade)`` in fractions of the image's side, or
+        ``()`` for none: the output is multiplied by a fixed window that is 1 inside the box
+        shrunk by ``fade`` and falls smoothly to 0 at the box's edges (``box_window``). On
+        aligned faces it keeps the motion where an expression moves the face (the mouth,
+        the cheeks, the lower eyelids) and away from its outline, the hair and the
+        background, whatever the network does there.
     """
 
     encoder: tuple[int, ...] = (16, 32, 32, 32)
@@ -88,6 +94,7 @@ class UNetConfig:
     add_coords: bool = True
     norm: str = "none"
     out_sigma: float = 0.0
+    out_mask: tuple[float, ...] = ()
 
     def __post_init__(self):
         if self.out_sigma < 0:
@@ -159,7 +166,26 @@ class UNet(nn.Module):
         )(y)
         if cfg.out_sigma > 0:
             out = gaussian_smooth(out, cfg.out_sigma)
+        if cfg.out_mask:
+            out = out * jnp.asarray(box_window(h, w, cfg.out_mask))[None, :, :, None]
         return out * cfg.out_scale
+
+
+def box_window(height: int, width: int, box: tuple[float, ...]) -> np.ndarray:
+    """``[H, W]`` float32: 1 inside ``box = (top, left, bottom, right, fade)`` (fractions of
+    the side) shrunk by ``fade``, exactly 0 outside the box, a smooth (C1) ramp between, per
+    axis. Positions are pixel centres, ``(i + 0.5) / H``."""
+    top, left, bottom, right, fade = box
+
+    def ramp(n, lo, hi):
+        x = (np.arange(n) + 0.5) / n
+        if fade == 0:
+            return ((x >= lo) & (x <= hi)).astype(np.float64)
+        r = np.clip(np.minimum(x - lo, hi - x) / fade, 0.0, 1.0)
+        return r * r * (3 - 2 * r)
+
+    return (ramp(height, top, bottom)[:, None] * ramp(width, left, right)[None, :]).astype(
+        np.float32)
 
 
 def gaussian_smooth(x: Float[Array, "B H W C"], sigma: float) -> Float[Array, "B H W C"]:

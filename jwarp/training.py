@@ -55,6 +55,7 @@ def training_batches(config: Config, mesh: Mesh) -> data_lib.Batches:
         paired=paired and config.loss.mode == "l2",
         seed=tcfg.seed,
         rows=parallel.local_rows(tcfg.batch_size, mesh),
+        augment=config.data.augment,
     )
 
 

@@ -11,6 +11,11 @@ Sources (docs/method.md §6), by module:
 * ``folders``: ``load_smiles``, real 64x64 grey faces of a SMILEsmileD checkout, neutral
   (source) and smiling (target), unpaired (the paper's smile experiment); ``load_folder``,
   ``source/`` and ``target/`` image folders; ``read_image``, one image file.
+* ``fei``: ``load_fei``, FEI's frontal images, the same person neutral and smiling (pairs).
+* ``aligned``: ``align_files``, faces found and aligned to a canonical crop (cached), for
+  ``smiles``, ``fei`` and folders with ``data.align``.
+* ``augment``: random changes of training images (light, blur, noise, small shifts, turns and
+  scalings), applied by ``Batches``.
 * ``digits``: ``load_mnist``, real MNIST digits of two classes (3s -> 4s by default) from the
   standard IDX files, the ``t10k`` files alone being enough (the paper's digit experiment);
   ``digits``, the real 8x8 handwritten digits bundled with scikit-learn, upsampled.
@@ -32,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from jwarp.data.arrays import ArrayData, load_array
+from jwarp.data.augment import AugmentConfig, augment
 from jwarp.data.batching import Batches, nearest_pairs
 from jwarp.data.common import split_of
 from jwarp.data.digits import (
@@ -51,6 +57,7 @@ from jwarp.data.faces import (
     render_faces,
     sample_face_params,
 )
+from jwarp.data.fei import FEI_TEST_PERCENT, fei_pairs, load_fei
 from jwarp.data.folders import (
     IMAGE_EXTENSIONS,
     SMILES_HINT,
@@ -68,6 +75,7 @@ from jwarp.data.folders import (
 from jwarp.errors import DataError
 
 __all__ = [
+    "FEI_TEST_PERCENT",
     "IMAGE_EXTENSIONS",
     "MNIST_TEST_PERCENT",
     "SMILES_HINT",
@@ -75,9 +83,12 @@ __all__ = [
     "SMILES_SMILING",
     "SMILES_TEST_PERCENT",
     "ArrayData",
+    "AugmentConfig",
     "Batches",
     "DataError",
     "FaceParams",
+    "augment",
+    "fei_pairs",
     "SkippedFilesWarning",
     "digits",
     "digits_labelled",
@@ -86,6 +97,7 @@ __all__ = [
     "faces_at",
     "load_array",
     "load_dataset",
+    "load_fei",
     "load_folder",
     "load_mnist",
     "load_smiles",
@@ -108,10 +120,11 @@ def load_dataset(cfg, split: str = "train", seed: int = 0) -> tuple[np.ndarray, 
 
     Args:
       cfg: the data configuration (``name``, ``data_dir``, ``paired``, ``image_size``,
-        ``channels``, ``n_train``, ``n_test``, ``source_class``, ``target_class``).
+        ``channels``, ``n_train``, ``n_test``, ``source_class``, ``target_class``; and
+        ``canonical_crop``, ``fei_dir`` of a ``DataConfig``: faces aligned, FEI added).
       split: ``"train"`` or ``"test"``. Sources without a test split (folders, arrays) return
         the same images for both; ``smiles`` and ``mnist`` split by a hash of each file name
-        or index (``split_of``).
+        or index (``split_of``), ``fei`` by a hash of the subject number.
       seed: data seed (faces and digits).
 
     Returns:
@@ -122,9 +135,16 @@ def load_dataset(cfg, split: str = "train", seed: int = 0) -> tuple[np.ndarray, 
         n = cfg.n_train if split == "train" else cfg.n_test
         x0, x1 = faces(n, size=size, channels=channels, split=split, seed=seed)
         return x0, x1, True
+    crop = getattr(cfg, "canonical_crop", None)  # DataConfig's; None for a plain namespace
     if cfg.name == "smiles":
-        x0, x1 = load_smiles(cfg.data_dir, split, size, channels)
+        x0, x1 = load_smiles(cfg.data_dir, split, size, channels, crop)
+        if getattr(cfg, "fei_dir", ""):
+            f0, f1 = load_fei(cfg.fei_dir, split, size, channels, crop)
+            x0, x1 = np.concatenate([x0, f0]), np.concatenate([x1, f1])
         return x0, x1, False
+    if cfg.name == "fei":
+        x0, x1 = load_fei(cfg.data_dir, split, size, channels, crop)
+        return x0, x1, True
     if cfg.name in ("digits", "mnist"):
         classes = cfg.source_class, cfg.target_class
         if cfg.name == "digits":
@@ -137,7 +157,7 @@ def load_dataset(cfg, split: str = "train", seed: int = 0) -> tuple[np.ndarray, 
                 x0[..., 3], x1[..., 3] = 1.0, 1.0
         return x0, x1, False
     if cfg.name == "folder":
-        x0, x1 = load_folder(cfg.data_dir, size, channels, paired=cfg.paired)
+        x0, x1 = load_folder(cfg.data_dir, size, channels, paired=cfg.paired, crop=crop)
         return x0, x1, cfg.paired
     if cfg.name == "npy":
         arrays = load_array(cfg.data_dir, size=size, channels=channels)

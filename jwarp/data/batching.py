@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jwarp.data import augment as augment_lib
 from jwarp.errors import DataError
 
 
@@ -29,6 +30,9 @@ class Batches:
       rows: the rows of each batch to return (multi-host: this process's share, see
         ``jwarp.parallel.local_rows``); default all. The order and ``state()`` stay those of
         the whole batch, so every process walks the same stream.
+      augment: random changes of every batch's images (``jwarp.data.augment``), drawn from
+        ``(seed, epoch, index)`` like the order, so a resumed stream is the same; paired
+        images share theirs. None (or nothing active): the images as they are.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class Batches:
         paired: bool,
         seed: int = 0,
         rows: slice | None = None,
+        augment: augment_lib.AugmentConfig | None = None,
     ):
         self.x0 = np.asarray(x0, np.float32)
         self.x1 = np.asarray(x1, np.float32)
@@ -58,6 +63,7 @@ class Batches:
             )
         self.steps_per_epoch = n // self.batch_size
         self.rows = slice(None) if rows is None else rows
+        self.augment = augment if augment is not None and augment.active else None
         self._epoch = 0
         self._index = 0
         self._perms: tuple[int, np.ndarray, np.ndarray] | None = None
@@ -81,10 +87,25 @@ class Batches:
         batch = slice(self._index * self.batch_size, (self._index + 1) * self.batch_size)
         mine0, mine1 = perm0[batch][self.rows], perm1[batch][self.rows]
         out = {"x0": self.x0[mine0], "x1": self.x1[mine1]}
+        if self.augment is not None:
+            out = self._augmented(out)
         self._index += 1
         if self._index == self.steps_per_epoch:
             self._epoch, self._index = self._epoch + 1, 0
         return out
+
+    def _augmented(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The batch's images changed by amounts drawn for the whole batch (then this
+        process's rows), the same for a pair's two images."""
+        rng = np.random.default_rng([self.seed, self._epoch, self._index, 2])
+        amounts = [augment_lib.draw(rng, self.batch_size, self.augment) for _ in range(2)]
+        if self.paired:
+            amounts[1] = amounts[0]
+        return {
+            key: augment_lib.apply(batch[key], {k: v[self.rows] for k, v in p.items()},
+                                   self.augment)
+            for key, p in zip(("x0", "x1"), amounts)
+        }
 
     def state(self) -> dict[str, int]:
         """Position of the next batch: ``{"epoch": e, "index": i}``."""

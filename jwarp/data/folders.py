@@ -165,13 +165,15 @@ def open_image(path: str | Path) -> Image.Image:
 
 
 def _read(
-    path: Path, size: int | tuple[int, int], channels: int, resize: str = "crop"
+    path: Path, size: int | tuple[int, int] | None, channels: int, resize: str = "crop"
 ) -> np.ndarray:
     """``read_image`` raising ``_Unreadable``."""
-    out_h, out_w = (size, size) if isinstance(size, int) else size
     img = _open(path)
     try:
         img = ImageOps.exif_transpose(img)  # phone photos: honour the orientation tag
+        if size is None:
+            size = img.size[::-1]
+        out_h, out_w = (size, size) if isinstance(size, int) else size
         box, content = placement(*img.size, out_w, out_h, resize)
         fill = content[2:]  # (width, height) the used box is resized to
         if img.mode == "L" and channels == 1:  # grey stays grey: the RGBA route, faster
@@ -198,7 +200,7 @@ def _read(
 
 
 def read_image(
-    path: str | Path, size: int | tuple[int, int], channels: int, resize: str = "crop"
+    path: str | Path, size: int | tuple[int, int] | None, channels: int, resize: str = "crop"
 ) -> np.ndarray:
     """One image file -> ``float32 [height, width, channels]`` in ``[0, 1]``, converted as
     ``load_folder`` converts each file (``jwarp.media.load_image`` adds a note saying what
@@ -206,7 +208,7 @@ def read_image(
 
     Args:
       path: image file.
-      size: ``height = width = size``, or ``(height, width)``.
+      size: ``height = width = size``, or ``(height, width)``; None: the image's own.
       channels: 1, 3 or 4.
       resize: how a photo of another aspect is fitted (``jwarp.data.common.placement``):
         ``"crop"`` its centre (what training data gets), ``"pad"`` the whole photo with its
@@ -370,7 +372,7 @@ def _report_skipped(
 
 
 def load_folder(
-    data_dir: str | Path, size: int, channels: int, paired: bool = False
+    data_dir: str | Path, size: int, channels: int, paired: bool = False, crop=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images from ``data_dir/source/`` and ``data_dir/target/``.
 
@@ -393,6 +395,9 @@ def load_folder(
       size: output height and width.
       channels: 1 (luminance), 3 (RGB) or 4 (RGBA; opaque images get alpha 1).
       paired: pair ``source/x.*`` with ``target/x.*`` by file stem.
+      crop: a canonical crop (``jwarp.faces.align.CanonicalCrop``): each face aligned to it
+        instead of the centre square (``jwarp.data.aligned``; a pair with the source's
+        transform); files without a face are left out like unreadable ones.
 
     Returns:
       ``(source [N, size, size, channels], target [M, size, size, channels])``, ``float32`` in
@@ -409,6 +414,8 @@ def load_folder(
     target = _image_files(data_dir / "target")
     if paired:
         source, target = _pair_by_stem(data_dir, source, target)
+    if crop is not None:
+        return _load_aligned(data_dir, source, target, size, channels, paired, crop)
     x0, skipped0 = _read_all(source, size, channels)
     x1, skipped1 = _read_all(target, size, channels)
     if paired:
@@ -437,6 +444,22 @@ def load_folder(
 # --------------------------------------------------------------------------------------------
 
 # The layout of a clone of https://github.com/hromi/SMILEsmileD.
+def _load_aligned(data_dir, source, target, size, channels, paired, crop):
+    """``load_folder`` with each face aligned to ``crop``."""
+    from jwarp.data.aligned import align_files, report_missing
+
+    if paired:
+        got = align_files(source, crop, size, channels, partners=target)
+        report_missing(data_dir, len(source), got)
+        return got.images, got.partners
+    out = []
+    for side, files in (("source", source), ("target", target)):
+        got = align_files(files, crop, size, channels)
+        report_missing(data_dir / side, len(files), got)
+        out.append(got.images)
+    return out[0], out[1]
+
+
 SMILES_NEUTRAL = ("SMILEs", "negatives", "negatives7")
 SMILES_SMILING = ("SMILEs", "positives", "positives7")
 SMILES_TEST_PERCENT = 10
@@ -481,7 +504,7 @@ def smiles_files(data_dir: str | Path, split: str = "train") -> tuple[list[Path]
 
 
 def load_smiles(
-    data_dir: str | Path, split: str = "train", size: int = 64, channels: int = 1
+    data_dir: str | Path, split: str = "train", size: int = 64, channels: int = 1, crop=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Real faces of a SMILEsmileD checkout: neutral (source) and smiling (target), unpaired.
 
@@ -494,6 +517,9 @@ def load_smiles(
       split: ``"train"`` or ``"test"``.
       size: output height and width.
       channels: 1 (grey, the data's own), 3 or 4 (opaque).
+      crop: a canonical crop (``jwarp.faces.align.CanonicalCrop``): each face aligned to it
+        (``jwarp.data.aligned``; the few files without a face found are left out, with a
+        warning), instead of the files as they are.
 
     Returns:
       ``(neutral [N, size, size, channels], smiling [M, size, size, channels])``, ``float32``
@@ -505,6 +531,13 @@ def load_smiles(
     check_channels(channels)
     out = []
     for files in smiles_files(data_dir, split):
+        if crop is not None:
+            from jwarp.data.aligned import align_files, report_missing
+
+            got = align_files(files, crop, size, channels)
+            report_missing(files[0].parent, len(files), got)
+            out.append(got.images)
+            continue
         images, skipped = _read_all(files, size, channels)
         _report_skipped(files[0].parent, "image files", len(files), len(skipped), skipped, images)
         out.append(np.stack([x for x in images if x is not None]))
