@@ -88,11 +88,81 @@ def _unique_names(names: list[str]) -> list[str]:
 
 
 class Rendered(NamedTuple):
-    """One animation of ``render``: its output name, frames and the forward end map."""
+    """One animation of ``render``: its output name, frames and the forward end map.
+
+    In place in a photo (``jwarp.faces``), ``animation.frames`` is a ``PhotoAnimation``
+    (uint8 frames read lazily, any deformation grid already drawn) and ``animation.disp`` is
+    None.
+    """
 
     name: str
     animation: Animation  # frames [T, H, W, C], disp [T, H, W, 2]
     end_disp: np.ndarray  # [H, W, 2]: u_1 of the input, frame(s) = input(s + u(s))
+
+
+class Skipped(NamedTuple):
+    """Inputs left out (no face), named in ``render``'s final error."""
+
+    paths: list[Path]
+
+
+def _grid_spacing(opts: RenderOptions, height: int, width: int) -> int:
+    if not opts.grid:
+        return 0
+    return opts.grid if opts.grid > 0 else max(4, min(height, width) // 8)
+
+
+def _face_crop(opts: RenderOptions, config):
+    """The canonical crop faces are aligned to, or None to animate whole images
+    (``RenderOptions.find_faces``)."""
+    if opts.find_faces is False:
+        return None
+    crop = config.data.canonical_crop
+    if crop is None and opts.find_faces:
+        from jwarp.faces.align import DEFAULT_CROP, CanonicalCrop
+
+        crop = CanonicalCrop(DEFAULT_CROP)
+    return crop
+
+
+def _read_photo(path: Path, opts: RenderOptions, log):
+    """A photo at its own size (at most ``--max-size``) and in its own channels."""
+    return _read(path, None, None, log, opts.max_size, keep_aspect=True).image
+
+
+_NO_FACE = "no human face found"
+
+
+def _photo_animations(opts, animator, inputs, crop, ts, log, skipped: Skipped):
+    """``_model_animations`` in place: every face of every photo, aligned, moved by the
+    model and carried back into the photo (``jwarp.faces.photo.animate_photos``)."""
+    from jwarp.faces.photo import animate_photos, find
+
+    size = animator.config.data.image_size
+    photos, found, names = [], [], []
+    for path in inputs:
+        photo = _read_photo(path, opts, log)
+        faces = find(photo, crop, size)
+        if not faces:
+            log(f"{path}: {_NO_FACE}; skipped")
+            skipped.paths.append(path)
+            continue
+        h, w, c = photo.shape
+        widths = ", ".join(f"{f.face.width:.0f}" for f in faces)
+        log(f"{path}: {w}x{h}, {c} channel{'s' if c > 1 else ''}, {len(faces)} "
+            f"face{'s' if len(faces) > 1 else ''} ({widths} px wide)")
+        photos.append(photo)
+        found.append(faces)
+        names.append(path.stem)
+    if not photos:
+        return []
+    t0 = time.perf_counter()
+    grids = [_grid_spacing(opts, *p.shape[:2]) for p in photos]
+    results = animate_photos(animator, photos, found, ts, opts.direction, grids)
+    log(f"{sum(len(f) for f in found)} face(s) x {len(results[0][0])} frames in "
+        f"{time.perf_counter() - t0:.1f} s")
+    return [Rendered(name, Animation(frames, None), end)
+            for name, (frames, end) in zip(names, results)]
 
 
 def _load_animator(opts: RenderOptions, workdir: Path | None, log) -> tuple[Animator, str]:
@@ -112,16 +182,33 @@ def _load_animator(opts: RenderOptions, workdir: Path | None, log) -> tuple[Anim
     return animator, f"{workdir} at step {animator.step}"
 
 
-def _model_animations(opts: RenderOptions, workdir: Path | None, ts, log) -> list[Rendered]:
+def _model_animations(
+    opts: RenderOptions, workdir: Path | None, ts, log, skipped: Skipped
+) -> list[Rendered]:
     animator, label = _load_animator(opts, workdir, log)
     cfg = animator.config
-    log(
-        f"model: {label} ({cfg.flow.field} field, condition = {cfg.model.condition}, "
-        f"{cfg.data.image_size}px, {cfg.data.channels} ch)"
-    )
     inputs = expand_inputs(opts.inputs)
     targets = expand_inputs(opts.targets, "--target")
+    crop = _face_crop(opts, cfg)
+    in_place = crop is not None and bool(inputs)
+    log(
+        f"model: {label} ({cfg.flow.field} field, condition = {cfg.model.condition}, "
+        f"{cfg.data.image_size}px, {cfg.data.channels} ch"
+        + ("; faces found and animated in place)" if in_place else ")")
+    )
     source = f"the model {opts.model!r}" if opts.model else f"the model in {workdir}"
+    if in_place and animator.needs_target:
+        raise AnimationError(
+            f"--faces: {source} is conditioned on both frames (model.condition = pair) and "
+            "animates whole images; add --whole-image"
+        )
+    if in_place:
+        if targets:
+            raise AnimationError(
+                f"--target: {source} animates from the start image alone "
+                "(model.condition = source); drop --target, or add --fit to fit the pair"
+            )
+        return _photo_animations(opts, animator, inputs, crop, ts, log, skipped)
     if targets and not animator.needs_target:
         raise AnimationError(
             f"--target: {source} animates from the start image alone "
@@ -204,27 +291,82 @@ def _describe_warp(m: dict[str, float]) -> str:
     )
 
 
+_KINDS = {1: "grey", 3: "colour (RGB)", 4: "transparent (RGBA)"}
+
+
+def _check_kinds(source: Path, target: Path, c0: int, c1: int) -> None:
+    if (c0 == 4) != (c1 == 4):
+        # A warp moves transparency around but cannot create or remove it.
+        raise AnimationError(
+            f"mismatched channels: {source} is {_KINDS[c0]} but {target} is {_KINDS[c1]}; "
+            "give both with transparency or both without"
+        )
+
+
+def _fit_faces(opts, source: Path, target: Path, ts, fit_config, compiled, log):
+    """``_fit_animations`` in place when both photos show a face: the two faces aligned by
+    their landmarks, fitted, and the source photo animated at its size
+    (``jwarp.faces.photo.fit_photos``); None to fit the whole images instead."""
+    from jwarp.faces.align import DEFAULT_CROP, CanonicalCrop
+    from jwarp.faces.detect import detect_faces
+    from jwarp.faces.photo import FIT_SIZE, FIT_ZOOM, convert, fit_photos, zoomed
+
+    x0, x1 = _read_photo(source, opts, log), _read_photo(target, opts, log)
+    _check_kinds(source, target, x0.shape[-1], x1.shape[-1])
+    channels = max(x0.shape[-1], x1.shape[-1])
+    x0, x1 = convert(x0, channels), convert(x1, channels)
+    faces = []
+    for path, photo in ((source, x0), (target, x1)):
+        found = detect_faces(photo)
+        if not found:
+            if opts.find_faces:
+                raise AnimationError(f"{path}: {_NO_FACE}; --faces needs a face in both photos")
+            log(f"note: {path}: {_NO_FACE}: fitting the whole images instead")
+            return None
+        faces.append(max(found, key=lambda f: f.eye_distance))  # the photo's subject
+    crop = zoomed(CanonicalCrop(DEFAULT_CROP), FIT_ZOOM)
+    key = (FIT_SIZE, channels)
+    if key not in compiled:
+        shape = jnp.zeros((1, FIT_SIZE, FIT_SIZE, channels), jnp.float32)
+        compiled[key] = fit_field.lower(shape, shape, fit_config, opts.fit_size).compile()
+    h, w = x0.shape[:2]
+    log(f"fitting {source} -> {target}: the faces aligned by their landmarks "
+        f"({FIT_SIZE}x{FIT_SIZE}), animating {w}x{h} in place"
+        f"{' as a morph' if opts.morph else ''} ...")
+    t0 = time.perf_counter()
+    got = fit_photos(x0, x1, faces[0], faces[1], crop, compiled[key], ts, opts.direction,
+                     opts.morph, _grid_spacing(opts, h, w))
+    c0, c1 = (jnp.asarray(c) for c in got.crops)
+    measures = jax.device_get(_end_report(c0, c1, jnp.asarray(got.disp[-1]),
+                                          jnp.asarray(got.disp)))
+    log(
+        f"fitted in {time.perf_counter() - t0:.1f} s: on the aligned faces, PSNR to the target "
+        f"{measures['psnr_still']:.1f} dB without motion, {measures['psnr_warped']:.1f} dB "
+        f"warped; {_describe_warp(measures)}"
+    )
+    return Rendered(source.stem, Animation(got.frames, None), got.end_map)
+
+
 def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
     inputs = expand_inputs(opts.inputs)
     targets = expand_inputs(opts.targets, "--target")
     if not inputs or not targets:
         raise AnimationError("pair fitting needs --input a.png and --target b.png")
     fit_config = _fit_config(opts)
-    kinds = {1: "grey", 3: "colour (RGB)", 4: "transparent (RGBA)"}
     compiled: dict[Any, Any] = {}  # one compile per image shape
     out = []
     for source, target in zip(inputs, _pair_targets(inputs, targets)):
+        if opts.find_faces is not False:
+            rendered = _fit_faces(opts, source, target, ts, fit_config, compiled, log)
+            if rendered is not None:
+                out.append(rendered)
+                continue
         # No model's square here: the whole input at its own aspect, its longer side at most
         # MAX_FIT_SIZE unless --size says otherwise; --resize fits the target to it.
         x0 = _read(source, opts.size, None, log, MAX_FIT_SIZE, keep_aspect=True).image
         shape = x0.shape[:2]
         x1 = _read(target, shape, None, log, resize=opts.resize).image
-        if (x0.shape[-1] == 4) != (x1.shape[-1] == 4):
-            # A warp moves transparency around but cannot create or remove it.
-            raise AnimationError(
-                f"mismatched channels: {source} is {kinds[x0.shape[-1]]} but {target} is "
-                f"{kinds[x1.shape[-1]]}; give both with transparency or both without"
-            )
+        _check_kinds(source, target, x0.shape[-1], x1.shape[-1])
         if x0.shape[-1] != x1.shape[-1]:  # grey and colour: both in colour
             x0 = _read(source, shape, 3, log, resize=opts.resize).image
             x1 = _read(target, shape, 3, log, resize=opts.resize).image
@@ -395,10 +537,11 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
         raise AnimationError(f"--model {opts.model}: give either --model, --workdir or --fit")
     ts = np.linspace(0.0, 1.0, opts.t_steps, dtype=np.float32)
     workdir = None if opts.workdir is None else Path(opts.workdir)
+    skipped = Skipped([])
     if opts.fit:
         animations = _fit_animations(opts, ts, log)
     elif opts.model is not None:
-        animations = _model_animations(opts, None, ts, log)
+        animations = _model_animations(opts, None, ts, log, skipped)
     else:
         if workdir is None:
             workdir = find_latest_run(opts.runs_dir)
@@ -412,8 +555,10 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
                 "--input a.png --target b.png"
             )
         else:
-            animations = _model_animations(opts, workdir, ts, log)
+            animations = _model_animations(opts, workdir, ts, log, skipped)
 
+    if not animations and skipped.paths:
+        raise _no_face(skipped, 0)
     names = [a.name for a in animations]
     paths = _animation_paths(names, where, opts.direction)
     field_paths = _field_paths(names, opts.save_field)
@@ -429,7 +574,19 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
         raise AnimationError(
             cannot_write(e.filename, e) if e.filename else f"cannot write: {e.strerror or e}"
         ) from None
+    if skipped.paths:
+        raise _no_face(skipped, len(paths))
     return paths
+
+
+def _no_face(skipped: Skipped, done: int) -> AnimationError:
+    """One line naming the inputs without a face (the exit code says some were skipped)."""
+    names = ", ".join(str(p) for p in skipped.paths)
+    others = f"; the other {done} animated" if done else ""
+    return AnimationError(
+        f"{names}: {_NO_FACE} (skipped{others}); --whole-image animates the whole image "
+        "instead"
+    )
 
 
 def _field_paths(names: list[str], save_field: str | None) -> list[Path | None]:
@@ -457,10 +614,12 @@ def _write_outputs(
     from jwarp.files import atomic_write
 
     anim = rendered.animation
-    frames = np.asarray(anim.frames)
-    if opts.grid:
-        spacing = opts.grid if opts.grid > 0 else max(4, min(frames.shape[1:3]) // 8)
-        frames = media.draw_grid(frames, np.asarray(anim.disp), spacing)
+    frames = anim.frames
+    if anim.disp is not None:  # in place, the frames come with any grid drawn
+        frames = np.asarray(frames)
+        if opts.grid:
+            spacing = _grid_spacing(opts, *frames.shape[1:3])
+            frames = media.draw_grid(frames, np.asarray(anim.disp), spacing)
     media.write_animation(gif, frames, fmt, opts.fps, opts.scale, pause=opts.pause)
     written = [str(gif)]
     if frames_folder is not None:

@@ -68,7 +68,15 @@ class RenderOptions:
       n_test: test images animated when no inputs are given.
       save_field: also write the end frame's displacement ``u`` (``[H, W, 2]`` float32 pixels
         ``(dy, dx)``, pull-back: ``frame(s) = input(s + u(s))``): to this ``.npy`` path for
-        one animation, otherwise as ``<name>.npy`` for each into this folder.
+        one animation, otherwise as ``<name>.npy`` for each into this folder. In place in a
+        photo it is the photo's size.
+      find_faces: find the faces of each photo, align them to the model's canonical crop and
+        animate them in place, the photo at its own size and in its own channels (True);
+        animate the whole image as the model's input (False); None: as the model was trained
+        (models trained on aligned faces find faces; others, and a run's own test images,
+        animate whole images), and for pair fitting whenever both photos show a face.
+      max_size: in place: shrink photos whose longer side is larger to this (default: keep
+        their size).
     """
 
     inputs: tuple[str, ...] = ()
@@ -97,6 +105,8 @@ class RenderOptions:
     morph: bool = True
     n_test: int = 4
     save_field: str | None = None
+    find_faces: bool | None = None
+    max_size: int | None = None
 
     def __post_init__(self):
         checks = [
@@ -122,6 +132,8 @@ class RenderOptions:
             (self.fit_smoothness is None or self.fit_smoothness >= 0,
              f"--fit-smoothness: expected >= 0, got {self.fit_smoothness}"),
             (self.n_test >= 1, f"n_test: expected >= 1, got {self.n_test}"),
+            (self.max_size is None or self.max_size >= 16,
+             f"--max-size: expected a number of pixels >= 16, got {self.max_size}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -3,7 +3,7 @@ Warping Neural ODE, a shipped model, or one fitted pair.
 
     jwarp-animate                                   # test images of the latest run in runs/
     jwarp-animate --input me.png --t-steps 120 --out me.gif
-    jwarp-animate --model smiles --input 'photos/*.jpg' --out smiles/   # shipped model
+    jwarp-animate --model smiles --input 'photos/*.jpg' --out smiles/   # faces in place
     jwarp-animate --model mnist --input three.png --out four.gif        # shipped model
     jwarp-animate --input 'faces/*.png' --direction boomerang --sheet --grid
     jwarp-animate --input a.png --target b.png      # fit one pair, no training set needed
@@ -181,6 +181,31 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "the input alone, as a trained model does; default: "
         f"--{'' if defaults['morph'] else 'no-'}morph)",
     )
+    faces = parser.add_mutually_exclusive_group()
+    faces.add_argument(
+        "--faces",
+        dest="find_faces",
+        action="store_const",
+        const=True,
+        default=defaults["find_faces"],
+        help="find the faces in each photo, align them and animate them in place, the photo "
+        "at its own size and in colour (default: on for models trained on aligned faces, "
+        "such as --model smiles, and for --fit when both photos show a face)",
+    )
+    faces.add_argument(
+        "--whole-image",
+        dest="find_faces",
+        action="store_const",
+        const=False,
+        help="animate the whole image as the model's input, no face finding (default: off)",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        metavar="PIXELS",
+        default=defaults["max_size"],
+        help="in place: shrink photos whose longer side is larger (default: keep their size)",
+    )
     parser.add_argument(
         "--save-field",
         metavar="PATH",
@@ -220,6 +245,8 @@ def _main(argv: list[str], prog: str) -> int:
         fit_smoothness=args.fit_smoothness,
         morph=args.morph,
         save_field=args.save_field,
+        find_faces=args.find_faces,
+        max_size=args.max_size,
     )
     render(options)
     return 0
