@@ -149,8 +149,10 @@ def _judge(cfg) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]] | N
     from jwarp import judges
 
     if cfg.name == "smiles":
-        judge = judges.smile_judge(str(cfg.data_dir))
-        info = {"name": "smile: logistic regression on HOG, real SMILEsmileD train split",
+        aligned = cfg.canonical_crop is not None  # judged as it was trained: aligned or not
+        judge = judges.smile_judge(str(cfg.data_dir), aligned)
+        info = {"name": "smile: logistic regression on HOG, real SMILEsmileD train split"
+                        + (", faces aligned" if aligned else ""),
                 "accuracy": judge.accuracy,
                 "target_rate_real_targets": judge.smiling_rate_smiling,
                 "target_rate_real_sources": judge.smiling_rate_neutral}

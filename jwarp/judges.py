@@ -63,25 +63,36 @@ class SmileJudge:
     """Smiling or not: logistic regression on HOG features, fitted on the training split of a
     SMILEsmileD checkout (neutral and smiling faces, classes weighted equally).
 
+    With ``aligned``, the faces are first aligned to the shipped models' canonical crop
+    (``jwarp.faces.align.DEFAULT_CROP``, SMILEsmileD's own framing) by their landmarks, and
+    the judge expects faces cropped the same way (``jwarp.faces.photo``): the eyes-to-chin crop
+    of any photo's face.
+
     Attributes:
       accuracy: on the real test faces, both classes pooled.
       smiling_rate_smiling: share of the real smiling test faces judged smiling.
       smiling_rate_neutral: share of the real neutral test faces judged smiling.
     """
 
-    def __init__(self, data_dir: str | Path):
+    def __init__(self, data_dir: str | Path, aligned: bool = False):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        neutral, smiling = data_lib.load_smiles(data_dir, "train", SMILE_SIZE, 1)
+        crop = None
+        if aligned:
+            from jwarp.faces.align import DEFAULT_CROP, CanonicalCrop
+
+            crop = CanonicalCrop(DEFAULT_CROP)
+        self.aligned = aligned
+        neutral, smiling = data_lib.load_smiles(data_dir, "train", SMILE_SIZE, 1, crop)
         x = hog_features(np.concatenate([neutral, smiling]))
         y = np.r_[np.zeros(len(neutral)), np.ones(len(smiling))].astype(np.int64)
         self._model = make_pipeline(
             StandardScaler(),
             LogisticRegression(C=SMILE_C, max_iter=3000, class_weight="balanced"),
         ).fit(x, y)
-        neutral, smiling = data_lib.load_smiles(data_dir, "test", SMILE_SIZE, 1)
+        neutral, smiling = data_lib.load_smiles(data_dir, "test", SMILE_SIZE, 1, crop)
         on_neutral, on_smiling = self.predict(neutral), self.predict(smiling)
         self.smiling_rate_neutral = float(np.mean(on_neutral))
         self.smiling_rate_smiling = float(np.mean(on_smiling))
@@ -124,9 +135,9 @@ class DigitJudge:
 
 
 @functools.lru_cache(maxsize=4)
-def smile_judge(data_dir: str) -> SmileJudge:
+def smile_judge(data_dir: str, aligned: bool = False) -> SmileJudge:
     """The fitted ``SmileJudge`` of a checkout (cached: fitting takes seconds)."""
-    return SmileJudge(data_dir)
+    return SmileJudge(data_dir, aligned)
 
 
 @functools.lru_cache(maxsize=4)

@@ -117,6 +117,8 @@ def test_the_wheel_holds_the_presets_models_commands_and_licence(installed):
         for part in ("config.toml", "params.msgpack", "model.json"):
             assert f"jwarp/pretrained/{model}/{part}" in names
     assert {"jwarp/commands/train.py", "jwarp/data/__init__.py", "jwarp/choices.py"} <= names
+    # The face detector's weights and their licence notice travel with the package.
+    assert {"jwarp/faces/yunet/yunet.onnx", "jwarp/faces/yunet/LICENSE"} <= names
     assert any(n.endswith("LICENSE") and ".dist-info/" in n for n in names)
     assert not any(n.startswith(("tests/", "configs/", "train.py", "animate.py")) for n in names)
     for script in SCRIPTS:
@@ -202,3 +204,20 @@ def test_evaluate_refuses_bad_input_in_one_line(installed):
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == ["jwarp-evaluate: error: --workdir nowhere: no such run "
                                         "folder"]
+
+
+def test_the_installed_package_finds_faces_with_its_own_weights(installed):
+    """The detector loads the weights shipped inside the installed package (no download, no
+    file of the checkout) and finds the two faces of a real photo."""
+    from conftest import SHARED_DATA
+
+    photo = SHARED_DATA / "photos" / "two_people.jpg"
+    if not photo.is_file():
+        pytest.skip(f"real photo {photo} not found (set JWARP_SHARED_DATA)")
+    script = (
+        "import sys, numpy as np, PIL.Image as I, jwarp.faces.detect as d; "
+        "x = np.asarray(I.open(sys.argv[1]).convert('RGB'), np.float32) / 255; "
+        "print(len(d.detect_faces(x)), d.__file__)"
+    )
+    count, where = installed.run(installed.python, "-c", script, photo).stdout.split()
+    assert count == "2" and Path(where).is_relative_to(installed.venv), where

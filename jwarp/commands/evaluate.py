@@ -4,6 +4,7 @@ fitting, against simple baselines on the same images (the measures: ``jwarp.eval
     jwarp-evaluate --workdir runs/smiles_gan               # test split, one table
     jwarp-evaluate --workdir runs/mnist_gan --json eval.json
     jwarp-evaluate --fit --n 10                            # pair fitting on 10 faces
+    jwarp-evaluate --photos photos/ --model smiles --smiles-dir SMILEsmileD   # whole photos
 """
 
 from __future__ import annotations
@@ -45,6 +46,30 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "a run (default: off)",
     )
     parser.add_argument(
+        "--photos",
+        metavar="DIR",
+        help="evaluate a face model on the photos under DIR (and its subfolders, totalled "
+        "per subfolder), each animated in place as animate.py does: faces found, judged "
+        "smiling before and after, pixels changed far from the faces, det J, seconds per "
+        "photo (default: none)",
+    )
+    parser.add_argument(
+        "--model",
+        help="--photos: a shipped model (e.g. smiles) instead of --workdir (default: none)",
+    )
+    parser.add_argument(
+        "--smiles-dir",
+        metavar="DIR",
+        help="--photos: the SMILEsmileD checkout the smile judge is fitted on (default: the "
+        "model's own data_dir, if it is there; without one, no judging)",
+    )
+    parser.add_argument(
+        "--max-size",
+        type=int,
+        metavar="PIXELS",
+        help="--photos: shrink larger photos to this longer side (default: keep their size)",
+    )
+    parser.add_argument(
         "--json", help="also write the results to this JSON file (default: none)"
     )
     parser.add_argument(
@@ -69,6 +94,10 @@ def _main(argv: list[str], prog: str) -> int:
         problem = output_problem(path) if path else None
         if problem:
             raise EvaluationError(f"{flag} {problem}")
+    if args.photos:
+        return _photos(args)
+    if args.model:
+        raise EvaluationError("--model: evaluates photos; add --photos DIR (or use --workdir)")
     from jwarp import evaluate  # JAX: only once the flags are parsed
 
     if args.fit:
@@ -98,6 +127,61 @@ def _main(argv: list[str], prog: str) -> int:
         x1 = x1[: len(x0)] if animator.needs_target else None
         evaluate.write_sheet(args.sheet, evaluate.contact_sheet(animator, x0, x1), len(x0))
         print(f"wrote {args.sheet}")
+    if args.json:
+        from jwarp.files import atomic_write
+
+        atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _photos(args) -> int:
+    """``--photos DIR``: a face model on whole photos (``jwarp.faces.evaluate``)."""
+    if bool(args.model) == bool(args.workdir):
+        raise EvaluationError("--photos: give the model to evaluate: --model NAME or --workdir RUN")
+    if args.fit or args.sheet:
+        raise EvaluationError("--photos: evaluates a model; drop --fit and --sheet")
+    from jwarp.faces import evaluate as faces_evaluate
+
+    try:
+        faces_evaluate.photo_files(args.photos)
+    except ValueError as e:
+        raise EvaluationError(str(e)) from None
+    if args.model:
+        from jwarp import pretrained
+
+        animator = pretrained.load(args.model)
+    else:
+        from jwarp.animation import Animator
+
+        try:
+            animator = Animator.load(args.workdir, args.checkpoint)
+        except ValueError as e:
+            raise EvaluationError(str(e)) from None
+    judge = None
+    own = animator.config.data
+    smiles = args.smiles_dir
+    if smiles is None and own.name == "smiles" and Path(own.data_dir).is_dir():
+        smiles = own.data_dir  # the checkout the model was trained on, if it is here
+    if smiles:
+        from jwarp import judges
+
+        try:
+            judge = judges.smile_judge(str(Path(smiles)), aligned=True)
+        except ValueError as e:  # DataError: not a SMILEsmileD checkout
+            raise EvaluationError(f"--smiles-dir: {e}") from None
+    else:
+        print("note: no SMILEsmileD checkout for the smile judge (--smiles-dir): not judging")
+    result = faces_evaluate.evaluate_photos(animator, args.photos, judge, args.max_size, print)
+    if judge is not None:
+        result["judge"] = {
+            "name": "smile: logistic regression on HOG of aligned faces, real SMILEsmileD "
+                    "train split",
+            "accuracy": judge.accuracy,
+            "smiling_rate_smiling": judge.smiling_rate_smiling,
+            "smiling_rate_neutral": judge.smiling_rate_neutral,
+        }
+    print(faces_evaluate.format_totals(result))
     if args.json:
         from jwarp.files import atomic_write
 

@@ -106,6 +106,16 @@ def load(name: str):
     return Animator(config, params, step=info.get("step"))
 
 
+def _portable(config):
+    """``config`` without the paths of the machine that trained it: each data folder is
+    recorded by its own name (``SMILEsmileD``, ``FEI``), the layout the loaders expect."""
+    import dataclasses
+
+    data = config.data
+    names = {k: Path(getattr(data, k)).name for k in ("data_dir", "fei_dir") if getattr(data, k)}
+    return dataclasses.replace(config, data=dataclasses.replace(data, **names))
+
+
 def export(
     workdir: str | Path,
     out: str | Path,
@@ -129,7 +139,7 @@ def export(
     blob = serialization.to_bytes(jax.device_get(animator.params))
     out = Path(out)
     atomic_write(out / PARAMS, blob)
-    save_config(animator.config, out / CONFIG)
+    save_config(_portable(animator.config), out / CONFIG)
     info = {
         "name": out.name,
         "description": description,
