@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from jwarp.data.arrays import ArrayData, load_array
-from jwarp.data.augment import AugmentConfig, augment
+from jwarp.data.augment import AugmentConfig
 from jwarp.data.batching import Batches, nearest_pairs
 from jwarp.data.common import split_of
 from jwarp.data.digits import (
@@ -87,7 +87,6 @@ __all__ = [
     "Batches",
     "DataError",
     "FaceParams",
-    "augment",
     "fei_pairs",
     "SkippedFilesWarning",
     "digits",

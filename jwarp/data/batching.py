@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jwarp.data import augment as augment_lib
+from jwarp.data.augment import AugmentConfig, apply, draw
 from jwarp.errors import DataError
 
 
@@ -44,7 +44,7 @@ class Batches:
         paired: bool,
         seed: int = 0,
         rows: slice | None = None,
-        augment: augment_lib.AugmentConfig | None = None,
+        augment: AugmentConfig | None = None,
     ):
         self.x0 = np.asarray(x0, np.float32)
         self.x1 = np.asarray(x1, np.float32)
@@ -98,12 +98,11 @@ class Batches:
         """The batch's images changed by amounts drawn for the whole batch (then this
         process's rows), the same for a pair's two images."""
         rng = np.random.default_rng([self.seed, self._epoch, self._index, 2])
-        amounts = [augment_lib.draw(rng, self.batch_size, self.augment) for _ in range(2)]
+        amounts = [draw(rng, self.batch_size, self.augment) for _ in range(2)]
         if self.paired:
             amounts[1] = amounts[0]
         return {
-            key: augment_lib.apply(batch[key], {k: v[self.rows] for k, v in p.items()},
-                                   self.augment)
+            key: apply(batch[key], {k: v[self.rows] for k, v in p.items()}, self.augment)
             for key, p in zip(("x0", "x1"), amounts)
         }
 
