@@ -124,7 +124,7 @@ class TestInPlace(chex.TestCase):
         is the same vector turned back by -a and divided by s where the window is 1."""
         to = _similarity(0.5, 0.6, (-20.0, -10.0))  # region -> crop
         u_crop = jnp.broadcast_to(jnp.array([1.5, -0.5], jnp.float32), (2, 32, 32, 2))
-        fn = self.variant(photo_displacement, static_argnames=("shape", "fade"))
+        fn = self.variant(photo_displacement, static_argnames=("shape", "window"))
         u = np.asarray(fn(u_crop, jnp.asarray(to.matrix, jnp.float32), (160, 160)))
         q = to.apply(np.stack(np.meshgrid(np.arange(160), np.arange(160), indexing="ij"), -1))
         inside = np.all((q > 8) & (q < 23), axis=-1)  # the window's flat middle
@@ -237,3 +237,15 @@ class TestDetect:
         (inside,) = detect_faces(tight)
         offset = np.array([top + height // 4, left])
         assert np.abs(inside.landmarks + offset - face.landmarks).max() < 0.08 * width
+
+
+def test_a_models_own_window_keeps_the_motion_inside_its_box():
+    """A model whose velocity has a window (``out_mask``) brings it: nothing moves outside it,
+    even where the crop's field says otherwise."""
+    to = _similarity(1.0, 0.0, (0.0, 0.0))
+    u_crop = jnp.ones((1, 32, 32, 2), jnp.float32)
+    box = (0.25, 0.5, 0.75, 1.0, 0.1)
+    u = np.asarray(photo_displacement(u_crop, jnp.asarray(to.matrix, jnp.float32), (32, 32), box))
+    rows = (np.arange(32) + 0.5) / 32
+    assert np.all(u[0][(rows < 0.25) | (rows > 0.75)] == 0) and np.all(u[0][:, :16] == 0)
+    assert np.allclose(u[0][12:20, 20:28], 1.0)

@@ -8,10 +8,11 @@ motion in the photo is the pull-back
 
 with ``L`` the linear part of ``A`` (displacements turn and scale back to photo pixels) and
 ``w`` a window in crop coordinates: 1 over the middle of the crop, falling smoothly to exactly
-0 at its edges (``crop_window``). So the motion fades out before the crop's border and every
-pixel outside the crop is the photo's own, in every frame. ``u_c`` is first upsampled with a
-cubic filter, then sampled bilinearly, so that a 64-pixel field moves a 1000-pixel face
-without visible facets.
+0 at its edges (``crop_window``; a model whose velocity has a window of its own,
+``model.unet.out_mask``, brings that one). So the motion fades out before the crop's border
+and every pixel outside the crop is the photo's own, in every frame. ``u_c`` is first
+upsampled with a cubic filter, then sampled bilinearly, so that a 64-pixel field moves a
+1000-pixel face without visible facets.
 
 ``PhotoAnimation`` renders the frames of a whole photo lazily, a few at a time and only around
 the faces, at the photo's size and in all of its channels: the rest of each frame is the photo
@@ -33,7 +34,8 @@ from jaxtyping import Array, Float
 from jwarp.faces.align import Similarity, footprint
 from jwarp.sampler import identity_grid, sample, warp
 
-FADE = 0.2  # the window's ramp, as a fraction of the crop's side, on each edge
+FADE = 0.2  # the default window's ramp, as a fraction of the crop's side, on each edge
+WINDOW = (0.0, 0.0, 1.0, 1.0, FADE)  # (top, left, bottom, right, fade): the whole crop
 UPSAMPLE = 4  # cubic upsampling of the crop's field before it is sampled bilinearly
 CHUNK_PIXELS = 2**23  # frames rendered at once: about this many region pixels per chunk
 BOX_MULTIPLE = 32  # region sides are rounded up to this
@@ -46,14 +48,18 @@ def _ramp(x: Array) -> Array:
 
 
 def crop_window(
-    coords: Float[Array, "*dims 2"], size: int, fade: float = FADE
+    coords: Float[Array, "*dims 2"], size: int, window: tuple[float, ...] = WINDOW
 ) -> Float[Array, "*dims"]:
-    """The crop's window at crop coordinates ``(row, col)``: 1 more than ``fade * size`` pixels
-    inside the crop's outer edges, exactly 0 on and beyond them, smooth between."""
-    edge = max(fade * size, 1e-6)  # fade 0: a hard edge, without dividing by 0
-    lo = coords + 0.5  # distance to the top / left outer edge
-    hi = size - 0.5 - coords
-    per_axis = _ramp(lo / edge) * _ramp(hi / edge)
+    """A window at crop coordinates ``(row, col)``: 1 inside the box ``window = (top, left,
+    bottom, right, fade)`` (fractions of the crop's side, as ``jwarp.models.box_window``)
+    shrunk by ``fade``, exactly 0 on and beyond the box's edges, smooth (C1) between. The
+    default box is the whole crop: the motion stops at its outer edges."""
+    top, left, bottom, right, fade = window
+    x = (coords + 0.5) / size  # fractions of the side, 0 and 1 the crop's outer edges
+    edges = (1,) * (x.ndim - 1) + (2,)
+    lo, hi = jnp.reshape(jnp.asarray([top, left]), edges), jnp.reshape(
+        jnp.asarray([bottom, right]), edges)
+    per_axis = _ramp(jnp.minimum(x - lo, hi - x) / max(fade, 1e-6))  # fade 0: a hard edge
     return per_axis[..., 0] * per_axis[..., 1]
 
 
@@ -61,7 +67,7 @@ def photo_displacement(
     disp_crop: Float[Array, "T S S 2"],
     region_to_crop: Float[Array, "2 3"],
     shape: tuple[int, int],
-    fade: float = FADE,
+    window: tuple[float, ...] = WINDOW,
 ) -> Float[Array, "T h w 2"]:
     """The photo's displacement ``u(p) = w(A p) L^{-1} u_c(A p)`` over a region of the photo.
 
@@ -69,10 +75,11 @@ def photo_displacement(
       disp_crop: ``[T, S, S, 2]`` the crop's displacements ``u_c`` (pixels of the crop).
       region_to_crop: ``[2, 3]`` ``A``: region ``(row, col)`` -> crop ``(row, col)``.
       shape: ``(h, w)`` of the region.
-      fade: the window's ramp (``crop_window``).
+      window: where the motion may be, in the crop (``crop_window``).
 
     Returns:
-      ``[T, h, w, 2]`` displacements in photo pixels, 0 wherever ``A p`` is outside the crop.
+      ``[T, h, w, 2]`` displacements in photo pixels, 0 wherever ``A p`` is outside the
+      window's box (the crop, by default).
     """
     chex.assert_rank(disp_crop, 4)
     t, size = disp_crop.shape[0], disp_crop.shape[1]
@@ -83,12 +90,12 @@ def photo_displacement(
     q = identity_grid(*shape) @ matrix[:, :2].T + matrix[None, None, :, 2]
     q_fine = (q + 0.5) * UPSAMPLE - 0.5
     u = sample(smooth, jnp.broadcast_to(q_fine, (t, *q_fine.shape)), "border")
-    u = u * crop_window(q, size, fade)[None, :, :, None]
+    u = u * crop_window(q, size, window)[None, :, :, None]
     back = jnp.linalg.inv(matrix[:, :2])
     return u @ back.T
 
 
-_photo_displacement = jax.jit(photo_displacement, static_argnames=("shape", "fade"))
+_photo_displacement = jax.jit(photo_displacement, static_argnames=("shape", "window"))
 
 
 @jax.jit
@@ -204,18 +211,21 @@ class PhotoAnimation(Sequence):
 
     Args:
       layers: one ``Layer`` (an animation) or two (a morph), over the same faces.
-      fade: the window's ramp (``crop_window``).
+      window: where the motion may be in each crop (``crop_window``); the default is the
+        whole crop, fading over a fifth of its side.
       grid: draw the deformation grid with this spacing in pixels (0: none): straight lines
         on the photo, carried by the first layer's motion (``jwarp.media.draw_grid``).
     """
 
-    def __init__(self, layers: Sequence[Layer], fade: float = FADE, grid: int = 0):
+    def __init__(
+        self, layers: Sequence[Layer], window: tuple[float, ...] = WINDOW, grid: int = 0
+    ):
         self.layers = list(layers)
         base = self.layers[0].image
         if base.ndim != 3:
             raise ValueError(f"image: expected [H, W, C], got shape {base.shape}")
         self.height, self.width, self.channels = base.shape
-        self.fade = fade
+        self.window = tuple(float(v) for v in window)
         lengths = {len(layer.weights) for layer in self.layers}
         lengths |= {len(m.disp) for layer in self.layers for m in layer.motions}
         if len(lengths) != 1:
@@ -258,7 +268,7 @@ class PhotoAnimation(Sequence):
                 m = layer.motions[i]
                 matrix = offset.then(m.to_crop).matrix.astype(np.float32)
                 u += np.asarray(_photo_displacement(
-                    jnp.asarray(m.disp[frames], jnp.float32), matrix, shape, self.fade))
+                    jnp.asarray(m.disp[frames], jnp.float32), matrix, shape, self.window))
             sources.append(layer.image[top:bottom, left:right])
             disps.append(u)
             weights.append(np.asarray(layer.weights, np.float32)[frames])
@@ -312,7 +322,7 @@ class PhotoAnimation(Sequence):
                 matrix = offset.then(m.to_crop).matrix.astype(np.float32)
                 u[top:bottom, left:right] += np.asarray(_photo_displacement(
                     jnp.asarray(m.disp[k : k + 1], jnp.float32), matrix,
-                    (bottom - top, right - left), self.fade))[0]
+                    (bottom - top, right - left), self.window))[0]
         return u
 
 
@@ -322,6 +332,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "FADE",
+    "WINDOW",
     "FaceMotion",
     "Layer",
     "PhotoAnimation",

@@ -30,7 +30,7 @@ from jwarp.faces.align import (
     to_crop,
 )
 from jwarp.faces.detect import Face, detect_faces
-from jwarp.faces.inplace import FADE, FaceMotion, Layer, PhotoAnimation, crop_window
+from jwarp.faces.inplace import WINDOW, FaceMotion, Layer, PhotoAnimation, crop_window
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # as jwarp.data: Rec. 601
 FIT_ZOOM = 1.5  # --fit: the canonical crop zoomed out this much, to hold the whole face
@@ -74,6 +74,12 @@ def zoomed(crop: CanonicalCrop, factor: float) -> CanonicalCrop:
     return CanonicalCrop(tuple(float(v) for v in points.reshape(-1)))
 
 
+def model_window(config) -> tuple[float, ...]:
+    """Where a model's motion may be in its crop: its velocity's own window
+    (``model.unet.out_mask``), else the whole crop fading at its edges (``WINDOW``)."""
+    return tuple(config.model.unet.out_mask) or WINDOW
+
+
 def _bucket(n: int) -> int:
     """``n`` rounded up to a power of two: batches of faces share a few compiled shapes."""
     return 1 << max(0, (n - 1).bit_length())
@@ -95,7 +101,6 @@ def animate_photos(
     ts: np.ndarray,
     direction: str = "forward",
     grid: int | Sequence[int] = 0,
-    fade: float = FADE,
 ) -> list[tuple[PhotoAnimation, np.ndarray]]:
     """A model's animation of every face of every photo, in place.
 
@@ -108,7 +113,6 @@ def animate_photos(
       direction: ``"forward"``, ``"backward"`` (from the forward end frame) or
         ``"boomerang"``.
       grid: draw the deformation grid (``PhotoAnimation``): one spacing, or one per photo.
-      fade: the crop window's ramp (``jwarp.faces.inplace.crop_window``).
 
     Returns:
       Per photo: ``(frames, end map)``: a ``PhotoAnimation`` (``uint8 [H, W, C]`` frames) and
@@ -116,6 +120,7 @@ def animate_photos(
     """
     cfg = animator.config.data
     size, channels = cfg.image_size, cfg.channels
+    window = model_window(animator.config)
     crops = [crop_face(convert(p, channels), f.to_crop, size)
              for p, faces in zip(photos, found) for f in faces]
     crops = np.stack(crops)
@@ -132,13 +137,13 @@ def animate_photos(
         n = len(faces)
         to_crops = [f.to_crop for f in faces]
         ends = [FaceMotion(a, end_maps[k + i][None]) for i, a in enumerate(to_crops)]
-        end = PhotoAnimation([Layer(photo, ends, one)], fade)
+        end = PhotoAnimation([Layer(photo, ends, one)], window)
         start = photo
         if direction == "backward":  # the backward flow carries the forward end frame back
             start = end[0].astype(np.float32) / 255.0
         motions = [FaceMotion(a, disp[:, k + i]) for i, a in enumerate(to_crops)]
         weights = np.ones(len(disp), np.float32)
-        anim = PhotoAnimation([Layer(start, motions, weights)], fade, spacing)
+        anim = PhotoAnimation([Layer(start, motions, weights)], window, spacing)
         out.append((anim, end.displacement(0)))
         k += n
     return out
@@ -213,7 +218,6 @@ def fit_photos(
     morph: bool = True,
     grid: int = 0,
     size: int = FIT_SIZE,
-    fade: float = FADE,
 ) -> PhotoFit:
     """Two photos of one person: both faces aligned to ``crop`` by their landmarks, a
     stationary field fitted from the source's crop to the target's (``fit(x0, x1) -> v``,
@@ -236,7 +240,6 @@ def fit_photos(
         from the target).
       grid: the deformation grid's spacing (0: none).
       size: the aligned crops' side.
-      fade: the crop window's ramp.
     """
     from jwarp.fit import FitConfig
 
@@ -256,7 +259,7 @@ def fit_photos(
         moved = resample(target, a1.then(a0.inverse()).then(to_box), (bottom - top, right - left))
         rows, cols = np.meshgrid(np.arange(top, bottom), np.arange(left, right), indexing="ij")
         q = a0.apply(np.stack([rows, cols], axis=-1))
-        w = np.asarray(crop_window(jnp.asarray(q, jnp.float32), size, fade))[..., None]
+        w = np.asarray(crop_window(jnp.asarray(q, jnp.float32), size))[..., None]
         there[top:bottom, left:right] = w * moved + (1.0 - w) * source[top:bottom, left:right]
     motion = lambda d: [FaceMotion(a0, d)]  # noqa: E731
     ones = np.ones_like(ts)
@@ -271,8 +274,8 @@ def fit_photos(
         layers = [Layer(source, motion(fwd), ones)]
     if direction == "boomerang":
         layers = _in_order(layers, np.r_[np.arange(len(ts)), np.arange(len(ts) - 2, -1, -1)])
-    frames = PhotoAnimation(layers, fade, grid)
-    end = PhotoAnimation([Layer(source, motion(fwd[-1:]), np.ones(1, np.float32))], fade)
+    frames = PhotoAnimation(layers, grid=grid)
+    end = PhotoAnimation([Layer(source, motion(fwd[-1:]), np.ones(1, np.float32))])
     return PhotoFit(frames, end.displacement(0), (c0, c1), v[0], fwd)
 
 
@@ -287,5 +290,6 @@ __all__ = [
     "find",
     "fit_photos",
     "model_motions",
+    "model_window",
     "zoomed",
 ]
