@@ -64,6 +64,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "model's own data_dir, if it is there; without one, no judging)",
     )
     parser.add_argument(
+        "--judge",
+        choices=("aligned", "unaligned"),
+        default="aligned",
+        help="--photos: the smile judge fitted on SMILEsmileD's faces aligned as the crops it "
+        "judges are, or on its files as they are (default: %(default)s)",
+    )
+    parser.add_argument(
         "--max-size",
         type=int,
         metavar="PIXELS",
@@ -167,15 +174,16 @@ def _photos(args) -> int:
         from jwarp import judges
 
         try:
-            judge = judges.smile_judge(str(Path(smiles)), aligned=True)
+            judge = judges.smile_judge(str(Path(smiles)), aligned=args.judge == "aligned")
         except ValueError as e:  # DataError: not a SMILEsmileD checkout
             raise EvaluationError(f"--smiles-dir: {e}") from None
     else:
         print("note: no SMILEsmileD checkout for the smile judge (--smiles-dir): not judging")
     result = faces_evaluate.evaluate_photos(animator, args.photos, judge, args.max_size, print)
     if judge is not None:
+        fitted_on = "aligned faces" if args.judge == "aligned" else "faces as they are"
         result["judge"] = {
-            "name": "smile: logistic regression on HOG of aligned faces, real SMILEsmileD "
+            "name": f"smile: logistic regression on HOG of {fitted_on}, real SMILEsmileD "
                     "train split",
             "accuracy": judge.accuracy,
             "smiling_rate_smiling": judge.smiling_rate_smiling,

@@ -144,17 +144,20 @@ def evaluate_photos(
     """Every photo under ``folder``: one row each, totals, and totals per subfolder.
 
     Returns:
-      ``{"photos": [row, ...], "totals": {...}, "kinds": {subfolder: {...}}}``.
+      ``{"photos": [row, ...], "totals": {...}, "kinds": {subfolder: {...}}}``; each row's
+      ``"photo"`` is its path below ``folder``.
     """
     root = Path(folder)
     rows = []
     for path in photo_files(root):
-        rows.append(evaluate_photo(animator, path, judge, max_size))
+        row = evaluate_photo(animator, path, judge, max_size)
+        row["photo"] = path.relative_to(root).as_posix()  # the set's own names, anywhere
+        rows.append(row)
         if log is not None:
-            log(format_row(rows[-1]))
+            log(format_row(row))
     kinds: dict[str, list[dict]] = {}
     for row in rows:
-        parts = Path(row["photo"]).relative_to(root).parts
+        parts = Path(row["photo"]).parts
         if len(parts) > 1:
             kinds.setdefault(parts[0], []).append(row)
     return {"photos": rows, "totals": _totals(rows),
