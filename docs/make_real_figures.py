@@ -3,7 +3,8 @@
     python docs/make_real_figures.py --data ../shared/data     # docs/real/*.gif, *_sheet.png
 
 Inputs are the first test images of each data set (never seen in training, and not picked):
-real SMILEsmileD neutral faces for ``--model smiles``, real MNIST 3s for ``--model mnist``.
+real SMILEsmileD neutral faces for ``--model smiles`` (aligned to its canonical crop, as
+``animate.py`` aligns a photo's), real MNIST 3s for ``--model mnist``.
 Each GIF shows the first few side by side, animated forward then back (Euler h = 0.05 as
 trained); each sheet is ``python -m jwarp.evaluate --sheet``'s: 16 inputs at t = 0, 0.25, 0.5,
 0.75, 1, without and with the deformation grid.
@@ -30,8 +31,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(OUT), help="output folder")
     args = parser.parse_args()
     data, out = Path(args.data), Path(args.out)
+    crop = pretrained.load("smiles").config.data.canonical_crop  # the faces as it sees them
     inputs = {
-        "smiles": load_smiles(data / "SMILEsmileD", "test")[0],
+        "smiles": load_smiles(data / "SMILEsmileD", "test", crop=crop)[0],
         "mnist": load_mnist(data / "mnist", "test")[0],
     }
     # (images in the GIF, its scale, the sheet's smallest image height): sizes that keep the

@@ -34,10 +34,14 @@ def test_shipped_mnist_model_turns_unseen_real_threes_into_fours(real_mnist):
 
 def _smiling_before_and_after(checkout, n=None):
     """Shares of the first ``n`` neutral test faces of ``checkout`` that its judge calls
-    smiling, unwarped and at t = 1 of the shipped model, and the warp's Jacobian measures."""
-    neutral = data.load_smiles(checkout, "test")[0][:n]
-    x1_hat, jac = _first_frames(pretrained.load("smiles"), neutral)
-    judge = judges.smile_judge(str(checkout))
+    smiling, unwarped and at t = 1 of the shipped model, and the warp's Jacobian measures.
+    The faces are aligned to the model's canonical crop, as animate.py aligns a photo's, and
+    judged by the judge of faces aligned so."""
+    smiles = pretrained.load("smiles")
+    crop = smiles.config.data.canonical_crop
+    neutral = data.load_smiles(checkout, "test", crop=crop)[0][:n]
+    x1_hat, jac = _first_frames(smiles, neutral)
+    judge = judges.smile_judge(str(checkout), aligned=crop is not None)
     return np.mean(judge.predict(neutral)), np.mean(judge.predict(x1_hat)), jac
 
 
