@@ -95,7 +95,7 @@ def real_summary() -> str:
     ]
     rows = []
     for name, res, what, unit in (
-        ("smiles", smiles, "neutral SMILEsmileD faces → smiling", "faces"),
+        ("smiles", smiles, "neutral test faces (SMILEsmileD, FEI) → smiling", "faces"),
         ("mnist", mnist, "MNIST 3s → 4", "digits"),
     ):
         rows.append([
@@ -107,6 +107,15 @@ def real_summary() -> str:
             pct(metric(res, "extreme_jacobian_pct"), 2),
             f"{pct(metric(res, 'images_min_det_ge_0.1_pct'))} of {unit}",
         ])
+    photos = people_totals(load("docs/results/photos.json"))
+    rows.insert(1, [
+        f"`--model smiles` in place: {photos['faces']} faces in {photos['photos']} held-out "
+        "photos of five kinds → smiling",
+        f"**{pct(photos['judged_after_pct'])}**", pct(photos["judged_before_pct"]),
+        pct(metric(smiles, "judged_target_pct", "real_targets")),
+        pct(photos["photos_folded_pct"]), pct(photos["extreme_pct"], 2),
+        f"{pct(photos['photos_min_det_ge_0.1_pct'])} of photos",
+    ])
     return table(header, rows)
 
 
@@ -122,7 +131,7 @@ def real_test_split() -> str:
         "target",
     ]
     rows = [
-        ["iterations, time", f"{s['step']}, 1.14 s each: ~58 min", "≤ 60 min",
+        ["iterations, time", f"{s['step']}, 0.93 s each: ~58 min", "≤ 60 min",
          f"{m['step']}, 0.57 s each: ~48 min", "≤ 60 min"],
         ["judged target class, warped", f"**{pct(metric(s, 'judged_target_pct'))}**", "≥ 60 %",
          f"**{pct(metric(m, 'judged_target_pct'))}**", "≥ 90 %"],
@@ -342,6 +351,93 @@ def bench_run() -> str:
     return table(header, rows)
 
 
+# --- faces in photos (docs/faces.md) -------------------------------------------------------
+
+KIND_NAMES = {
+    "colour": "colour photos, 160 to 2,204 px",
+    "grey": "grey: FEI and SMILEsmileD test faces, grey photos",
+    "camera": "camera frames (CK+, 640x490)",
+    "paintings": "paintings (photos and frames, stylised)",
+    "phone": "phone-style, face off-centre (3:4)",
+    "noface": "no human face",
+}
+
+
+def faces_detection() -> str:
+    """docs/faces.md: faces found on the real data sets (benchmarks/bench_faces.py)."""
+    rows = load("benchmarks/results/cpu_faces.json")["rows"]
+    header = ["images", "found", "share", "median time"]
+    out = []
+    for r in rows:
+        ms = r.get("median_ms")
+        out.append([r["name"], f"{r['found']} of {r['of']}", pct(r["percent"]),
+                    seconds(ms / 1000) if ms else ""])
+    return table(header, out)
+
+
+def _judged(t: dict) -> str:
+    if t.get("judged_after_pct") is None:
+        return "", ""
+    before, after = t["judged_before_pct"], t["judged_after_pct"]
+    ratio = f" ({num(after / before)}x)" if before else ""
+    return pct(before), f"**{pct(after)}**{ratio}"
+
+
+def people_totals(res: dict) -> dict:
+    """``jwarp-evaluate --photos``' totals over every kind but ``noface``, pooled."""
+    people = [t for k, t in res["kinds"].items() if k != "noface"]
+
+    def pooled(key: str, weight: str) -> float:
+        return sum(t[key] * t[weight] for t in people) / sum(t[weight] for t in people)
+
+    out = {
+        "photos": sum(t["photos"] for t in people),
+        "photos_with_faces": sum(t["photos_with_faces"] for t in people),
+        "faces": sum(t["faces"] for t in people),
+        "changed_far": sum(t["changed_far"] for t in people),
+        "photos_folded_pct": pooled("photos_folded_pct", "photos_with_faces"),
+        "photos_min_det_ge_0.1_pct": pooled("photos_min_det_ge_0.1_pct", "photos_with_faces"),
+        "extreme_pct": pooled("extreme_pct", "photos_with_faces"),
+        "seconds_per_photo": res["totals"]["seconds_per_photo"],
+    }
+    if all("judged_after_pct" in t for t in people):
+        out["judged_before_pct"] = pooled("judged_before_pct", "faces")
+        out["judged_after_pct"] = pooled("judged_after_pct", "faces")
+    return out
+
+
+def faces_photos() -> str:
+    """docs/faces.md: the face model on held-out photos, by kind (jwarp-evaluate --photos)."""
+    res = load("docs/results/photos.json")
+    other = load("docs/results/photos_unaligned.json")  # the same photos, the other judge
+    header = ["kind", "photos", "with a face found", "faces", "judged smiling: before",
+              "after", "judge B: before", "after", "pixels changed far from the faces",
+              "photos folded", "smallest `det J` ≥ 0.1", "seconds per photo"]
+    rows = []
+    kinds = [*res["kinds"].items(), ("all photos of people", people_totals(res))]
+    others = [*other["kinds"].values(), people_totals(other)]
+    for (kind, t), o in zip(kinds, others):
+        found = f"{t['photos_with_faces']} of {t['photos']}"
+        if kind == "noface":
+            rows.append([KIND_NAMES[kind], str(t["photos"]), found, "0", *[""] * 8])
+            continue
+        rows.append([
+            KIND_NAMES.get(kind, f"**{kind}**"), str(t["photos"]), found, str(t["faces"]),
+            *_judged(t), *_judged(o), str(t["changed_far"]), pct(t["photos_folded_pct"]),
+            pct(t["photos_min_det_ge_0.1_pct"]), num(t["seconds_per_photo"], 2),
+        ])
+    return table(header, rows)
+
+
+def faces_speed() -> str:
+    """docs/faces.md: a photo to a 120-frame MP4, end to end (benchmarks/bench_photo.py)."""
+    res = load("benchmarks/results/cpu_photo.json")
+    header = ["photo", "seconds, end to end (median)", "range", "CPU"]
+    rows = [[r["name"], f"**{num(r['median_s'])} s**", f"{num(r['min_s'])} – {num(r['max_s'])} s",
+             r["cpu"]] for r in res["rows"]]
+    return table(header, rows)
+
+
 # --- where the tables go --------------------------------------------------------------------
 
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
@@ -353,6 +449,9 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "pairs-real": ("docs/pairs.md", pairs_real),
     "pairs-known": ("docs/pairs.md", pairs_known),
     "bench-run": ("docs/performance.md", bench_run),
+    "faces-detection": ("docs/faces.md", faces_detection),
+    "faces-photos": ("docs/faces.md", faces_photos),
+    "faces-speed": ("docs/faces.md", faces_speed),
 }
 
 # A block may be indented (a table inside a list item): its lines get the opening marker's
