@@ -44,6 +44,7 @@ marks a value that is infinite by construction (identical images).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -60,22 +61,25 @@ from jwarp.errors import EvaluationError
 
 TIMES = np.arange(21, dtype=np.float32) / 20  # 0, 0.05, ..., 1 (0.25, 0.5, 0.75 exact)
 SMILES = (0.25, 0.5, 0.75)
-METHODS = ("model", "identity", "cross_dissolve", "real_targets")
+METHODS = ("model", "identity", "cross_dissolve", "real_targets")  # then baselines
 
 
 def _mean(values) -> float:
     return float(np.mean(np.asarray(values, np.float64)))
 
 
-@jax.jit
-def _frame_scores(frames, x0, x1):
-    """Per-image endpoint PSNR, SSIM and PSNR where the pair differs, against ``x1``."""
+@functools.partial(jax.jit, static_argnames="lower")
+def _frame_scores(frames, x0, x1, lower: bool = False):
+    """Per-image endpoint PSNR, SSIM and PSNR where the pair differs, against ``x1``; with
+    ``lower``, also PSNR and SSIM over the lower half (an aligned face's mouth and cheeks)."""
     mask = metrics.motion_mask(x0, x1)
-    return (
-        metrics.psnr(frames[-1], x1),
-        metrics.ssim(frames[-1], x1),
-        metrics.masked_psnr(frames[-1], x1, mask),
-    )
+    end = frames[-1]
+    scores = (metrics.psnr(end, x1), metrics.ssim(end, x1), metrics.masked_psnr(end, x1, mask))
+    if lower:
+        half = x1.shape[1] // 2
+        scores += (metrics.psnr(end[:, half:], x1[:, half:]),
+                   metrics.ssim(end[:, half:], x1[:, half:]))
+    return scores
 
 
 @jax.jit
@@ -90,19 +94,23 @@ def _dissolve(x0, x1) -> np.ndarray:
 
 
 def score_paths(
-    paths: dict[str, np.ndarray], x0: np.ndarray, x1: np.ndarray | None, truths
+    paths: dict[str, np.ndarray], x0: np.ndarray, x1: np.ndarray | None, truths,
+    lower: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Frame measures of several ``[T, B, H, W, C]`` trajectories saved at ``TIMES``, on the same
-    images: end-frame PSNR, SSIM and PSNR where the pair differs (against ``x1``, if given), and
-    for each ``level: truth [B, H, W, C]`` of ``truths`` the PSNR at ``t = level`` and the best
-    over the trajectory. Values are means over the images, ``{path: {measure: value}}``."""
+    images: end-frame PSNR, SSIM and PSNR where the pair differs (against ``x1``, if given;
+    ``lower``: also PSNR and SSIM over the lower half), and for each ``level: truth
+    [B, H, W, C]`` of ``truths`` the PSNR at ``t = level`` and the best over the trajectory.
+    Values are means over the images, ``{path: {measure: value}}``."""
     out: dict[str, dict[str, float]] = {}
     for name, frames in paths.items():
         row: dict[str, float] = {}
         if x1 is not None:
-            p, s, m = _frame_scores(jnp.asarray(frames), jnp.asarray(x0), jnp.asarray(x1))
-            row["endpoint_psnr"], row["endpoint_ssim"] = _mean(p), _mean(s)
-            row["endpoint_psnr_moving"] = _mean(m)
+            scores = _frame_scores(jnp.asarray(frames), jnp.asarray(x0), jnp.asarray(x1),
+                                   lower)
+            names = ("endpoint_psnr", "endpoint_ssim", "endpoint_psnr_moving",
+                     "endpoint_psnr_lower", "endpoint_ssim_lower")
+            row.update({k: _mean(v) for k, v in zip(names, scores)})
         for level, truth in truths.items():
             traj = np.asarray(_trajectory_psnr(jnp.asarray(frames), jnp.asarray(truth)))
             k = int(np.argmin(np.abs(TIMES - level)))
@@ -142,15 +150,19 @@ def _jacobian_rows(measures: dict[str, np.ndarray], bending: np.ndarray) -> dict
     }
 
 
-def _judge(cfg) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]] | None:
+def _judge(
+    cfg, smiles_dir: str | None = None
+) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]] | None:
     """``(reached(images) -> [N] bool, description)`` for data sets with an independent judge
-    (``jwarp.judges``): the smile judge for ``smiles``, the digit judge for ``digits`` and
-    ``mnist``; None for the others."""
+    (``jwarp.judges``): the smile judge for ``smiles`` (and for ``fei`` given ``smiles_dir``,
+    a SMILEsmileD checkout), the digit judge for ``digits`` and ``mnist``; None for the
+    others."""
     from jwarp import judges
 
-    if cfg.name == "smiles":
+    checkout = smiles_dir or (str(cfg.data_dir) if cfg.name == "smiles" else None)
+    if cfg.name in ("smiles", "fei") and checkout:
         aligned = cfg.canonical_crop is not None  # judged as it was trained: aligned or not
-        judge = judges.smile_judge(str(cfg.data_dir), aligned)
+        judge = judges.smile_judge(checkout, aligned)
         info = {"name": "smile: logistic regression on HOG, real SMILEsmileD train split"
                         + (", faces aligned" if aligned else ""),
                 "accuracy": judge.accuracy,
@@ -172,6 +184,9 @@ def evaluate_run(
     checkpoint: int | None = None,
     n: int | None = None,
     batch_size: int = 32,
+    fit: bool = False,
+    other: tuple[str, Any] | None = None,
+    smiles_dir: str | None = None,
 ) -> dict[str, Any]:
     """Measures a run's model and the baselines on ``split`` (see the module docstring).
 
@@ -181,6 +196,12 @@ def evaluate_run(
       checkpoint: step to load; default the latest.
       n: evaluate the first ``n`` images (default all).
       batch_size: images per solve.
+      fit: paired data: also pair fitting on each test pair (``animate.py --fit --no-morph``;
+        it sees the target, so it bounds what a pure warp can reach).
+      other: ``(name, Animator)``: also another model on the same inputs (it must take the
+        same image size, channels and canonical crop), e.g. ``("smiles", pretrained)``.
+      smiles_dir: a SMILEsmileD checkout for the smile judge, for face data other than
+        ``smiles`` (``fei``).
 
     Returns:
       ``{"workdir", "step", "split", "data", "field", "n_images", "seconds", "metrics":
@@ -221,24 +242,45 @@ def evaluate_run(
     paths = {"model": frames, "identity": np.broadcast_to(x0, frames.shape)}
     if paired:
         paths["cross_dissolve"] = _dissolve(x0, x1)
-    for method, row in score_paths(paths, x0, x1 if paired else None, truths).items():
+    disps = {}  # the baselines' displacements, for their det-J measures
+    if fit:
+        if not paired:
+            raise EvaluationError(f"{workdir}: pair fitting needs paired test data")
+        paths["fit"], disps["fit"] = _fit_pairs(x0, x1, ts)
+    if other is not None:
+        name, model = other
+        _check_same_input(model, cfg.data, name)
+        paths[name], disps[name] = _batched(
+            lambda a: (lambda an: (an.frames, an.disp))(model.animate(jnp.asarray(a), ts)),
+            count, batch_size, x0)
+    lower = paired and cfg.data.canonical_crop is not None  # aligned faces: the mouth's half
+    for method, row in score_paths(paths, x0, x1 if paired else None, truths, lower).items():
         for key, value in row.items():
             table.setdefault(key, {})[method] = value
 
     bending = jac.pop("bending")[0]
     table.update(_jacobian_rows({k: v[0] for k, v in jac.items()}, bending))
+    for name, disp in disps.items():
+        other_jac = _naturalness(jnp.asarray(disp))
+        other_bending = np.asarray(other_jac.pop("bending")[0])
+        rows = _jacobian_rows({k: np.asarray(v[0]) for k, v in other_jac.items()},
+                              other_bending)
+        for key, row in rows.items():
+            table[key][name] = row["model"]
     table["inverse_psnr"] = {
         "model": _mean(metrics.inverse_psnr(jnp.asarray(x0), jnp.asarray(x1_hat),
                                             jnp.asarray(back[0]))),
         "identity": math.inf,
     }
     extra: dict[str, Any] = {}
-    judged = _judge(cfg.data)
+    judged = _judge(cfg.data, smiles_dir)
     if judged is not None:
         reached, extra["judge"] = judged
         rate = lambda x: 100 * _mean(reached(x))
         table["judged_target_pct"] = {
             "model": rate(x1_hat), "identity": rate(x0), "real_targets": rate(x1),
+            **{name: rate(p[-1]) for name, p in paths.items()
+               if name not in ("model", "identity", "cross_dissolve")},
         }
     if cfg.data.name in ("digits", "mnist"):
         single = lambda x: 100 * _mean(metrics.stroke_count(x[..., :1]) == 1)
@@ -256,6 +298,32 @@ def evaluate_run(
         "seconds": round(time.perf_counter() - t_start, 2),
         "metrics": _finite(table),
     }
+
+
+def _fit_pairs(x0: np.ndarray, x1: np.ndarray, ts) -> tuple[np.ndarray, np.ndarray]:
+    """Pair fitting on each pair (``animate.py --fit --no-morph``): ``[T, B, H, W, C]``
+    frames and ``[T, B, H, W, 2]`` displacements at ``ts``."""
+    from jwarp.animation import animate_pair
+    from jwarp.fit import FitConfig
+
+    frames, disp = [], []
+    for i in range(len(x0)):
+        anim = animate_pair(jnp.asarray(x0[i : i + 1]), jnp.asarray(x1[i : i + 1]), ts,
+                            FitConfig(), fit_size=x0.shape[1], morph=False)
+        frames.append(np.asarray(anim.frames))
+        disp.append(np.asarray(anim.disp))
+    return np.concatenate(frames, axis=1), np.concatenate(disp, axis=1)
+
+
+def _check_same_input(model, data, name: str) -> None:
+    """``model`` takes the images of ``data`` as they are: same size, channels and crop."""
+    theirs = model.config.data
+    mine = (data.image_size, data.channels, data.canonical_crop)
+    if (theirs.image_size, theirs.channels, theirs.canonical_crop) != mine:
+        raise EvaluationError(
+            f"{name}: takes {theirs.image_size} px, {theirs.channels} channel(s), crop "
+            f"{theirs.canonical_crop}; the run's test images are {mine[0]} px, {mine[1]} "
+            f"channel(s), crop {mine[2]}")
 
 
 @jax.jit
@@ -366,7 +434,8 @@ def write_sheet(path: str | Path, sheet: np.ndarray, rows: int, min_px: int = 12
 
 def format_table(result: dict[str, Any]) -> str:
     """The result of ``evaluate_run``/``evaluate_fit`` as a fixed-width text table."""
-    methods = [m for m in METHODS if any(m in row for row in result["metrics"].values())]
+    present = {m for row in result["metrics"].values() for m in row}
+    methods = [m for m in METHODS if m in present] + sorted(present - set(METHODS))
     head = (
         f"{result['data']} ({result['field']} field), {result['n_images']} {result['split']} "
         f"images" + (f", step {result['step']}" if result["step"] is not None else "")

@@ -142,3 +142,41 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 1 and "nowhere" in err[0] and "run folder" in err[0]
     assert evaluate.main([]) == 2
     assert "--workdir" in capsys.readouterr().err
+
+
+def test_lower_half_scores_are_the_lower_rows_alone():
+    rng = np.random.default_rng(0)
+    x0 = rng.random((3, 32, 32, 1)).astype(np.float32)
+    x1 = x0.copy()
+    x1[:, 20:] = np.clip(x1[:, 20:] + rng.normal(0, 0.1, x1[:, 20:].shape), 0, 1)
+    end = np.clip(x0 + rng.normal(0, 0.05, x0.shape), 0, 1).astype(np.float32)
+    frames = np.stack([x0, end])
+    row = evaluate.score_paths({"a": frames}, x0, x1, {}, lower=True)["a"]
+    np.testing.assert_allclose(row["endpoint_psnr_lower"], _psnr(end[:, 16:], x1[:, 16:]),
+                               rtol=1e-4)
+    want = np.mean([structural_similarity(a[..., 0], b[..., 0], data_range=1.0,
+                                          gaussian_weights=True, sigma=1.5,
+                                          use_sample_covariance=False)
+                    for a, b in zip(end[:, 16:], x1[:, 16:])])
+    np.testing.assert_allclose(row["endpoint_ssim_lower"], want, atol=1e-4)
+    assert "endpoint_psnr_lower" not in evaluate.score_paths({"a": frames}, x0, x1, {})["a"]
+
+
+def test_baselines_beside_the_model_are_measured_as_it_is(faces_run, capsys):
+    from jwarp.animation import Animator
+
+    result = evaluate.evaluate_run(faces_run, fit=True,
+                                   other=("again", Animator.load(faces_run)))
+    m = result["metrics"]
+    # The same model as a baseline gets the model's numbers, measure by measure.
+    for key, row in m.items():
+        if "model" in row and key != "inverse_psnr":
+            assert row["again"] == pytest.approx(row["model"], rel=1e-5, abs=1e-6), key
+    # Pair fitting sees the target: its end frame is far closer than no motion, unfolded.
+    assert m["endpoint_psnr"]["fit"] > m["endpoint_psnr"]["identity"] + 1.0
+    assert m["images_folded_pct"]["fit"] == 0
+    table = evaluate.format_table(result)
+    assert "again" in table and "fit" in table.splitlines()[1]
+    # A model that takes other images is refused in one line.
+    assert evaluate.main(["--workdir", str(faces_run), "--compare-model", "mnist"]) == 2
+    assert "--compare-model" not in capsys.readouterr().out

@@ -5,6 +5,7 @@ fitting, against simple baselines on the same images (the measures: ``jwarp.eval
     jwarp-evaluate --workdir runs/mnist_gan --json eval.json
     jwarp-evaluate --fit --n 10                            # pair fitting on 10 faces
     jwarp-evaluate --photos photos/ --model smiles --smiles-dir SMILEsmileD   # whole photos
+    jwarp-evaluate --sequences CK+/ --model fei          # paths against real video
 """
 
 from __future__ import annotations
@@ -54,14 +55,38 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "photo (default: none)",
     )
     parser.add_argument(
+        "--sequences",
+        metavar="DIR",
+        help="measure animation paths against real video: every folder under DIR of 3 or "
+        "more frames, first neutral, last the peak (the CK+ layout); the model (--model or "
+        "--workdir, optional), --fit, --fit --no-morph, the cross-dissolve and the nearer end "
+        "frame, each from the first frame: best PSNR of each real in-between frame along the "
+        "path, and whether they are met in order (default: none)",
+    )
+    parser.add_argument(
         "--model",
-        help="--photos: a shipped model (e.g. smiles) instead of --workdir (default: none)",
+        help="--photos, --sequences: a shipped model (e.g. smiles) instead of --workdir "
+        "(default: none)",
+    )
+    parser.add_argument(
+        "--compare-fit",
+        action="store_true",
+        help="--workdir on paired data: also fit each test pair (animate.py --fit --no-morph; "
+        "it sees the target: a bound for a pure warp) (default: off)",
+    )
+    parser.add_argument(
+        "--compare-model",
+        metavar="MODEL",
+        help="--workdir: also animate the same test images with another model, a shipped one "
+        "(e.g. smiles) or a run folder; it must take the same size, channels and crop "
+        "(default: none)",
     )
     parser.add_argument(
         "--smiles-dir",
         metavar="DIR",
-        help="--photos: the SMILEsmileD checkout the smile judge is fitted on (default: the "
-        "model's own data_dir, if it is there; without one, no judging)",
+        help="the SMILEsmileD checkout the smile judge is fitted on: for --photos, and for a "
+        "run on fei (default: a smiles model's own data_dir, if it is there; without one, no "
+        "judging)",
     )
     parser.add_argument(
         "--judge",
@@ -103,8 +128,11 @@ def _main(argv: list[str], prog: str) -> int:
             raise EvaluationError(f"{flag} {problem}")
     if args.photos:
         return _photos(args)
+    if args.sequences:
+        return _sequences(args)
     if args.model:
-        raise EvaluationError("--model: evaluates photos; add --photos DIR (or use --workdir)")
+        raise EvaluationError("--model: evaluates photos or sequences; add --photos DIR or "
+                              "--sequences DIR (or use --workdir)")
     from jwarp import evaluate  # JAX: only once the flags are parsed
 
     if args.fit:
@@ -116,7 +144,9 @@ def _main(argv: list[str], prog: str) -> int:
             raise EvaluationError(f"--workdir {args.workdir}: no such run folder")
         try:
             result = evaluate.evaluate_run(
-                args.workdir, args.split, args.checkpoint, args.n, args.batch_size
+                args.workdir, args.split, args.checkpoint, args.n, args.batch_size,
+                fit=args.compare_fit, other=_other_model(args.compare_model),
+                smiles_dir=args.smiles_dir,
             )
         except ValueError as e:  # Animator.load: not a run folder, no such checkpoint
             if isinstance(e, EvaluationError) or type(e) is not ValueError:
@@ -140,6 +170,64 @@ def _main(argv: list[str], prog: str) -> int:
         atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
         print(f"wrote {args.json}")
     return 0
+
+
+def _sequences(args) -> int:
+    """``--sequences DIR``: paths against real in-between frames (``jwarp.faces.sequences``)."""
+    if args.model and args.workdir:
+        raise EvaluationError("--sequences: give one model: --model NAME or --workdir RUN")
+    if args.fit or args.sheet or args.photos:
+        raise EvaluationError("--sequences: drop --fit, --sheet and --photos (pair fitting is "
+                              "one of its paths)")
+    from jwarp.faces import sequences
+
+    try:
+        sequences.sequence_folders(args.sequences)
+    except ValueError as e:
+        raise EvaluationError(str(e)) from None
+    animator = None
+    if args.model:
+        from jwarp import pretrained
+
+        animator = pretrained.load(args.model)
+    elif args.workdir:
+        from jwarp.animation import Animator
+
+        try:
+            animator = Animator.load(args.workdir, args.checkpoint)
+        except ValueError as e:
+            raise EvaluationError(str(e)) from None
+    try:
+        result = sequences.evaluate_sequences(args.sequences, animator, print)
+    except ValueError as e:  # a sequence without a face, a colour model
+        raise EvaluationError(str(e)) from None
+    result["model"] = args.model or args.workdir
+    print(sequences.format_totals(result))
+    if args.json:
+        from jwarp.files import atomic_write
+
+        atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _other_model(name: str | None):
+    """``--compare-model``: ``(name, Animator)`` of a run folder or a shipped model."""
+    if name is None:
+        return None
+    if Path(name).is_dir():
+        from jwarp.animation import Animator
+
+        try:
+            return Path(name).name, Animator.load(name)
+        except ValueError as e:
+            raise EvaluationError(f"--compare-model {name}: {e}") from None
+    from jwarp import pretrained
+
+    try:
+        return name, pretrained.load(name)
+    except ValueError as e:
+        raise EvaluationError(f"--compare-model: {e}") from None
 
 
 def _photos(args) -> int:
