@@ -60,6 +60,7 @@ _DEFAULT_PRESETS = {
     ("digits", "gan"): "digits_gan",
     ("mnist", "gan"): "mnist_gan",
     ("smiles", "gan"): "smiles_gan",
+    ("fei", "l2"): "fei_l2",
 }
 
 

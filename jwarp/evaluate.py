@@ -463,7 +463,7 @@ def format_table(result: dict[str, Any]) -> str:
             elif row[m] is None:
                 cells.append("exact")
             else:
-                precise = key.endswith(("ssim", "min_det", "bending_energy"))
+                precise = key.endswith(("ssim", "ssim_lower", "min_det", "bending_energy"))
                 cells.append(f"{row[m]:.4f}" if precise else f"{row[m]:.2f}")
         lines.append(key.ljust(width) + "".join(c.rjust(16) for c in cells))
     return "\n".join(lines)

@@ -17,6 +17,7 @@ PRESET_OVERRIDES = {
     "mnist_gan": {"data.data_dir": "/data/mnist"},
     "smiles_gan": {"data.data_dir": "/data/SMILEsmileD"},
     "paper_smiles": {"data.data_dir": "/data/SMILEsmileD"},
+    "fei_l2": {"data.data_dir": "/data/FEI"},
 }
 
 
@@ -40,7 +41,7 @@ def test_defaults_load_and_equal_the_dataclass_defaults():
 def test_presets_exist():
     assert {
         "smoke", "faces_l2", "faces_gan", "digits_gan", "paper_mnist", "paper_faces",
-        "smiles_gan", "mnist_gan", "paper_smiles",
+        "smiles_gan", "mnist_gan", "paper_smiles", "fei_l2",
     } <= set(cfg.list_presets())
 
 

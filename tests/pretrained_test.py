@@ -7,9 +7,9 @@ import pytest
 from jwarp import data, judges, metrics, pretrained
 
 
-def test_the_two_shipped_models_load_and_document_how_they_were_made():
-    assert {"smiles", "mnist"} <= set(pretrained.names())
-    for name in ("smiles", "mnist"):
+def test_the_shipped_models_load_and_document_how_they_were_made():
+    assert {"smiles", "mnist", "fei"} <= set(pretrained.names())
+    for name in ("smiles", "mnist", "fei"):
         card = pretrained.card(name)
         assert any("train.py" in c or "make real" in c for c in card["commands"]), card
         assert card["evaluation"]["metrics"]["judged_target_pct"]["model"] > 0
@@ -58,3 +58,18 @@ def test_shipped_smiles_model_makes_unseen_real_faces_smile(real_smiles):
     before, after, jac = _smiling_before_and_after(real_smiles, 128)
     assert after >= 0.5 and after >= 3 * before, (before, after)
     assert float(jnp.min(jac["min_det"])) > 0  # no fold in any face
+
+
+def test_shipped_fei_model_brings_unseen_people_closer_to_their_own_smile():
+    from conftest import SHARED_DATA
+
+    fei_dir = SHARED_DATA / "FEI"
+    if not fei_dir.is_dir():
+        pytest.skip(f"real data {fei_dir} not found (set JWARP_SHARED_DATA)")
+    fei = pretrained.load("fei")
+    neutral, smiling = data.load_fei(fei_dir, "test", 64, 1, fei.config.data.canonical_crop)
+    x1_hat, jac = _first_frames(fei, neutral)
+    gain = np.mean(np.asarray(metrics.psnr(jnp.asarray(x1_hat), jnp.asarray(smiling)))
+                   - np.asarray(metrics.psnr(jnp.asarray(neutral), jnp.asarray(smiling))))
+    assert gain >= 1.5, gain  # dB closer to the person's real smile than no motion
+    assert float(jnp.min(jac["min_det"])) > 0  # no face folds
