@@ -47,6 +47,33 @@ def main() -> None:
         side_by_side = np.concatenate(list(frames.transpose(1, 0, 2, 3, 4)), axis=2)
         media.write_gif(out / f"{name}.gif", side_by_side, fps=12, scale=scale, pause=0.5)
         print(f"wrote {out / name}.gif and {out / name}_sheet.png")
+    if "fei" in pretrained.names():
+        compare_sheet(inputs["smiles"][:8], data / "photos", out / "l2_vs_gan.png")
+
+
+def compare_sheet(faces: np.ndarray, photos: Path, path: Path) -> None:
+    """The paired (L2, ``fei``) and unpaired (GAN, ``smiles``) models side by side on faces that
+    may be published: the first SMILEsmileD test faces and the faces of the MIT photos, aligned
+    alike. Each row: the input, then t = 0.5 and 1 of ``fei``, then of ``smiles``."""
+    from jwarp.faces.align import crop_face
+    from jwarp.faces.photo import convert, find
+    from jwarp.media import read_input
+
+    fei, smiles = pretrained.load("fei"), pretrained.load("smiles")
+    crop, size = smiles.config.data.canonical_crop, smiles.config.data.image_size
+    extra = []
+    for f in sorted(photos.glob("*.jpg"))[:8]:
+        image = read_input(f, None, None, keep_aspect=True).image
+        extra += [crop_face(convert(image, 1), m.to_crop, size) for m in find(image, crop, size)]
+    x0 = jnp.asarray(np.concatenate([faces, np.stack(extra[:8])]))
+    ts = jnp.asarray([0.5, 1.0], jnp.float32)
+    a, b = np.asarray(fei.frames(x0, ts)), np.asarray(smiles.frames(x0, ts))
+    rows = np.stack([np.asarray(x0), a[0], a[1], b[0], b[1]], axis=1)  # [N, 5, H, W, 1]
+    n = len(rows)
+    grid = rows.transpose(0, 2, 1, 3, 4).reshape(n * size, 5 * size, 1)
+    grid = np.kron(np.clip(grid[..., 0], 0, 1), np.ones((2, 2)))  # 2x, nearest
+    media.write_png(path, (grid * 255).round().astype(np.uint8)[..., None].repeat(3, -1))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ def metric(result: dict, name: str, row: str = "model") -> float:
 def real_summary() -> str:
     """The README's one results table (also at the top of docs/results.md)."""
     smiles, mnist = load("docs/results/smiles_gan.json"), load("docs/results/mnist_gan.json")
+    fei = load("docs/results/fei_l2.json")
     header = [
         "model, test images",
         "judged target class: warped",
@@ -96,6 +97,7 @@ def real_summary() -> str:
     rows = []
     for name, res, what, unit in (
         ("smiles", smiles, "neutral test faces (SMILEsmileD, FEI) → smiling", "faces"),
+        ("fei", fei, "FEI test people → smiling (paired, L2)", "faces"),
         ("mnist", mnist, "MNIST 3s → 4", "digits"),
     ):
         rows.append([
@@ -351,6 +353,63 @@ def bench_run() -> str:
     return table(header, rows)
 
 
+# --- the paired experiment on real faces: L2 (fei_l2) beside the GAN (docs/real_results.md) --
+
+def l2_vs_gan() -> str:
+    """docs/real_results.md: FEI's test people, every method on the same aligned faces
+    (python -m jwarp.evaluate --workdir runs/fei_l2 --compare-fit --compare-model smiles)."""
+    res = load("docs/results/fei_l2.json")
+    m = res["metrics"]
+    cols = [("identity", "no motion"), ("model", "**`fei`: paired, L2**"),
+            ("smiles", "`smiles`: unpaired, GAN"), ("fit", "`--fit --no-morph` (sees the smile)")]
+    rows = [
+        ("end frame against the person's smile: PSNR", "endpoint_psnr", lambda v: f"{num(v)} dB"),
+        ("… lower half (mouth, cheeks)", "endpoint_psnr_lower", lambda v: f"{num(v)} dB"),
+        ("… SSIM", "endpoint_ssim", lambda v: num(v, 3)),
+        ("… SSIM, lower half", "endpoint_ssim_lower", lambda v: num(v, 3)),
+        ("judged smiling", "judged_target_pct", pct),
+        ("faces with a fold", "images_folded_pct", pct),
+        ("pixels with `J < 0.25` or `J > 4`", "extreme_jacobian_pct", lambda v: pct(v, 2)),
+        ("smallest `det J` ≥ 0.1", "images_min_det_ge_0.1_pct", pct),
+        ("bending energy (px⁻²)", "bending_energy", lambda v: num(v, 3)),
+    ]
+    out = []
+    for label, key, fmt in rows:
+        out.append([label, *[fmt(m[key][c]) if m[key].get(c) is not None else ""
+                             for c, _ in cols]])
+    real = m["judged_target_pct"]["real_targets"]
+    out.append(["judged smiling, the real smiles", "", "", "", pct(real)])
+    return table([f"{res['n_images']} FEI test people", *[c for _, c in cols]], out)
+
+
+def l2_vs_gan_photos() -> str:
+    """docs/real_results.md: both face models on the held-out photos (jwarp-evaluate --photos)."""
+    header = ["model", "judged smiling (judge A)", "(judge B)", "camera frames (A)",
+              "photos with a fold", "smallest `det J` ≥ 0.1", "pixels changed far away"]
+    rows = []
+    for name, a, b in (("`smiles` (GAN)", "photos", "photos_unaligned"),
+                       ("`fei` (L2)", "photos_fei", "photos_fei_unaligned")):
+        ra, rb = load(f"docs/results/{a}.json"), load(f"docs/results/{b}.json")
+        ta, tb = people_totals(ra), people_totals(rb)
+        rows.append([name, pct(ta["judged_after_pct"]), pct(tb["judged_after_pct"]),
+                     pct(ra["kinds"]["camera"]["judged_after_pct"]),
+                     pct(ta["photos_folded_pct"]), pct(ta["photos_min_det_ge_0.1_pct"]),
+                     str(ta["changed_far"])])
+    return table(header, rows)
+
+
+def sequences_table() -> str:
+    """docs/real_results.md: paths against CK+'s real frames (jwarp-evaluate --sequences)."""
+    res = load("docs/results/sequences.json")
+    names = {"cross_dissolve": "cross-dissolve", "nearer_end": "the nearer end frame",
+             "fit": "`--fit` (morph)", "fit_warp": "`--fit --no-morph`",
+             "model": f"`--model {res.get('model')}` from frame 1"}
+    rows = [[names.get(k, k), f"{num(t['best_psnr'])} dB", num(t["rank_corr"], 2)]
+            for k, t in res["totals"].items()]
+    return table([f"path ({len(res['sequences'])} sequences, {res['size']} px)",
+                  "mean best PSNR", "rank correlation"], rows)
+
+
 # --- faces in photos (docs/faces.md) -------------------------------------------------------
 
 KIND_NAMES = {
@@ -449,6 +508,9 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "pairs-real": ("docs/pairs.md", pairs_real),
     "pairs-known": ("docs/pairs.md", pairs_known),
     "bench-run": ("docs/performance.md", bench_run),
+    "l2-vs-gan": ("docs/real_results.md", l2_vs_gan),
+    "l2-vs-gan-photos": ("docs/real_results.md", l2_vs_gan_photos),
+    "sequences": ("docs/real_results.md", sequences_table),
     "faces-detection": ("docs/faces.md", faces_detection),
     "faces-photos": ("docs/faces.md", faces_photos),
     "faces-speed": ("docs/faces.md", faces_speed),

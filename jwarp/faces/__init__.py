@@ -9,6 +9,7 @@ motion back into the whole photo (docs/faces.md).
 * ``photo``: ``animate_photo(s)`` with a trained model, ``fit_photos`` for two photos of one
   person.
 * ``evaluate``: ``evaluate_photos``, a face model on a folder of photos.
+* ``sequences``: ``evaluate_sequences``, animation paths against real video (CK+).
 
 The submodules are imported by name (``from jwarp.faces.photo import animate_photo``): this
 package imports nothing itself, so OpenCV and JAX load only when used.
