@@ -219,6 +219,10 @@ def evaluate_run(
     x1 = x1[:count] if paired else x1
     if animator.needs_target and not paired:
         raise EvaluationError(f"{workdir}: a pair-conditioned model needs paired test data")
+    if fit and not paired:
+        raise EvaluationError(f"{workdir}: pair fitting needs paired test data")
+    if other is not None:  # before any solve: a model that takes other images is refused
+        _check_same_input(other[1], cfg.data, other[0])
     ts = jnp.asarray(TIMES)
 
     def solve(a, b):
@@ -244,12 +248,9 @@ def evaluate_run(
         paths["cross_dissolve"] = _dissolve(x0, x1)
     disps = {}  # the baselines' displacements, for their det-J measures
     if fit:
-        if not paired:
-            raise EvaluationError(f"{workdir}: pair fitting needs paired test data")
         paths["fit"], disps["fit"] = _fit_pairs(x0, x1, ts)
     if other is not None:
         name, model = other
-        _check_same_input(model, cfg.data, name)
         paths[name], disps[name] = _batched(
             lambda a: (lambda an: (an.frames, an.disp))(model.animate(jnp.asarray(a), ts)),
             count, batch_size, x0)

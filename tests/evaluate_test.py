@@ -180,3 +180,5 @@ def test_baselines_beside_the_model_are_measured_as_it_is(faces_run, capsys):
     # A model that takes other images is refused in one line.
     assert evaluate.main(["--workdir", str(faces_run), "--compare-model", "mnist"]) == 2
     assert "--compare-model" not in capsys.readouterr().out
+    assert evaluate.main(["--fit", "--compare-fit"]) == 2  # not silently ignored
+    assert "--workdir alone" in capsys.readouterr().err

@@ -126,6 +126,9 @@ def _main(argv: list[str], prog: str) -> int:
         problem = output_problem(path) if path else None
         if problem:
             raise EvaluationError(f"{flag} {problem}")
+    if (args.compare_fit or args.compare_model) and (args.photos or args.sequences or args.fit):
+        raise EvaluationError("--compare-fit, --compare-model: compare with a run's model; "
+                              "use them with --workdir alone")
     if args.photos:
         return _photos(args)
     if args.sequences:
