@@ -79,10 +79,14 @@ def test_sequences_command_scores_every_path_on_a_real_sequence(tmp_path, capsys
     assert totals["cross_dissolve"]["rank_corr"] > 0.9
     assert totals["fit"]["best_psnr"] > totals["nearer_end"]["best_psnr"]
     assert "| fit |" in capsys.readouterr().out
-    # No face in the first frame: one line naming it, exit 2.
-    bad = tmp_path / "bad" / "x"
+    # No face in a sequence's first frame: the others are still measured and written, then
+    # one line naming it, exit 2.
+    bad = tmp_path / "seqs" / "blank"
     bad.mkdir(parents=True)
     for i in range(3):
         Image.new("L", (64, 64), 128).save(bad / f"{i}.png")
-    assert evaluate.main(["--sequences", str(tmp_path / "bad")]) == 2
-    assert "no face found" in capsys.readouterr().err
+    out.unlink()
+    assert evaluate.main(["--sequences", str(tmp_path / "seqs"), "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no face found" in err and "blank" in err and len(err.strip().splitlines()) == 1
+    assert [r["sequence"] for r in json.loads(out.read_text())["sequences"]] == ["S132_005"]

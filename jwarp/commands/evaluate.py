@@ -211,6 +211,9 @@ def _sequences(args) -> int:
 
         atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
         print(f"wrote {args.json}")
+    if result["skipped"]:  # the others are measured and written; one line, exit 2
+        raise EvaluationError(f"{'; '.join(result['skipped'])} (skipped; the other "
+                              f"{len(result['sequences'])} measured)")
     return 0
 
 

@@ -29,6 +29,11 @@ import numpy as np
 from jwarp.faces.align import DEFAULT_CROP, CanonicalCrop, crop_face
 from jwarp.faces.photo import convert, find
 
+
+class NoFaceError(ValueError):
+    """A sequence's first frame holds no face."""
+
+
 TIMES = np.arange(41, dtype=np.float32) / 40  # 0, 0.025, ..., 1
 SIZE = 64
 _IMAGES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -84,7 +89,7 @@ def load_sequence(folder: Path, size: int = SIZE, crop: CanonicalCrop | None = N
     """A sequence's frames cut with its first frame's alignment: ``[N, size, size, 1]``.
 
     Raises:
-      ValueError: no face in the first frame (one line naming it).
+      NoFaceError: no face in the first frame (one line naming it).
     """
     from jwarp.media import read_input
 
@@ -93,7 +98,7 @@ def load_sequence(folder: Path, size: int = SIZE, crop: CanonicalCrop | None = N
     images = [read_input(f, None, None, keep_aspect=True).image for f in files]
     found = find(images[0], crop, size)
     if not found:
-        raise ValueError(f"{files[0]}: no face found in the sequence's first frame")
+        raise NoFaceError(f"{files[0]}: no face found in the sequence's first frame")
     face = max(found, key=lambda f: f.face.box[2] * f.face.box[3])  # the largest
     return np.stack([crop_face(convert(im, 1), face.to_crop, size) for im in images])
 
@@ -145,7 +150,11 @@ def evaluate_sequences(root: str | Path, animator=None, log=None) -> dict[str, A
 
     Returns:
       ``{"sequences": [{"sequence", "frames", "paths": {path: {...}}}], "totals": {path:
-      {"best_psnr", "rank_corr"}}, "size"}``.
+      {"best_psnr", "rank_corr"}}, "size", "skipped": [one line per sequence without a
+      face]}``.
+
+    Raises:
+      ValueError: no sequence has a face, or the model is not grey.
     """
     size, crop = SIZE, None
     if animator is not None:
@@ -155,19 +164,25 @@ def evaluate_sequences(root: str | Path, animator=None, log=None) -> dict[str, A
                              "sequences are grey")
         size, crop = data.image_size, data.canonical_crop
     root = Path(root)
-    rows = []
+    rows, skipped = [], []
     for folder in sequence_folders(root):
-        frames = load_sequence(folder, size, crop)
+        try:
+            frames = load_sequence(folder, size, crop)
+        except NoFaceError as e:  # the others are still measured
+            skipped.append(str(e))
+            continue
         scores = score_paths(sequence_paths(frames, animator), frames)
         rows.append({"sequence": folder.relative_to(root).as_posix() or ".",
                      "frames": len(frames), "paths": scores})
         if log is not None:
             log(f"{rows[-1]['sequence']}: {len(frames)} frames, " + ", ".join(
                 f"{k} {v['best_psnr']:.1f} dB / {v['rank_corr']:.2f}" for k, v in scores.items()))
+    if not rows:
+        raise ValueError(f"--sequences {root}: no face in any sequence's first frame")
     names = list(rows[0]["paths"])
     totals = {n: {k: float(np.mean([r["paths"][n][k] for r in rows]))
                   for k in ("best_psnr", "rank_corr")} for n in names}
-    return {"sequences": rows, "totals": totals, "size": size}
+    return {"sequences": rows, "totals": totals, "size": size, "skipped": skipped}
 
 
 def format_totals(result: dict[str, Any]) -> str:
@@ -180,6 +195,7 @@ def format_totals(result: dict[str, Any]) -> str:
 
 __all__ = [
     "TIMES",
+    "NoFaceError",
     "best_along",
     "evaluate_sequences",
     "format_totals",
