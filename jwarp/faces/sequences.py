@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from jwarp.data.folders import IMAGE_EXTENSIONS
 from jwarp.faces.align import DEFAULT_CROP, CanonicalCrop, crop_face
 from jwarp.faces.photo import convert, find
 
@@ -36,7 +37,6 @@ class NoFaceError(ValueError):
 
 TIMES = np.arange(41, dtype=np.float32) / 40  # 0, 0.025, ..., 1
 SIZE = 64
-_IMAGES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def sequence_folders(root: str | Path) -> list[Path]:
@@ -56,7 +56,8 @@ def sequence_folders(root: str | Path) -> list[Path]:
 
 
 def _frames(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGES and p.is_file())
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
 def best_along(path: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +122,8 @@ def sequence_paths(frames: np.ndarray, animator=None) -> dict[str, np.ndarray]:
     """Every path from ``frames[0]`` (see the module docstring): ``{name: [T, H, W, C]}``."""
     import jax.numpy as jnp
 
-    from jwarp.animation import animate_pair
+    from jwarp.animation import fit_field, svf_animation
+    from jwarp.fit import FitConfig
 
     x0, x1 = frames[:1], frames[-1:]
     t = TIMES.reshape(-1, 1, 1, 1)
@@ -130,9 +132,12 @@ def sequence_paths(frames: np.ndarray, animator=None) -> dict[str, np.ndarray]:
         "cross_dissolve": (1 - t) * x0 + t * x1,
         "nearer_end": np.where(t < 0.5, x0, x1),
     }
+    # animate.py --fit and --fit --no-morph: one fitted field, animated both ways.
+    fit = FitConfig()
+    a, b = jnp.asarray(x0), jnp.asarray(x1)
+    v = fit_field(a, b, fit, frames.shape[1])
     for name, morph in (("fit", True), ("fit_warp", False)):
-        anim = animate_pair(jnp.asarray(x0), jnp.asarray(x1), ts, fit_size=frames.shape[1],
-                            morph=morph)
+        anim = svf_animation(v, a, b, ts, "forward", fit.solver, morph)
         paths[name] = np.asarray(anim.frames)[:, 0]
     if animator is not None:
         paths["model"] = np.asarray(animator.animate(jnp.asarray(x0), ts).frames)[:, 0]
