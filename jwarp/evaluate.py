@@ -248,7 +248,7 @@ def evaluate_run(
         paths["cross_dissolve"] = _dissolve(x0, x1)
     disps = {}  # the baselines' displacements, for their det-J measures
     if fit:
-        paths["fit"], disps["fit"] = _fit_pairs(x0, x1, ts)
+        paths["fit"], disps["fit"], _ = _fit_pairs(x0, x1, ts)
     if other is not None:
         name, model = other
         paths[name], disps[name] = _batched(
@@ -301,19 +301,30 @@ def evaluate_run(
     }
 
 
-def _fit_pairs(x0: np.ndarray, x1: np.ndarray, ts) -> tuple[np.ndarray, np.ndarray]:
-    """Pair fitting on each pair (``animate.py --fit --no-morph``): ``[T, B, H, W, C]``
-    frames and ``[T, B, H, W, 2]`` displacements at ``ts``."""
+def _fit_pairs(
+    x0: np.ndarray, x1: np.ndarray, ts, cfg=None, fit_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Pair fitting on each pair on its own, as ``animate.py --fit --no-morph`` does (the
+    warp alone, so its frames can be scored against true in-between frames).
+
+    Returns:
+      ``[T, B, H, W, C]`` frames, ``[T, B, H, W, 2]`` displacements at ``ts`` and each pair's
+      seconds end to end (the first includes the compile).
+    """
     from jwarp.animation import animate_pair
     from jwarp.fit import FitConfig
 
-    frames, disp = [], []
+    cfg = FitConfig() if cfg is None else cfg
+    frames, disp, times = [], [], []
     for i in range(len(x0)):
-        anim = animate_pair(jnp.asarray(x0[i : i + 1]), jnp.asarray(x1[i : i + 1]), ts,
-                            FitConfig(), fit_size=x0.shape[1], morph=False)
+        t0 = time.perf_counter()
+        anim = animate_pair(jnp.asarray(x0[i : i + 1]), jnp.asarray(x1[i : i + 1]), ts, cfg,
+                            fit_size=fit_size or x0.shape[1], morph=False)
+        anim = jax.block_until_ready(anim)
+        times.append(time.perf_counter() - t0)
         frames.append(np.asarray(anim.frames))
         disp.append(np.asarray(anim.disp))
-    return np.concatenate(frames, axis=1), np.concatenate(disp, axis=1)
+    return np.concatenate(frames, axis=1), np.concatenate(disp, axis=1), times
 
 
 def _check_same_input(model, data, name: str) -> None:
@@ -350,24 +361,12 @@ def evaluate_fit(n: int = 10, size: int = 64, split: str = "test", seed: int = 0
     Returns:
       as ``evaluate_run``, with ``"seconds_per_pair"`` (median) and ``"seconds_first"``.
     """
-    from jwarp.animation import animate_pair
     from jwarp.data import faces, faces_at
     from jwarp.fit import FitConfig
 
     x0, x1 = faces(n, size=size, channels=4, split=split, seed=seed)
     cfg = FitConfig() if fit_steps is None else FitConfig(steps=fit_steps)
-    ts = jnp.asarray(TIMES)
-    frames, disp, times = [], [], []
-    for i in range(n):
-        t0 = time.perf_counter()
-        # The warp alone (no morph): its frames are scored against the true in-between faces.
-        anim = animate_pair(jnp.asarray(x0[i : i + 1]), jnp.asarray(x1[i : i + 1]), ts, cfg,
-                            fit_size=64, morph=False)
-        anim = jax.block_until_ready(anim)
-        times.append(time.perf_counter() - t0)
-        frames.append(np.asarray(anim.frames))
-        disp.append(np.asarray(anim.disp))
-    frames, disp = np.concatenate(frames, axis=1), np.concatenate(disp, axis=1)
+    frames, disp, times = _fit_pairs(x0, x1, jnp.asarray(TIMES), cfg, fit_size=64)
     truths = dict(zip(SMILES, faces_at(n, SMILES, size, 4, split, seed)))
     paths = {"model": frames, "identity": np.broadcast_to(x0, frames.shape),
              "cross_dissolve": _dissolve(x0, x1)}
