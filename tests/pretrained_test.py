@@ -17,6 +17,13 @@ def test_the_shipped_models_load_and_document_how_they_were_made():
         assert animator.config.data.name == name
 
 
+def test_shipped_models_hold_no_path_of_the_machine_that_trained_them():
+    for name in pretrained.names():
+        data = pretrained.load(name).config.data
+        for folder in (data.data_dir, data.fei_dir):  # a data set's name, its layout
+            assert "/" not in str(folder) and "\\" not in str(folder), (name, folder)
+
+
 def _first_frames(animator, x0):
     anim = animator.animate(jnp.asarray(x0), np.linspace(0, 1, 11, dtype=np.float32))
     return np.asarray(anim.frames[-1]), metrics.jacobian_measures(anim.disp)
