@@ -57,8 +57,8 @@ results: $(STAMP)
 # (docs/results/*_gan.json), exports the shipped models (jwarp/pretrained/) and draws the
 # README's pictures (docs/real/). DATA holds SMILEsmileD/, FEI/ and mnist/.
 DATA ?= ../shared/data
-SMILES_CARD := Real faces aligned by their landmarks (SMILEsmileD and FEI), neutral -> smiling, unpaired WGAN-GP, stationary smoothed field kept off the face's outline (jwarp/configs/smiles_gan.toml)
-MNIST_CARD := Real MNIST 3 -> 4, unpaired WGAN-GP, stationary smoothed field (jwarp/configs/mnist_gan.toml)
+SMILES_CARD := Real faces aligned by their landmarks (SMILEsmileD and FEI), neutral -> smiling, unpaired WGAN-GP, stationary smoothed field kept off the face's outline (configs/smiles_gan.toml)
+MNIST_CARD := Real MNIST 3 -> 4, unpaired WGAN-GP, stationary smoothed field (configs/mnist_gan.toml)
 real: $(STAMP)
 	$(MAKE) real-one M=smiles D=$(DATA)/SMILEsmileD CARD="$(SMILES_CARD)" X="--fei-dir $(DATA)/FEI"
 	$(MAKE) real-one M=mnist D=$(DATA)/mnist CARD="$(MNIST_CARD)"
@@ -78,7 +78,7 @@ real-one: $(STAMP)
 # The paper's paired experiment on real faces (docs/real_results.md): fei_l2 from scratch
 # (about 10 min on 2 cores), measured on FEI's 24 test people beside no motion, pair fitting
 # (it sees the target) and the unpaired model, then exported as --model fei.
-FEI_CARD := Real faces aligned by their landmarks (FEI, the same person neutral and smiling), neutral -> smiling, paired L2, stationary smoothed field kept off the face's outline (jwarp/configs/fei_l2.toml)
+FEI_CARD := Real faces aligned by their landmarks (FEI, the same person neutral and smiling), neutral -> smiling, paired L2, stationary smoothed field kept off the face's outline (configs/fei_l2.toml)
 fei: $(STAMP)
 	mkdir -p docs/results
 	$(BIN)/python train.py --mode l2 --data fei --data-dir $(DATA)/FEI --workdir runs/fei_l2 \

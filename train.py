@@ -7,8 +7,9 @@
     python train.py --config paper_faces --distributed --workdir gs://bucket/faces  # every host
     python train.py --config smoke --print-config             # the resolved config, no training
 
-Any field can be set with ``--set section.key=value``; see ``jwarp/configs/`` and
-``jwarp/config.py``. ``python train.py --help`` lists every flag and its default.
+Any field can be set with ``--set section.key=value``; see ``configs/``
+(``python train.py --list-configs``) and ``jwarp/config.py``. ``python train.py --help`` lists
+every flag and its default.
 """
 
 from __future__ import annotations

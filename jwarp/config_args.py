@@ -7,12 +7,13 @@ is quick; ``config_from_args`` loads ``jwarp.config`` (and with it JAX) only onc
 from __future__ import annotations
 
 import argparse
+import sys
 import tomllib
 from typing import TYPE_CHECKING, Any
 
 from jwarp.choices import DATASETS, FIELDS, MODES, UNPAIRED_DATASETS
 from jwarp.errors import ConfigError
-from jwarp.presets import PRESETS_DIR, list_presets, resolve_preset
+from jwarp.presets import PRESETS_DIR, list_presets, presets_listing, resolve_preset
 
 if TYPE_CHECKING:
     from jwarp.config import Config
@@ -37,7 +38,6 @@ def parse_set(item: str) -> tuple[str, Any]:
     if set(parsed) != {"v"}:  # e.g. a newline smuggling a second assignment in
         return key, text.strip()
     return key, parsed["v"]
-
 
 
 # Flag destination -> config key.
@@ -70,8 +70,23 @@ def default_preset(data: str, mode: str) -> str | None:
     return _DEFAULT_PRESETS.get((data, mode))
 
 
+class _ListConfigs(argparse.Action):
+    """``--list-configs``: prints every preset with its purpose and exits, as ``--version``."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(
+            f"presets in {PRESETS_DIR} (--config NAME, or copy one and give its path):\n"
+            f"{presets_listing()}"
+        )
+        parser.exit(0)
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Adds ``--config``, the common shortcut flags and ``--set KEY=VALUE`` to ``parser``."""
+    """Adds ``--config``, ``--list-configs``, the common shortcut flags and ``--set KEY=VALUE``
+    to ``parser``."""
     g = parser.add_argument_group("configuration (defaults < preset < flags < --set)")
     presets = ", ".join(list_presets())
     g.add_argument(
@@ -79,6 +94,11 @@ def add_config_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="NAME_OR_PATH",
         help=f"a shipped preset ({presets}) or a .toml path (default: the preset of --data and "
         f"--mode, one of {', '.join(_DEFAULT_PRESETS.values())}; else the built-in defaults)",
+    )
+    g.add_argument(
+        "--list-configs",
+        action=_ListConfigs,
+        help="list the shipped presets, each with its purpose, and exit",
     )
     preset = "the preset's"
     g.add_argument("--mode", choices=MODES, help=f"loss.mode (default: {preset}, else l2)")

@@ -25,7 +25,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "jwarp")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "jwarp", "configs")
 SCRIPTS = ("jwarp-train", "jwarp-animate", "jwarp-evaluate")
 HEAVY = ("jax", "jaxlib", "flax", "optax", "diffrax", "orbax", "numpy")
 
@@ -63,11 +63,11 @@ class Installed:
         return _run([str(c) for c in command], self.home, self.env, timeout)
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Installed:
-    if not _can_build_offline():
-        pytest.skip("needs setuptools >= 70.1 (pip install -e '.[test]') to build a wheel offline")
-    base = tmp_path_factory.mktemp("install")
+PIP = (sys.executable, "-m", "pip")
+
+
+def _copy_sources(base: Path) -> Path:
+    """The package's sources, copied to ``base/source``."""
     source = base / "source"
     source.mkdir()
     for name in SOURCES:
@@ -76,12 +76,39 @@ def installed(tmp_path_factory) -> Installed:
             shutil.copytree(src, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, source / name)
-    dist = base / "dist"
+    return source
+
+
+def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JWARP_DEBUG")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    pip = [sys.executable, "-m", "pip"]
+    return env
+
+
+def _venv(venv: Path, env: dict[str, str]) -> Path:
+    """A fresh virtual environment without pip whose dependencies are the test environment's
+    packages (after what is installed in it); its python."""
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], venv.parent, env)
+    python = venv / "bin" / "python"
+    purelib = _run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        venv.parent,
+        env,
+    ).stdout.strip()
+    (Path(purelib) / "_jwarp_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Installed:
+    if not _can_build_offline():
+        pytest.skip("needs setuptools >= 70.1 (pip install -e '.[test]') to build a wheel offline")
+    base = tmp_path_factory.mktemp("install")
+    source = _copy_sources(base)
+    dist = base / "dist"
+    env = _clean_env()
     _run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", dist,
+        [*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", dist,
          source],
         base,
         env,
@@ -89,14 +116,8 @@ def installed(tmp_path_factory) -> Installed:
     (wheel,) = dist.glob("jwarp-*.whl")
 
     venv = base / "venv"
-    _run([sys.executable, "-m", "venv", "--without-pip", venv], base, env)
-    python = venv / "bin" / "python"
-    _run([*pip, "--python", python, "install", "--no-deps", "--no-index", "-q", wheel], base, env)
-    purelib = _run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], base, env
-    ).stdout.strip()
-    # The dependencies: the test environment's packages, after the installed jwarp.
-    (Path(purelib) / "_jwarp_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = _venv(venv, env)
+    _run([*PIP, "--python", python, "install", "--no-deps", "--no-index", "-q", wheel], base, env)
 
     home = base / "home"  # the user's folder: not the checkout, no runs/ in it
     home.mkdir()
@@ -110,7 +131,7 @@ def test_the_wheel_holds_the_presets_models_commands_and_licence(installed):
         names = set(z.namelist())
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         scripts = z.read(entry_points).decode()
-    presets = {p.name for p in (ROOT / "jwarp" / "configs").glob("*.toml")}
+    presets = {p.name for p in (ROOT / "configs").glob("*.toml")}  # installed in the package
     assert {"smoke.toml", "faces_l2.toml"} <= presets
     assert {f"jwarp/configs/{p}" for p in presets} <= names
     for model in ("mnist", "smiles"):
@@ -139,6 +160,32 @@ def test_the_installed_package_is_used_and_finds_its_presets(installed):
     assert out[1] == "0.2.0"
     assert out[2] == "faces"
     assert Path(out[3]).is_relative_to(installed.venv)
+
+
+def test_list_configs_names_each_installed_preset_with_its_purpose(installed):
+    out = installed.run("jwarp-train", "--list-configs").stdout
+    assert "smoke" in out and "Smoke test:" in out
+    assert str(installed.venv) in out.splitlines()[0]  # the installed presets, not the checkout's
+
+
+def test_an_editable_install_reads_the_checkouts_configs_folder(tmp_path):
+    """``pip install -e .`` (CI, make): the presets are the checkout's ``configs/``, live, one
+    copy (an edit there is what ``--config`` reads; nothing is copied into the package)."""
+    if not _can_build_offline():
+        pytest.skip("needs setuptools >= 70.1 (pip install -e '.[test]') to build offline")
+    source, env = _copy_sources(tmp_path), _clean_env()
+    python = _venv(tmp_path / "venv", env)
+    _run([*PIP, "--python", python, "install", "--no-deps", "--no-build-isolation",
+          "--no-index", "-q", "-e", source], tmp_path, env)
+    smoke = source / "configs" / "smoke.toml"
+    smoke.write_text(smoke.read_text().replace("steps = 2", "steps = 7"))
+    code = (
+        "import jwarp.presets as p; from jwarp.config import load_config; "
+        "print(p.PRESETS_DIR); print(load_config('smoke').train.steps)"
+    )
+    out = _run([python, "-c", code], tmp_path / "venv", env).stdout.split()
+    assert out == [str(source / "configs"), "7"]
+    assert not (source / "jwarp" / "configs").exists()
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -7,10 +7,10 @@
     jwarp-train --config paper_faces --distributed --workdir gs://bucket/faces  # every host
     jwarp-train --config smoke --print-config             # the resolved config, no training
 
-Any field can be set with ``--set section.key=value``; the presets ship in ``jwarp/configs/``
-and every field is documented in ``jwarp/config.py``. Training is data parallel over all
-devices; ``--distributed`` (implied by ``JAX_COORDINATOR_ADDRESS`` or a multi-host TPU slice)
-joins the processes of a multi-host run.
+Any field can be set with ``--set section.key=value``; the presets are in ``configs/``
+(``--list-configs``) and every field is documented in ``jwarp/config.py``. Training is data
+parallel over all devices; ``--distributed`` (implied by ``JAX_COORDINATOR_ADDRESS`` or a
+multi-host TPU slice) joins the processes of a multi-host run.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from jwarp.cli import ArgumentParser, run_cli
 from jwarp.config_args import add_config_args, config_from_args
+from jwarp.presets import presets_listing
 
 PROG = "jwarp-train"
 RUNS_DIR = "runs"
@@ -31,8 +32,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog=prog,
         description="Train a Warping Neural ODE.",
-        epilog="Presets ship inside the package (jwarp/configs/); --print-config shows what a "
-        "preset and the flags resolve to.",
+        epilog=f"presets (--config NAME; configs/ in a checkout, copy one to edit it):\n"
+        f"{presets_listing()}--print-config shows what a preset and the flags resolve to.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the list, a preset a line
     )
     add_config_args(parser)
     parser.add_argument(
