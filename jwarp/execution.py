@@ -26,7 +26,7 @@ On CPU, ``"auto"`` convolutions otherwise run as im2col on tiny maps and as XLA'
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import jax
 
@@ -35,9 +35,6 @@ from jwarp.field import get_field
 from jwarp.flow import LOOPS as CONCRETE_LOOPS
 from jwarp.flow import Loop, SolverConfig
 from jwarp.models import Critic, CriticConfig, UNet, UNetConfig
-
-if TYPE_CHECKING:
-    from jwarp.config import Config
 
 LOOPS = ("auto", *CONCRETE_LOOPS)
 REMAT_POLICIES = ("auto", "inputs", "convs")
@@ -94,6 +91,23 @@ class ExecutionConfig:
             Loop(self.loop).check(flow)
 
 
+class RunSettings(Protocol):
+    """What ``plan`` reads of a run's ``jwarp.config.Config`` (which holds an
+    ``ExecutionConfig``: this module does not import ``jwarp.config``)."""
+
+    @property
+    def execution(self) -> ExecutionConfig: ...
+
+    @property
+    def flow(self) -> SolverConfig: ...
+
+    @property
+    def model(self) -> Any: ...  # its .unet: UNetConfig
+
+    @property
+    def loss(self) -> Any: ...  # its .gan
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """Concrete execution choices for one purpose (``plan``).
@@ -127,11 +141,12 @@ def backend() -> str:
     return jax.default_backend()
 
 
-def plan(config: Config, purpose: str, on: str | None = None) -> Plan:
+def plan(config: RunSettings, purpose: str, on: str | None = None) -> Plan:
     """Resolves ``config.execution`` for ``purpose`` on a backend (see the module docstring).
 
     Args:
-      config: a run's configuration (its ``execution``, ``flow``, ``model`` and ``loss``).
+      config: a run's ``jwarp.config.Config`` (its ``execution``, ``flow``, ``model`` and
+        ``loss``).
       purpose: ``"train"``, ``"sample"`` or ``"animate"``.
       on: the backend to plan for; default the one JAX runs on.
 
