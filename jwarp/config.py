@@ -3,16 +3,17 @@
 A run's ``Config`` is built in three layers, each overriding the one before:
 
 1. the defaults below (and those of ``UNetConfig``, ``CriticConfig`` and ``SolverConfig``);
-2. a preset: a TOML file shipped in ``jwarp/configs/`` (``jwarp.presets``) or at any path, that
-   only overrides fields, in the tables ``[data]``, ``[model]``, ``[model.unet]``,
+2. a preset: a TOML file of ``configs/`` (``jwarp.presets``) or at any path, that only
+   overrides fields, in the tables ``[data]``, ``[model]``, ``[model.unet]``,
    ``[model.critic]``, ``[flow]``, ``[execution]``, ``[loss]``, ``[optim]``, ``[train]``;
 3. dotted-key overrides, e.g. ``{"train.steps": 5, "model.unet.encoder": [8, 8]}`` (what the
    command-line flags and ``--set KEY=VALUE`` of ``jwarp.config_args`` become).
 
 Values are type-checked against the field annotations as each layer is applied, and ranges and
-cross-field rules are checked once, on the final values (so a preset may leave ``data_dir``
-empty for the command line to fill in). Every problem is a ``ConfigError`` whose message is one
-line naming the key, prefixed by the file it came from when it came from a file.
+cross-field rules (``jwarp.config_rules``) are checked once, on the final values (so a preset
+may leave ``data_dir`` empty for the command line to fill in). Every problem is a
+``ConfigError`` whose message is one line naming the key, prefixed by the file it came from
+when it came from a file.
 
 ``save_config`` writes the fully resolved config as TOML that ``load_config`` reads back to an
 equal ``Config``.
@@ -32,7 +33,7 @@ from typing import Any
 
 import tomli_w
 
-from jwarp.choices import DATASETS, MODES, UNPAIRED_DATASETS
+from jwarp.config_rules import check_combinations, check_values, with_source
 from jwarp.data.augment import AugmentConfig
 from jwarp.errors import ConfigError
 from jwarp.execution import ExecutionConfig
@@ -42,13 +43,7 @@ from jwarp.flow import SolverConfig
 from jwarp.models import CriticConfig, UNetConfig
 from jwarp.presets import PRESETS_DIR, list_presets, resolve_preset  # noqa: F401 (public here too)
 
-DIR_DATASETS = ("mnist", "smiles", "fei", "folder", "npy")
-ALIGNABLE = ("smiles", "fei", "folder")  # data sets of photos of faces (data.align)
-DIGIT_DATASETS = ("digits", "mnist")
 FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max; floats are float32
-CONDITIONS = ("source", "pair")
-GANS = ("wgan-gp", "lsgan")
-CRITIC_FAKES = ("fresh", "shared")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +56,10 @@ class DataConfig:
       data_dir: needed by ``mnist`` (the folder of the IDX files), ``smiles`` (a SMILEsmileD
         checkout), ``fei`` (FEI's frontal images), ``folder`` (a folder) and ``npy`` (the
         ``.npy``/``.npz`` file).
-      paired: ``folder``: pair source and target files by name. Faces and FEI are always
-        paired; ``digits``, ``mnist`` and ``smiles`` are unpaired (must be false).
+      paired: whether training pairs each source with its target (L2); ``folder``: pair
+        source and target files by name. Faces and FEI are paired in L2 mode; ``digits``,
+        ``mnist`` and ``smiles`` are unpaired (must be false). A GAN run trains on unpaired
+        batches whatever the data, so its resolved config says false.
       image_size: height and width in pixels.
       channels: 1, 3 or 4.
       n_train: number of training faces (``faces`` only).
@@ -356,112 +353,8 @@ def _assign_all(tree: dict, key: str, value: Any, source: str | None, origins: d
         _assign(tree, Config, leaf.split("."), leaf_value, "", source, origins)
 
 
-def _with_source(source: str | None, message: str) -> ConfigError:
-    return ConfigError(f"{source}: {message}" if source else message)
-
-
 # ---------------------------------------------------------------------------------------------
-# Validation of the final values.
-
-
-def _one_of(allowed: tuple) -> tuple:
-    return (lambda v: v in allowed, f"one of {allowed}")
-
-
-def _int_at_least(low: int) -> tuple:
-    return (lambda v: v >= low, f"an integer >= {low}")
-
-
-def _positive() -> tuple:
-    return (lambda v: v > 0, "a number > 0")
-
-
-def _non_negative() -> tuple:
-    return (lambda v: v >= 0, "a number >= 0")
-
-
-def _channels(non_empty: bool) -> tuple:
-    what = "a non-empty array of integers >= 1" if non_empty else "an array of integers >= 1"
-    return (lambda v: (len(v) > 0 or not non_empty) and all(c >= 1 for c in v), what)
-
-
-# Checked before the nested dataclasses are built, so that each message names one key (e.g.
-# SolverConfig lumps rtol, atol and max_steps into one message).
-_RULES: dict[str, tuple] = {
-    "data.name": _one_of(DATASETS),
-    "data.image_size": _int_at_least(8),
-    "data.channels": _one_of((1, 3, 4)),
-    "data.n_train": _int_at_least(1),
-    "data.n_test": _int_at_least(1),
-    "data.source_class": (lambda v: 0 <= v <= 9, "a digit 0 to 9"),
-    "data.target_class": (lambda v: 0 <= v <= 9, "a digit 0 to 9"),
-    "data.crop": (
-        lambda v: len(v) == 10 and all(0 <= x <= 1 for x in v),
-        "10 fractions of the side in [0, 1]: (row, col) of the right eye, left eye, nose "
-        "tip, right and left mouth corners",
-    ),
-    "data.augment.brightness": _non_negative(),
-    "data.augment.contrast": _non_negative(),
-    "data.augment.gamma": _non_negative(),
-    "data.augment.blur": _non_negative(),
-    "data.augment.noise": _non_negative(),
-    "data.augment.shift": _non_negative(),
-    "data.augment.rotate": _non_negative(),
-    "data.augment.scale": _non_negative(),
-    "model.condition": _one_of(CONDITIONS),
-    "model.unet.encoder": _channels(non_empty=True),
-    "model.unet.decoder": _channels(non_empty=True),
-    "model.unet.extra": _channels(non_empty=False),
-    "model.unet.out_channels": (lambda v: v == 2, "2 (the velocity's (dy, dx))"),
-    "model.unet.out_scale": _positive(),
-    "model.unet.final_init_std": _non_negative(),
-    "model.unet.out_sigma": _non_negative(),
-    "model.unet.out_mask": (
-        lambda v: v == () or (len(v) == 5 and 0 <= v[0] < v[2] <= 1 and 0 <= v[1] < v[3] <= 1
-                              and v[4] >= 0),
-        "[] (no mask) or [top, left, bottom, right, fade]: a box in fractions of the side, "
-        "top < bottom, left < right, and the fade's width >= 0",
-    ),
-    "model.critic.channels": _channels(non_empty=True),
-    "flow.step_size": (lambda v: 0 < v <= 1, "0 < step_size <= 1"),
-    "flow.rtol": _positive(),
-    "flow.atol": _positive(),
-    "flow.max_steps": _int_at_least(1),
-    "execution.max_unrolled_steps": _int_at_least(0),
-    "loss.mode": _one_of(MODES),
-    "loss.gan": _one_of(GANS),
-    "loss.w_jd": _non_negative(),
-    "loss.w_og": _non_negative(),
-    "loss.w_rec": _non_negative(),
-    "loss.w_area": _non_negative(),
-    "loss.area_band": (lambda v: v > 1, "a number > 1"),
-    "loss.w_bend": _non_negative(),
-    "loss.gp_weight": _non_negative(),
-    "loss.n_critic": _int_at_least(1),
-    "loss.critic_fakes": _one_of(CRITIC_FAKES),
-    "optim.lr": _positive(),
-    "optim.b1": (lambda v: 0 <= v < 1, "0 <= b1 < 1"),
-    "optim.b2": (lambda v: 0 <= v < 1, "0 <= b2 < 1"),
-    "optim.weight_decay": _non_negative(),
-    "optim.decay_rate": (lambda v: 0 < v <= 1, "0 < decay_rate <= 1"),
-    "optim.decay_every": _int_at_least(1),
-    "optim.clip_norm": _non_negative(),
-    "optim.critic_lr": _positive(),
-    "optim.ema_decay": (lambda v: 0 <= v < 1, "0 <= ema_decay < 1"),
-    "train.steps": _int_at_least(1),
-    "train.batch_size": _int_at_least(1),
-    "train.seed": _int_at_least(0),
-    "train.log_every": _int_at_least(1),
-    "train.sample_every": _int_at_least(1),
-    "train.checkpoint_every": _int_at_least(1),
-    "train.max_to_keep": _int_at_least(1),
-}
-
-
-def _get(tree: dict, key: str) -> Any:
-    for part in key.split("."):
-        tree = tree[part]
-    return tree
+# Validation of the final values (the ranges and rules: jwarp.config_rules).
 
 
 def _build(cls: type, tree: dict, table: str, origins: dict[str, str | None]) -> Any:
@@ -479,75 +372,21 @@ def _build(cls: type, tree: dict, table: str, origins: dict[str, str | None]) ->
         if table.startswith("model.") and not message.startswith("model."):
             message = f"model.{message}"
         bad_key = message.split(":", 1)[0]
-        raise _with_source(origins.get(bad_key), message) from None
+        raise with_source(origins.get(bad_key), message) from None
 
 
 def _validate(tree: dict, origins: dict[str, str | None]) -> Config:
-    for key, (ok, expected) in _RULES.items():
-        value = _get(tree, key)
-        if not ok(value):
-            raise _with_source(origins.get(key), f"{key}: expected {expected}, got {value!r}")
+    check_values(tree, origins)
     config = _build(Config, tree, "", origins)
     try:
         config.execution.check(config.flow)
     except ValueError as e:
-        raise _with_source(origins.get("execution.loop"), str(e)) from None
-    data, loss = config.data, config.loss
-    if data.source_class == data.target_class:
-        raise _with_source(
-            origins.get("data.target_class"),
-            f"data.target_class: expected a digit other than data.source_class "
-            f"({data.source_class}), got {data.target_class}",
-        )
-    if data.name in DIR_DATASETS and not data.data_dir:
-        what = {
-            "npy": "the .npy/.npz file",
-            "smiles": "a SMILEsmileD checkout (git clone https://github.com/hromi/SMILEsmileD)",
-            "mnist": "the folder of the MNIST IDX files (t10k-* at least)",
-            "fei": "FEI's frontal images (<n>a.jpg neutral, <n>b.jpg smiling)",
-        }.get(data.name, "a folder")
-        raise ConfigError(
-            f"data.data_dir: data {data.name!r} needs {what} (--data-dir PATH or "
-            f"--set data.data_dir=PATH), got ''"
-        )
-    if data.align and data.name not in ALIGNABLE:
-        raise _with_source(
-            origins.get("data.align"),
-            f"data.align: {data.name!r} images are not photos of faces; alignment is for "
-            f"{', '.join(repr(n) for n in ALIGNABLE)}",
-        )
-    if data.fei_dir and (data.name != "smiles" or not data.align):
-        raise _with_source(
-            origins.get("data.fei_dir"),
-            f"data.fei_dir: FEI faces join the 'smiles' data with data.align = true (got "
-            f"data {data.name!r}, align = {str(data.align).lower()})",
-        )
-    if data.name == "fei" and not data.paired:
-        raise _with_source(
-            origins.get("data.paired"), "data.paired: FEI's pairs are always paired; got false"
-        )
-    if data.name in UNPAIRED_DATASETS and data.paired:
-        raise _with_source(
-            origins.get("data.paired"),
-            f"data.paired: {data.name!r} data is unpaired (source and target are different "
-            f"images); expected false, got true",
-        )
-    if data.name == "faces" and not data.paired:
-        raise _with_source(
-            origins.get("data.paired"), "data.paired: faces are always paired; got false"
-        )
-    if loss.mode == "l2" and not data.paired:
-        raise _with_source(
-            origins.get("loss.mode"),
-            f"loss.mode: 'l2' needs paired data, but data {data.name!r} has paired = false; "
-            f"use mode 'gan'",
-        )
-    if config.model.condition == "pair" and loss.mode != "l2":
-        raise _with_source(
-            origins.get("model.condition"),
-            f"model.condition: 'pair' needs loss.mode 'l2' (a GAN has no target frame to "
-            f"condition on), got mode {loss.mode!r}",
-        )
+        raise with_source(origins.get("execution.loop"), str(e)) from None
+    check_combinations(tree, origins)
+    if config.loss.mode == "gan" and config.data.paired:
+        # GAN training draws sources and targets independently, whatever the data
+        # (jwarp.training): the run records what it uses.
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, paired=False))
     return config
 
 
@@ -594,7 +433,7 @@ def load_config(
     """Defaults, then a preset, then dotted-key overrides; validated.
 
     Args:
-      preset: a preset name (``jwarp/configs/``) or a path to a TOML file (e.g. a run folder's
+      preset: a preset name (``configs/``) or a path to a TOML file (e.g. a run folder's
         ``config.toml``); None for the built-in defaults.
       overrides: ``{"section.key": value}`` (or ``{"section": {...}}``), applied in order.
 
