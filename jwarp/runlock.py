@@ -25,12 +25,19 @@ except ImportError:  # Windows: no flock
 LOCK = ".lock"
 
 
+def _nothing_but_the_lock(folder: Path) -> bool:
+    """Whether ``folder`` holds no file but its lock (an empty ``checkpoints/`` is nothing)."""
+    walk = os.walk(folder)
+    return all(not files or (Path(root) == folder and files == [LOCK]) for root, _, files in walk)
+
+
 @contextlib.contextmanager
 def run_lock(workdir: str | os.PathLike | None) -> Iterator[None]:
     """Holds ``workdir``'s lock (making the folder if needed) until the block ends.
 
-    A folder this call made is removed again if the block leaves nothing in it but the lock
-    (bad data, or a stop during start-up, must not leave an empty run folder). ``None`` (a process
+    A folder this call made is removed again if the block leaves nothing in it but the lock and
+    empty folders (bad data, a failed start-up or a stop during it must not leave an empty run
+    folder). ``None`` (a process
     other than 0) and ``gs://`` folders are not locked.
 
     Raises:
@@ -59,7 +66,7 @@ def run_lock(workdir: str | os.PathLike | None) -> Iterator[None]:
         try:
             yield
         finally:
-            if created and os.listdir(folder) == [LOCK]:
+            if created and _nothing_but_the_lock(folder):
                 shutil.rmtree(folder, ignore_errors=True)
     finally:
         os.close(fd)  # releases the lock

@@ -88,6 +88,16 @@ def test_a_failed_start_leaves_no_folder_behind(tmp_path):
         with run_lock(tmp_path / "new"):
             raise RuntimeError("bad data")
     assert not (tmp_path / "new").exists()
+    with pytest.raises(RuntimeError):  # a start-up that failed after making checkpoints/
+        with run_lock(tmp_path / "new"):
+            (tmp_path / "new" / "checkpoints").mkdir()
+            raise RuntimeError("could not initialise")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, with whatever it holds
+    with pytest.raises(RuntimeError):
+        with run_lock(tmp_path / "mine"):
+            raise RuntimeError("bad data")
+    assert (tmp_path / "mine").is_dir()
 
 
 # --- digests, fallback, config.toml -----------------------------------------------------------
