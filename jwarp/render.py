@@ -58,8 +58,8 @@ def expand_inputs(patterns: Sequence[str], flag: str = "--input") -> list[Path]:
 
 
 def _read(path: Path, size, channels, log, max_size=None, resize="crop", keep_aspect=False):
-    """``media.read_input`` (an ``InputImage``), its note logged."""
-    from jwarp.media import read_input
+    """``images.read_input`` (an ``InputImage``), its note logged."""
+    from jwarp.images import read_input
 
     try:
         got = read_input(path, size, channels, max_size, resize, keep_aspect)
@@ -255,7 +255,7 @@ def _model_animations(
     for i, name in enumerate(names):
         frames, disp, end_i = np.asarray(anim.frames[:, i]), np.asarray(anim.disp[:, i]), end[i]
         if read is not None:  # --resize pad or stretch: back to the photo's aspect
-            from jwarp.media import restore_aspect
+            from jwarp.images import restore_aspect
 
             both = np.concatenate([disp, end_i[None]])
             frames, both = restore_aspect(frames, both, read[i].content, read[i].aspect)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence, features
 
-from jwarp import media
+from jwarp import images, media
 from jwarp.data import read_image
 from jwarp.errors import AnimationError
 from jwarp.render import RenderOptions, _animation_paths, _output, render
@@ -170,23 +170,23 @@ def test_resize_crop_pad_stretch(tmp_path):
     Image.fromarray(wide).save(tmp_path / "wide.png")
     crop = read_image(tmp_path / "wide.png", 8, 3)
     assert crop[..., 0].max() < 0.1 and crop[..., 1].max() < 0.1  # the centre: black only
-    pad = media.read_input(tmp_path / "wide.png", 8, 3, resize="pad")
+    pad = images.read_input(tmp_path / "wide.png", 8, 3, resize="pad")
     assert pad.content == (2, 0, 4, 8) and pad.aspect == (4, 8)
     # The edge rows repeated outwards, so every row is the photo's.
     np.testing.assert_array_equal(pad.image[0], pad.image[2])
     np.testing.assert_allclose(pad.image[:, 0], [[1.0, 0, 0]] * 8, atol=1e-6)
-    stretch = media.read_input(tmp_path / "wide.png", 8, 3, resize="stretch")
+    stretch = images.read_input(tmp_path / "wide.png", 8, 3, resize="stretch")
     assert stretch.content == (0, 0, 8, 8) and stretch.aspect == (4, 8)
     assert "stretched to 8x8" in stretch.note and "padded to 8x8" in pad.note
     for got in (pad, stretch):
-        frames, disp = media.restore_aspect(
+        frames, disp = images.restore_aspect(
             got.image[None], np.ones((2, 1, 8, 8, 2), np.float32), got.content, got.aspect
         )
         assert frames.shape == (1, 4, 8, 3) and disp.shape == (2, 1, 4, 8, 2)
     # Displacements are scaled with the resampling: dy halves with the height.
     np.testing.assert_allclose(disp[..., 0], 0.5, atol=1e-5)
     np.testing.assert_allclose(disp[..., 1], 1.0, atol=1e-5)
-    own = media.read_input(tmp_path / "wide.png", None, None, 16, keep_aspect=True)
+    own = images.read_input(tmp_path / "wide.png", None, None, 16, keep_aspect=True)
     assert own.image.shape == (8, 16, 3) and own.aspect == (8, 16)
 
 
