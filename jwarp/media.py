@@ -20,14 +20,14 @@ merges identical consecutive frames: a GIF asked to have 120 frames has 120 fram
   moving shape leaves no trail over the transparent background.
 
 Animated WebP (``encode_webp``) is Pillow's (libwebp): full colour and 8-bit alpha. MP4
-(``write_mp4``) is H.264 through ``imageio-ffmpeg``, which ships an ffmpeg binary (the
-optional extra ``jwarp[video]``); RGBA is composited over a background as for a GIF without
-transparency. ``write_animation`` picks the writer by format (``OUTPUT_FORMATS``).
+(``write_mp4``) is H.264 through the ffmpeg binary ``imageio-ffmpeg`` ships (the optional
+extra ``jwarp[video]``), started without forking and checked before its file replaces any
+(``jwarp.video``); RGBA is composited over a background as for a GIF without transparency.
+``write_animation`` picks the writer by format (``OUTPUT_FORMATS``).
 """
 
 from __future__ import annotations
 
-import errno
 import io
 import math
 import os
@@ -40,7 +40,8 @@ import numpy as np
 from PIL import GifImagePlugin, Image
 
 from jwarp.choices import OUTPUT_FORMATS
-from jwarp.files import atomic_file, atomic_folder, atomic_write
+from jwarp.files import atomic_folder, atomic_write
+from jwarp.video import VIDEO_EXTRA, ffmpeg_exe, write_h264
 
 _MODE_BY_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
 _MIN_DELAY_CS = 2  # browsers slow shorter GIF delays down to 0.1 s
@@ -224,7 +225,6 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, *args, **options) -> 
 
 # --- animated WebP and MP4 ------------------------------------------------------------------
 
-VIDEO_EXTRA = 'pip install "jwarp[video]"'
 _WEBP_QUALITY = 90
 
 
@@ -289,19 +289,10 @@ def write_webp(path: str | os.PathLike, frames: np.ndarray, *args, **options) ->
     return Path(path)
 
 
-def mp4_writer():
-    """``imageio_ffmpeg.write_frames``, or ``ValueError`` (one line naming the extra to
-    install) when imageio-ffmpeg or its ffmpeg binary is missing."""
-    try:
-        import imageio_ffmpeg
-
-        imageio_ffmpeg.get_ffmpeg_exe()  # RuntimeError when no binary ships for this platform
-    except (ImportError, RuntimeError) as e:
-        raise ValueError(
-            f"MP4 output needs imageio-ffmpeg and its ffmpeg ({type(e).__name__}): "
-            f"{VIDEO_EXTRA}"
-        ) from None
-    return imageio_ffmpeg.write_frames
+def mp4_writer() -> str:
+    """The ffmpeg that writes MP4s (``jwarp.video.ffmpeg_exe``), or ``ValueError`` (one line
+    naming the extra to install) when imageio-ffmpeg or its ffmpeg binary is missing."""
+    return ffmpeg_exe()
 
 
 def write_mp4(
@@ -314,10 +305,11 @@ def write_mp4(
     background: float = 1.0,
     crf: int = 18,
 ) -> Path:
-    """Writes frames as an H.264 MP4 (``yuv420p``, what every player plays) via imageio-ffmpeg.
+    """Writes frames as an H.264 MP4 (``yuv420p``, what every player plays) with the ffmpeg
+    of imageio-ffmpeg (``jwarp.video.write_h264``).
 
-    Written to a temporary name beside ``path`` and renamed when ffmpeg has finished, so a
-    killed writer never leaves a partial file under ``path``.
+    Written to a temporary name beside ``path`` and renamed only when ffmpeg succeeded and
+    the file is a whole MP4: a failed or killed writer never harms an existing ``path``.
 
     Args:
       path: the ``.mp4`` file.
@@ -333,45 +325,31 @@ def write_mp4(
 
     Raises:
       ValueError: imageio-ffmpeg is missing (``mp4_writer``).
-      OSError: ffmpeg failed or the folder cannot be written (naming ``path``).
+      OSError: naming ``path``: ffmpeg failed (a full disk), or the folder cannot be written.
     """
-    write_frames = mp4_writer()
     frames = _check_frames(frames)
     _check_timing(fps, pause)
 
     def rgb(frame: np.ndarray) -> np.ndarray:
         # yuv420p stores colour at half resolution, so H.264 needs an even width and height:
         # an odd side gets one more row or column repeating its last one (padding, not
-        # scaling, keeps every pixel as it was; imageio-ffmpeg would rescale to a multiple of
-        # 16). One frame at a time: a photo's animation need not fit in memory.
+        # scaling, keeps every pixel as it was). One frame at a time: a photo's animation need
+        # not fit in memory.
         out = to_uint8_rgb(_scaled(np.asarray(frame)[None], scale), background)[0]
         h, w, _ = out.shape
         return np.ascontiguousarray(np.pad(out, [(0, h % 2), (0, w % 2), (0, 0)], mode="edge"))
 
-    hold = round(pause * fps)
+    def all_frames():
+        last = None
+        for frame in frames:
+            last = rgb(frame)
+            yield last
+        for _ in range(round(pause * fps)):
+            yield last
+
     h, w, _ = np.shape(frames[0])
     size = (w * scale + (w * scale) % 2, h * scale + (h * scale) % 2)
-    path = Path(path)
-    with atomic_file(path) as tmp:
-        try:
-            writer = write_frames(
-                tmp, size, fps=fps, codec="libx264", quality=None,
-                pix_fmt_out="yuv420p", macro_block_size=1, ffmpeg_log_level="error",
-                output_params=["-crf", str(crf), "-movflags", "+faststart", "-f", "mp4"],
-            )
-            writer.send(None)  # starts ffmpeg
-            last = None
-            for frame in frames:
-                last = rgb(frame)
-                writer.send(last)
-            for _ in range(hold):
-                writer.send(last)
-            writer.close()
-        except OSError as e:  # ffmpeg's own message spans lines: its last one
-            lines = [line for line in str(e.strerror or e).splitlines() if line.strip()]
-            reason = lines[-1].strip() if lines else type(e).__name__
-            raise OSError(e.errno or errno.EIO, f"ffmpeg: {reason}", str(path)) from e
-    return path
+    return write_h264(path, all_frames(), size, fps, crf)
 
 
 def write_animation(

@@ -250,3 +250,77 @@ def test_a_sampled_gif_palette_keeps_dark_pixels_opaque(monkeypatch):
         np.testing.assert_array_equal(got[..., 3] == 0, want[..., 3] == 0)
         opaque = want[..., 3] > 0
         assert np.abs(got[opaque, :3].astype(int) - want[opaque, :3]).mean() < 12
+
+
+# A full disk for every writer: a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored so writes
+# fail with EFBIG) in one child process, after the old outputs were written without it.
+_FULL_DISK = """
+import hashlib, json, os, resource, signal, sys
+from pathlib import Path
+import numpy as np
+from jwarp import media
+from jwarp.cli import error_message
+from jwarp.files import atomic_write
+
+frames = np.random.default_rng(0).random((6, 32, 32, 3)).astype(np.float32)
+writers = {
+    "gif": lambda p, f: media.write_gif(p, f),
+    "webp": lambda p, f: media.write_webp(p, f),
+    "mp4": lambda p, f: media.write_mp4(p, f, fps=10),
+    "png": lambda p, f: media.write_png(p, f[0]),
+    "frames": lambda p, f: media.write_frames(p, f),
+    "npy": lambda p, f: atomic_write(p, f.tobytes()),
+    "json": lambda p, f: atomic_write(p, json.dumps(f.tolist())),
+}
+def digest(path):
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    return hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()
+
+fmts = sys.argv[1:]
+old = {}
+for fmt in fmts:
+    writers[fmt](f"old.{fmt}", frames[:2, :8, :8])
+    old[fmt] = digest(Path(f"old.{fmt}"))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+for fmt in fmts:
+    try:
+        writers[fmt](f"old.{fmt}", frames)
+        print(json.dumps([fmt, None, "written", False]))
+    except OSError as e:
+        same = digest(Path(f"old.{fmt}")) == old[fmt]
+        print(json.dumps([fmt, e.errno, error_message(e), same]))
+"""
+_FORMATS = ["gif", "webp", "mp4", "png", "frames", "npy", "json"]
+
+
+@pytest.fixture(scope="module")
+def full_disk(tmp_path_factory, python_child):
+    """The folder, and ``{format: (errno, one-line message, old output kept)}`` of writes on a
+    full disk."""
+    import json
+
+    pytest.importorskip("resource")
+
+    folder = tmp_path_factory.mktemp("full")
+    fmts = [f for f in _FORMATS if f != "mp4" or importlib.util.find_spec("imageio_ffmpeg")]
+    child = python_child(_FULL_DISK, *fmts, cwd=folder)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    results = {}
+    for line in out.splitlines():
+        fmt, *result = json.loads(line)
+        results[fmt] = result
+    return folder, results
+
+
+@pytest.mark.parametrize("fmt", _FORMATS)
+def test_a_full_disk_keeps_every_old_output(full_disk, fmt):
+    folder, results = full_disk
+    if fmt not in results:
+        pytest.skip("no imageio-ffmpeg")
+    code, message, kept = results[fmt]
+    assert code == errno.EFBIG, message
+    assert message.startswith(f"old.{fmt}: ") and "\n" not in message and ".tmp" not in message
+    assert kept  # byte for byte
+    assert not [p for p in os.listdir(folder) if p.startswith(".")]  # no temporary left
