@@ -41,7 +41,7 @@ try:
 except ImportError:  # Windows: no locks, so no clean-up of other writers' temporaries
     fcntl = None
 
-VIDEO_EXTRA = 'pip install "jwarp[video]"'
+VIDEO_EXTRA = 'pip install "jwarp[video]", or from a checkout pip install -e ".[video]"'
 _STALE_AFTER_S = 5.0
 _MP4_BOXES = {b"ftyp", b"moov", b"mdat"}  # at the top level of every whole MP4 ffmpeg writes
 _KNOWN_ERRORS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES)

@@ -71,7 +71,8 @@ def test_mp4_without_imageio_ffmpeg_names_the_extra(monkeypatch, tmp_path):
     import sys
 
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails
-    with pytest.raises(ValueError, match=r'pip install "jwarp\[video\]"') as info:
+    with pytest.raises(ValueError, match=r'pip install "jwarp\[video\]", or from a checkout '
+                                         r'pip install -e "\.\[video\]"$') as info:
         media.write_mp4(tmp_path / "a.mp4", _moving())
     assert "\n" not in str(info.value)
     with pytest.raises(AnimationError, match=r"^--out a.mp4: MP4 output needs .*jwarp\[video\]"):
