@@ -426,11 +426,13 @@ def write_frames(
 
 def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") -> None:
     """Whether ``write_frames`` may replace ``directory``: it is new, empty or holds only
-    frames (``{prefix}NNNN.png``, and the hidden temporaries of an interrupted write).
+    frames (regular files ``{prefix}NNNN.png``, and the hidden temporaries of an interrupted
+    write).
 
     Raises:
-      ValueError: one line naming ``directory`` and what is in the way: other files (never
-        deleted), or the current folder (or one above it).
+      ValueError: one line naming ``directory`` and what is in the way: other files, or a
+        folder, link or device under a frame's name (never deleted), or the current folder
+        (or one above it).
     """
     directory = Path(directory)
     if not os.path.isdir(directory):
@@ -441,7 +443,14 @@ def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") ->
             "folder as a whole: give them a folder of their own, e.g. frames/"
         )
     frame = re.compile(rf"\.?{re.escape(prefix)}\d+\.png(\..+\.tmp)?")
-    others = sorted(p.name for p in directory.iterdir() if not frame.fullmatch(p.name))
+    with os.scandir(directory) as entries:
+        # A frame's name on a folder, a link or a device is not a frame this wrote: a
+        # user's, never deleted with the folder.
+        others = sorted(
+            e.name + _not_a_file(e) if frame.fullmatch(e.name) else e.name
+            for e in entries
+            if not (frame.fullmatch(e.name) and e.is_file(follow_symlinks=False))
+        )
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise ValueError(
@@ -449,6 +458,12 @@ def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") ->
             "frames replace their folder as a whole: give a new or empty folder, or one of "
             "earlier frames"
         )
+
+
+def _not_a_file(entry: os.DirEntry) -> str:
+    if entry.is_symlink():
+        return ": a link"
+    return ": a folder" if entry.is_dir() else ": not a regular file"
 
 
 def contact_sheet(frames: np.ndarray, n: int = 8) -> np.ndarray:

@@ -164,6 +164,48 @@ def test_frames_never_replace_a_folder_with_other_files(tmp_path, monkeypatch):
         media.write_frames(".", _moving(t=2))
 
 
+def test_frames_never_replace_a_folder_or_link_named_like_a_frame(tmp_path, monkeypatch):
+    from jwarp import render as render_module
+    from jwarp.animation import Animation
+    from jwarp.render import Rendered
+
+    frames = tmp_path / "frames"
+    (frames / "frame_0001.png").mkdir(parents=True)
+    (frames / "frame_0001.png" / "mine.txt").write_text("keep")
+    (frames / "frame_0000.png").write_bytes(b"old")
+    (tmp_path / "elsewhere.png").write_bytes(b"theirs")
+    (frames / "frame_0002.png").symlink_to(tmp_path / "elsewhere.png")
+    os.mkfifo(frames / ".frame_0003.png.abc.tmp")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(ValueError) as info:
+        media.write_frames(frames, _moving(t=4))
+    assert str(info.value).startswith(
+        f"{frames}: holds files other than frame_NNNN.png frames (.frame_0003.png.abc.tmp: not "
+        "a regular file, frame_0001.png: a folder, frame_0002.png: a link); the frames replace"
+    )
+    calls = []
+
+    def fit(opts, ts, log):
+        calls.append(opts)
+        disp = np.zeros((4, 10, 14, 2), np.float32)
+        return [Rendered("a", Animation(_moving(t=4), disp), disp[-1])]
+
+    monkeypatch.setattr(render_module, "_fit_animations", fit)
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.png", "b.png"):
+        media.write_png(tmp_path / name, _moving()[0])
+    opts = RenderOptions(inputs=("a.png",), targets=("b.png",), fit=True, out="a.gif",
+                         frames_dir="frames")
+    with pytest.raises(AnimationError, match=r"^--frames-dir frames: holds files other than "
+                                             r"frame_NNNN.png frames \(.*frame_0001.png: a "
+                                             r"folder") as info:
+        render(opts, log=lambda m: None)
+    assert "\n" not in str(info.value) and calls == []  # refused before any work
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == sorted(
+        [*before, "a.png", "b.png"])  # nothing written, nothing deleted
+    assert (frames / "frame_0001.png" / "mine.txt").read_text() == "keep"
+
+
 def test_resize_crop_pad_stretch(tmp_path):
     wide = np.zeros((20, 40, 3), np.uint8)
     wide[:, :10] = (255, 0, 0)  # red on the left quarter, green on the right quarter
