@@ -425,11 +425,12 @@ def contact_sheet(
 
 def write_sheet(path: str | Path, sheet: np.ndarray, rows: int, min_px: int = 128) -> None:
     """Writes ``contact_sheet``'s image scaled up so that each image is at least ``min_px``
-    pixels tall."""
+    pixels tall, as PNG, JPEG or WebP by ``path``'s extension (``media.write_image``; an
+    unknown one is a ``ValueError`` naming it: check it first with ``media.image_format``)."""
     from jwarp import media
 
     scale = max(1, min_px // (sheet.shape[0] // rows))
-    media.write_png(path, np.kron(sheet, np.ones((scale, scale, 1), np.float32)))
+    media.write_image(path, np.kron(sheet, np.ones((scale, scale, 1), np.float32)))
 
 
 def format_table(result: dict[str, Any]) -> str:

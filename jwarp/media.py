@@ -371,23 +371,70 @@ def write_animation(
 # --- PNG frames and contact sheets -----------------------------------------------------------
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """``[H, W, C]`` floats in ``[0, 1]`` (or uint8) -> PNG bytes (grey, RGB or RGBA with
-    straight alpha)."""
+# Still images by extension: sheets with sharp grid lines, so JPEG keeps full-resolution
+# colour and WebP is lossless.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The format ``write_image`` writes ``path`` in, by its extension (``IMAGE_FORMATS``).
+
+    Raises:
+      ValueError: one line naming ``path`` and the extensions accepted.
+    """
+    ext = Path(path).suffix.lower()
+    if ext not in IMAGE_FORMATS:
+        what = f"unknown image extension {ext!r}" if ext else "no image extension"
+        raise ValueError(f"{path}: {what}; expected {', '.join(IMAGE_FORMATS)}")
+    return IMAGE_FORMATS[ext]
+
+
+def encode_image(image: np.ndarray, fmt: str = "PNG") -> bytes:
+    """``[H, W, C]`` floats in ``[0, 1]`` (or uint8) -> the bytes of a ``fmt`` image.
+
+    PNG: grey, RGB or RGBA with straight alpha. JPEG (quality 95, no chroma subsampling): grey
+    or RGB, RGBA composited on white (JPEG has no alpha). WEBP: lossless RGB or RGBA.
+    """
     image = np.asarray(image)
     image = image if image.dtype == np.uint8 else image.astype(np.float32)
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
         raise ValueError(f"image: expected [H, W, C] with C in (1, 3, 4), got {image.shape}")
+    if fmt == "JPEG" and image.shape[-1] == 4:
+        image = to_uint8_rgb(image[None], background=1.0)[0]
     pixels = _to_uint8(image)
     mode = _MODE_BY_CHANNELS[image.shape[-1]]
+    picture = Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode)
+    options = {}
+    if fmt == "JPEG":
+        options = {"quality": 95, "subsampling": 0}
+    elif fmt == "WEBP":
+        from PIL import features
+
+        if not features.check("webp"):
+            raise ValueError("WebP: this Pillow was built without WebP support")
+        picture = picture.convert("RGB") if mode == "L" else picture
+        options = {"lossless": True}
     buffer = io.BytesIO()
-    Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode).save(buffer, format="PNG")
+    picture.save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """``[H, W, C]`` floats in ``[0, 1]`` (or uint8) -> PNG bytes (grey, RGB or RGBA with
+    straight alpha)."""
+    return encode_image(image, "PNG")
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Writes one ``[H, W, C]`` image as PNG, atomically; returns ``path``."""
     atomic_write(path, encode_png(image))
+    return Path(path)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Writes one ``[H, W, C]`` image in the format its extension names (``image_format``:
+    PNG, JPEG or WebP), atomically; returns ``path``."""
+    atomic_write(path, encode_image(image, image_format(path)))
     return Path(path)
 
 
@@ -554,15 +601,19 @@ __all__ = [
     "check_frames_folder",
     "contact_sheet",
     "draw_grid",
+    "IMAGE_FORMATS",
     "encode_gif",
+    "encode_image",
     "encode_png",
     "encode_webp",
     "grid_lines",
+    "image_format",
     "mp4_writer",
     "to_uint8_rgb",
     "write_animation",
     "write_frames",
     "write_gif",
+    "write_image",
     "write_mp4",
     "write_png",
     "write_webp",

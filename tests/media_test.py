@@ -206,6 +206,37 @@ def test_frames_never_replace_a_folder_or_link_named_like_a_frame(tmp_path, monk
     assert (frames / "frame_0001.png" / "mine.txt").read_text() == "keep"
 
 
+def test_a_sheet_is_written_in_the_format_its_extension_names(tmp_path, capsys):
+    from jwarp.cli import run_cli
+    from jwarp.commands.evaluate import _main
+    from jwarp.evaluate import write_sheet
+
+    sheet = _moving(t=1, c=4)[0]
+    sheet[:, :2, 3] = 0.0  # transparent: JPEG composites it on white
+    for name, fmt in [("s.png", "PNG"), ("s.JPG", "JPEG"), ("s.jpeg", "JPEG"),
+                      ("s.webp", "WEBP")]:
+        if fmt == "WEBP" and not features.check("webp"):
+            continue
+        write_sheet(tmp_path / name, sheet, rows=1, min_px=10)
+        with Image.open(tmp_path / name) as im:
+            assert im.format == fmt and im.size == (14, 10)
+            pixels = np.asarray(im.convert("RGB"), np.float32) / 255
+        np.testing.assert_allclose(pixels[:, 2:], sheet[:, 2:, :3], atol=0.05)
+        if fmt == "JPEG":
+            np.testing.assert_allclose(pixels[:, :2], 1.0, atol=0.05)
+    for name in ("s.bmp", "sheet"):
+        with pytest.raises(ValueError, match=rf"^{tmp_path / name}: (unknown|no) image "
+                                             r"extension.*; expected .png, .jpg, .jpeg, .webp$"):
+            write_sheet(tmp_path / name, sheet, rows=1)
+        assert not (tmp_path / name).exists()
+    # The command refuses it before the evaluation: here before finding no run folder.
+    argv = ["--workdir", str(tmp_path / "no_run"), "--sheet", "s.gif"]
+    assert run_cli("jwarp-evaluate", lambda a: _main(a, "jwarp-evaluate"), argv) == 2
+    assert capsys.readouterr().err == (
+        "jwarp-evaluate: error: --sheet s.gif: unknown image extension '.gif'; expected .png, "
+        ".jpg, .jpeg, .webp\n")
+
+
 def test_resize_crop_pad_stretch(tmp_path):
     wide = np.zeros((20, 40, 3), np.uint8)
     wide[:, :10] = (255, 0, 0)  # red on the left quarter, green on the right quarter
@@ -311,6 +342,7 @@ writers = {
     "webp": lambda p, f: media.write_webp(p, f),
     "mp4": lambda p, f: media.write_mp4(p, f, fps=10),
     "png": lambda p, f: media.write_png(p, f[0]),
+    "jpg": lambda p, f: media.write_image(p, f[0]),  # a sheet (jwarp.evaluate.write_sheet)
     "frames": lambda p, f: media.write_frames(p, f),
     "npy": lambda p, f: atomic_write(p, f.tobytes()),
     "json": lambda p, f: atomic_write(p, json.dumps(f.tolist())),
@@ -334,7 +366,7 @@ for fmt in fmts:
         same = digest(Path(f"old.{fmt}")) == old[fmt]
         print(json.dumps([fmt, e.errno, error_message(e), same]))
 """
-_FORMATS = ["gif", "webp", "mp4", "png", "frames", "npy", "json"]
+_FORMATS = ["gif", "webp", "mp4", "png", "jpg", "frames", "npy", "json"]
 
 
 @pytest.fixture(scope="module")
