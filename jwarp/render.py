@@ -612,6 +612,7 @@ def _write_outputs(
 
     from jwarp import media
     from jwarp.files import atomic_write
+    from jwarp.grid import draw_grid
 
     anim = rendered.animation
     frames = anim.frames
@@ -619,7 +620,7 @@ def _write_outputs(
         frames = np.asarray(frames)
         if opts.grid:
             spacing = _grid_spacing(opts, *frames.shape[1:3])
-            frames = media.draw_grid(frames, np.asarray(anim.disp), spacing)
+            frames = draw_grid(frames, np.asarray(anim.disp), spacing)
     media.write_animation(gif, frames, fmt, opts.fps, opts.scale, pause=opts.pause)
     written = [str(gif)]
     if frames_folder is not None:
