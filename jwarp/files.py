@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,40 @@ def _umask() -> int:
     return umask
 
 
+class _Terminated(BaseException):
+    """SIGTERM during a write (``_sigterm_unwinds``)."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM inside unwinds the write (its temporary file or folder is removed, a child
+    process stopped), then ends the process by SIGTERM as it would have.
+
+    Only in the main thread while SIGTERM has its default action: a handler installed by
+    someone else (training's ``StopRequest``, an outer write) is left alone.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    fired = []
+
+    def stop(signum, frame):
+        if not fired:  # once: a second SIGTERM must not interrupt the clean-up
+            fired.append(signum)
+            raise _Terminated
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if fired:
+            signal.raise_signal(signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     """A temporary file beside local ``path`` to write; renamed over ``path`` on success.
@@ -53,24 +89,26 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
 
     Raises:
       OSError: naming ``path`` (not the temporary file), e.g. a full disk; the temporary
-        file is removed and an existing ``path`` is left as it was.
+        file is removed and an existing ``path`` is left as it was (also on Ctrl-C, and on
+        SIGTERM, after which the process ends by SIGTERM: ``_sigterm_unwinds``).
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(path)) from e
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.filename != str(path):  # name the file asked for
+    with _sigterm_unwinds():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+        except OSError as e:
             raise OSError(e.errno, e.strerror, str(path)) from e
-        raise
+        try:
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException as e:
+            Path(tmp).unlink(missing_ok=True)
+            if isinstance(e, OSError) and e.filename != str(path):  # name the file asked for
+                raise OSError(e.errno, e.strerror, str(path)) from e
+            raise
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
@@ -103,28 +141,29 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
 
     Raises:
       OSError: naming ``path``, e.g. a full disk; the temporary folder is removed and an
-        existing ``path`` is left as it was (also on ``KeyboardInterrupt``).
+        existing ``path`` is left as it was (also on ``KeyboardInterrupt`` and SIGTERM).
     """
     asked = str(path)
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, asked) from e
-    try:
-        yield tmp
-        if os.path.isdir(target):
-            mode = stat.S_IMODE(os.stat(target).st_mode)
-        else:
-            mode = 0o777 & ~_umask()
-        os.chmod(tmp, mode)
-        _rename_in(tmp, target)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) and e.filename != asked:  # name the folder asked for
+    with _sigterm_unwinds():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+        except OSError as e:
             raise OSError(e.errno, e.strerror, asked) from e
-        raise
+        try:
+            yield tmp
+            if os.path.isdir(target):
+                mode = stat.S_IMODE(os.stat(target).st_mode)
+            else:
+                mode = 0o777 & ~_umask()
+            os.chmod(tmp, mode)
+            _rename_in(tmp, target)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError) and e.filename != asked:  # name the folder asked for
+                raise OSError(e.errno, e.strerror, asked) from e
+            raise
 
 
 def _rename_in(new: Path, target: Path) -> None:

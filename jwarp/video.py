@@ -8,8 +8,8 @@
   (``.NAME.mp4.XXXXXXXX.tmp``, ``jwarp.files.atomic_file``), renamed over the target only when
   ffmpeg exited with 0 and the file is a whole MP4: its top-level boxes span the file and
   include ``ftyp``, ``moov`` and ``mdat``. A full disk, a crashed ffmpeg, Ctrl-C or SIGTERM
-  leave an existing file as it was and no temporary file: SIGTERM (while the process has the
-  default handler) removes it and stops ffmpeg, then ends the process by SIGTERM as before.
+  leave an existing file as it was and no temporary file (SIGTERM: ``atomic_file`` unwinds
+  the write, which stops ffmpeg, then the process ends by SIGTERM as before).
 * **kill -9** cannot clean up. Each writer holds an advisory lock (``flock``) on its temporary
   file, which the kernel drops however the process ends; the next write to the same target
   removes the temporaries of its name that no live writer holds (older than
@@ -26,7 +26,6 @@ import signal
 import stat
 import struct
 import tempfile
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
@@ -92,7 +91,7 @@ def write_h264(
     path = Path(path)
     remove_stale_temporaries(path)
     rate = str(Fraction(fps).limit_denominator())
-    with _sigterm_cleans_up(), atomic_file(path) as tmp, _locked(tmp) as fd:
+    with atomic_file(path) as tmp, _locked(tmp) as fd:  # SIGTERM: stops ffmpeg, removes tmp
         # imageio-ffmpeg's command for write_frames(codec="libx264", quality=None,
         # macro_block_size=1), so the file is the one it wrote.
         command = [
@@ -275,39 +274,6 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
         finally:
             os.close(fd)
     return removed
-
-
-class _Terminated(BaseException):
-    """SIGTERM during a write: unwinds it (removing the temporary file), then SIGTERM again."""
-
-
-@contextlib.contextmanager
-def _sigterm_cleans_up() -> Iterator[None]:
-    """SIGTERM inside: the write unwinds, then the process ends by SIGTERM as it would have.
-
-    Only in the main thread while SIGTERM has its default action: a handler someone else
-    installed (training's ``StopRequest``) is theirs.
-    """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
-    fired = []
-
-    def stop(signum, frame):
-        if not fired:  # once: a second SIGTERM must not interrupt the clean-up
-            fired.append(signum)
-            raise _Terminated
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if fired:
-            signal.raise_signal(signal.SIGTERM)
 
 
 __all__ = ["VIDEO_EXTRA", "ffmpeg_exe", "remove_stale_temporaries", "write_h264"]

@@ -5,6 +5,7 @@ import errno
 import importlib.util
 import io
 import os
+import signal
 from collections.abc import Sequence
 
 import numpy as np
@@ -146,6 +147,38 @@ def test_a_frames_write_that_stops_midway_leaves_no_trace(tmp_path, monkeypatch,
             assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(target))
         assert _names(tmp_path) == ["earlier"]  # no partial "new", no temporary folder
         assert {name: (earlier / name).read_bytes() for name in _names(earlier)} == contents
+
+
+_SLOW_FRAMES = """
+import sys, time
+from collections.abc import Sequence
+import numpy as np
+from jwarp import media
+
+class Slow(Sequence):  # frames made one at a time: the write is under way for seconds
+    def __len__(self):
+        return 100
+    def __getitem__(self, k):
+        if k == 2:
+            print("writing", flush=True)
+        time.sleep(0.05)
+        return np.full((8, 8, 3), k / 100, np.float32)
+
+media.write_frames(sys.argv[1], Slow())
+"""
+
+
+def test_sigterm_during_a_frames_write_leaves_no_trace(tmp_path, python_child):
+    earlier = tmp_path / "frames"
+    media.write_frames(earlier, _moving(t=3))
+    contents = {name: (earlier / name).read_bytes() for name in _names(earlier)}
+    child = python_child(_SLOW_FRAMES, earlier, cwd=tmp_path)
+    assert child.stdout.readline() == "writing\n"
+    child.terminate()
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGTERM and stderr == ""  # ended by SIGTERM, as before
+    assert _names(tmp_path) == ["frames"]  # no temporary folder
+    assert {name: (earlier / name).read_bytes() for name in _names(earlier)} == contents
 
 
 def test_frames_never_replace_a_folder_with_other_files(tmp_path, monkeypatch):
