@@ -117,6 +117,9 @@ def _run(command: list[str], frames: Iterable[np.ndarray]) -> tuple[int, str]:
         read, write = os.pipe()
         try:
             process = _spawn(command, read, messages.fileno())
+        except OSError as e:  # e.g. a binary that cannot run here
+            os.close(write)
+            raise OSError(e.errno, f"cannot run ffmpeg ({e.strerror}: {command[0]})") from None
         except BaseException:
             os.close(write)
             raise

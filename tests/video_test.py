@@ -61,6 +61,18 @@ def test_a_failed_encode_keeps_the_old_file(old_mp4, monkeypatch, code, messages
     assert path.read_bytes() == before and _names(path.parent) == ["old.mp4"]
 
 
+def test_an_ffmpeg_that_cannot_run_is_one_line(old_mp4, monkeypatch):
+    path, before = old_mp4
+    monkeypatch.setattr(video, "ffmpeg_exe", lambda: str(path.parent / "no" / "ffmpeg"))
+    with pytest.raises(OSError) as info:
+        media.write_mp4(path, _frames(t=2), fps=10)
+    from jwarp.cli import error_message
+
+    assert error_message(info.value) == (
+        f"{path}: cannot run ffmpeg (No such file or directory: {path.parent}/no/ffmpeg)")
+    assert path.read_bytes() == before and _names(path.parent) == ["old.mp4"]
+
+
 def test_a_whole_mp4_has_its_boxes(old_mp4):
     path, data = old_mp4
     assert video._incomplete_mp4(str(path)) is None
