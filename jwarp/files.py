@@ -48,16 +48,19 @@ def _umask() -> int:
 
 
 class _Terminated(BaseException):
-    """SIGTERM during a write (``_sigterm_unwinds``)."""
+    """SIGTERM inside ``sigterm_unwinds``."""
 
 
 @contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """SIGTERM inside unwinds the write (its temporary file or folder is removed, a child
-    process stopped), then ends the process by SIGTERM as it would have.
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM inside unwinds what runs there (an ``atomic_file`` or ``atomic_folder`` removes
+    its temporary, a child process is stopped), then ends the process by SIGTERM as it would
+    have: for long writes (an MP4, a folder of frames).
 
-    Only in the main thread while SIGTERM has its default action: a handler installed by
-    someone else (training's ``StopRequest``, an outer write) is left alone.
+    Only in the main thread while SIGTERM has its default action (a handler installed by
+    someone else, training's ``StopRequest`` or an outer ``sigterm_unwinds``, is theirs). Not
+    around every write: a handler installed by C code, which Python does not see (such as
+    ``jax.distributed``'s preemption service), would be replaced.
     """
     if (
         threading.current_thread() is not threading.main_thread()
@@ -90,25 +93,24 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     Raises:
       OSError: naming ``path`` (not the temporary file), e.g. a full disk; the temporary
         file is removed and an existing ``path`` is left as it was (also on Ctrl-C, and on
-        SIGTERM, after which the process ends by SIGTERM: ``_sigterm_unwinds``).
+        SIGTERM inside ``sigterm_unwinds``).
     """
     path = Path(path)
-    with _sigterm_unwinds():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-        except OSError as e:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from e
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename != str(path):  # name the file asked for
             raise OSError(e.errno, e.strerror, str(path)) from e
-        try:
-            yield tmp
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, path)
-        except BaseException as e:
-            Path(tmp).unlink(missing_ok=True)
-            if isinstance(e, OSError) and e.filename != str(path):  # name the file asked for
-                raise OSError(e.errno, e.strerror, str(path)) from e
-            raise
+        raise
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
@@ -141,29 +143,29 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
 
     Raises:
       OSError: naming ``path``, e.g. a full disk; the temporary folder is removed and an
-        existing ``path`` is left as it was (also on ``KeyboardInterrupt`` and SIGTERM).
+        existing ``path`` is left as it was (also on ``KeyboardInterrupt``, and on SIGTERM
+        inside ``sigterm_unwinds``).
     """
     asked = str(path)
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
-    with _sigterm_unwinds():
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-        except OSError as e:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, asked) from e
+    try:
+        yield tmp
+        if os.path.isdir(target):
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        else:
+            mode = 0o777 & ~_umask()
+        os.chmod(tmp, mode)
+        _rename_in(tmp, target)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.filename != asked:  # name the folder asked for
             raise OSError(e.errno, e.strerror, asked) from e
-        try:
-            yield tmp
-            if os.path.isdir(target):
-                mode = stat.S_IMODE(os.stat(target).st_mode)
-            else:
-                mode = 0o777 & ~_umask()
-            os.chmod(tmp, mode)
-            _rename_in(tmp, target)
-        except BaseException as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(e, OSError) and e.filename != asked:  # name the folder asked for
-                raise OSError(e.errno, e.strerror, asked) from e
-            raise
+        raise
 
 
 def _rename_in(new: Path, target: Path) -> None:

@@ -40,7 +40,7 @@ import numpy as np
 from PIL import GifImagePlugin, Image
 
 from jwarp.choices import OUTPUT_FORMATS
-from jwarp.files import atomic_folder, atomic_write
+from jwarp.files import atomic_folder, atomic_write, sigterm_unwinds
 from jwarp.video import VIDEO_EXTRA, ffmpeg_exe, write_h264
 
 _MODE_BY_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -471,7 +471,7 @@ def write_frames(
     directory = Path(directory)
     check_frames_folder(directory, prefix)
     names = [f"{prefix}{k:04d}.png" for k in range(len(frames))]
-    with atomic_folder(directory) as tmp:
+    with sigterm_unwinds(), atomic_folder(directory) as tmp:
         for name, frame in zip(names, frames):
             write_png(tmp / name, frame)
     return [directory / name for name in names]

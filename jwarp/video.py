@@ -8,8 +8,8 @@
   (``.NAME.mp4.XXXXXXXX.tmp``, ``jwarp.files.atomic_file``), renamed over the target only when
   ffmpeg exited with 0 and the file is a whole MP4: its top-level boxes span the file and
   include ``ftyp``, ``moov`` and ``mdat``. A full disk, a crashed ffmpeg, Ctrl-C or SIGTERM
-  leave an existing file as it was and no temporary file (SIGTERM: ``atomic_file`` unwinds
-  the write, which stops ffmpeg, then the process ends by SIGTERM as before).
+  leave an existing file as it was and no temporary file (SIGTERM: ``sigterm_unwinds`` stops
+  ffmpeg and removes the file, then the process ends by SIGTERM as before).
 * **kill -9** cannot clean up. Each writer holds an advisory lock (``flock``) on its temporary
   file, which the kernel drops however the process ends; the next write to the same target
   removes the temporaries of its name that no live writer holds (older than
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jwarp.files import atomic_file
+from jwarp.files import atomic_file, sigterm_unwinds
 
 try:
     import fcntl
@@ -91,7 +91,7 @@ def write_h264(
     path = Path(path)
     remove_stale_temporaries(path)
     rate = str(Fraction(fps).limit_denominator())
-    with atomic_file(path) as tmp, _locked(tmp) as fd:  # SIGTERM: stops ffmpeg, removes tmp
+    with sigterm_unwinds(), atomic_file(path) as tmp, _locked(tmp) as fd:
         # imageio-ffmpeg's command for write_frames(codec="libx264", quality=None,
         # macro_block_size=1), so the file is the one it wrote.
         command = [
