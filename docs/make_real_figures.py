@@ -57,7 +57,7 @@ def compare_sheet(faces: np.ndarray, photos: Path, path: Path) -> None:
     alike. Each row: the input, then t = 0.5 and 1 of ``fei``, then of ``smiles``."""
     from jwarp.faces.align import crop_face
     from jwarp.faces.photo import convert, find
-    from jwarp.media import read_input
+    from jwarp.images import read_input
 
     fei, smiles = pretrained.load("fei"), pretrained.load("smiles")
     crop, size = smiles.config.data.canonical_crop, smiles.config.data.image_size

@@ -407,6 +407,7 @@ def contact_sheet(
       ``[N * H, 2 * len(SHEET_TIMES) * W + gap, 3]`` float32 RGB in ``[0, 1]``.
     """
     from jwarp import media
+    from jwarp.grid import draw_grid
 
     x1 = None if x1 is None else jnp.asarray(x1)
     anim = jax.device_get(animator.animate(jnp.asarray(x0), np.asarray(SHEET_TIMES), x1))
@@ -417,7 +418,7 @@ def contact_sheet(
     rows = []
     for i in range(b):
         plain = np.concatenate(list(frames[:, i]), axis=1)
-        grid = media.draw_grid(frames[:, i], np.asarray(anim.disp[:, i]), spacing)
+        grid = draw_grid(frames[:, i], np.asarray(anim.disp[:, i]), spacing)
         gap = np.ones((h, max(2, w // 8), 3), np.float32)
         rows.append(np.concatenate([plain, gap, np.concatenate(list(grid), axis=1)], axis=1))
     return np.concatenate(rows, axis=0)
@@ -425,11 +426,12 @@ def contact_sheet(
 
 def write_sheet(path: str | Path, sheet: np.ndarray, rows: int, min_px: int = 128) -> None:
     """Writes ``contact_sheet``'s image scaled up so that each image is at least ``min_px``
-    pixels tall."""
+    pixels tall, as PNG, JPEG or WebP by ``path``'s extension (``media.write_image``; an
+    unknown one is a ``ValueError`` naming it: check it first with ``media.image_format``)."""
     from jwarp import media
 
     scale = max(1, min_px // (sheet.shape[0] // rows))
-    media.write_png(path, np.kron(sheet, np.ones((scale, scale, 1), np.float32)))
+    media.write_image(path, np.kron(sheet, np.ones((scale, scale, 1), np.float32)))
 
 
 def format_table(result: dict[str, Any]) -> str:

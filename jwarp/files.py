@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +47,43 @@ def _umask() -> int:
     return umask
 
 
+class _Terminated(BaseException):
+    """SIGTERM inside ``sigterm_unwinds``."""
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM inside unwinds what runs there (an ``atomic_file`` or ``atomic_folder`` removes
+    its temporary, a child process is stopped), then ends the process by SIGTERM as it would
+    have: for long writes (an MP4, a folder of frames).
+
+    Only in the main thread while SIGTERM has its default action (a handler installed by
+    someone else, training's ``StopRequest`` or an outer ``sigterm_unwinds``, is theirs). Not
+    around every write: a handler installed by C code, which Python does not see (such as
+    ``jax.distributed``'s preemption service), would be replaced.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    fired = []
+
+    def stop(signum, frame):
+        if not fired:  # once: a second SIGTERM must not interrupt the clean-up
+            fired.append(signum)
+            raise _Terminated
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if fired:
+            signal.raise_signal(signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[str]:
     """A temporary file beside local ``path`` to write; renamed over ``path`` on success.
@@ -53,7 +92,8 @@ def atomic_file(path: str | os.PathLike) -> Iterator[str]:
 
     Raises:
       OSError: naming ``path`` (not the temporary file), e.g. a full disk; the temporary
-        file is removed and an existing ``path`` is left as it was.
+        file is removed and an existing ``path`` is left as it was (also on Ctrl-C, and on
+        SIGTERM inside ``sigterm_unwinds``).
     """
     path = Path(path)
     try:
@@ -103,7 +143,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
 
     Raises:
       OSError: naming ``path``, e.g. a full disk; the temporary folder is removed and an
-        existing ``path`` is left as it was (also on ``KeyboardInterrupt``).
+        existing ``path`` is left as it was (also on ``KeyboardInterrupt``, and on SIGTERM
+        inside ``sigterm_unwinds``).
     """
     asked = str(path)
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)

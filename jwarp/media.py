@@ -1,5 +1,5 @@
-"""Host-side image input and output: animations (GIF, animated WebP, MP4), PNG frames, contact
-sheets, grid overlays.
+"""Host-side image output: animations (GIF, animated WebP, MP4), PNG frames, contact sheets
+(input images: ``jwarp.images``; the deformation grid drawn over frames: ``jwarp.grid``).
 
 Frames are ``float [T, H, W, C]`` in ``[0, 1]`` with ``C in {1, 3, 4}`` (docs/method.md §2;
 RGBA holds straight colours, alpha is coverage). Every file is written atomically
@@ -20,14 +20,14 @@ merges identical consecutive frames: a GIF asked to have 120 frames has 120 fram
   moving shape leaves no trail over the transparent background.
 
 Animated WebP (``encode_webp``) is Pillow's (libwebp): full colour and 8-bit alpha. MP4
-(``write_mp4``) is H.264 through ``imageio-ffmpeg``, which ships an ffmpeg binary (the
-optional extra ``jwarp[video]``); RGBA is composited over a background as for a GIF without
-transparency. ``write_animation`` picks the writer by format (``OUTPUT_FORMATS``).
+(``write_mp4``) is H.264 through the ffmpeg binary ``imageio-ffmpeg`` ships (the optional
+extra ``jwarp[video]``), started without forking and checked before its file replaces any
+(``jwarp.video``); RGBA is composited over a background as for a GIF without transparency.
+``write_animation`` picks the writer by format (``OUTPUT_FORMATS``).
 """
 
 from __future__ import annotations
 
-import errno
 import io
 import math
 import os
@@ -35,17 +35,15 @@ import re
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from PIL import GifImagePlugin, Image
 
 from jwarp.choices import OUTPUT_FORMATS
-from jwarp.files import atomic_file, atomic_folder, atomic_write
+from jwarp.files import atomic_folder, atomic_write, sigterm_unwinds
+from jwarp.video import VIDEO_EXTRA, ffmpeg_exe, write_h264
 
-_GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _MODE_BY_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
-_CHANNEL_NAMES = {1: "grey", 3: "RGB", 4: "RGBA"}
 _MIN_DELAY_CS = 2  # browsers slow shorter GIF delays down to 0.1 s
 _PALETTE_PIXELS = 2**22  # more pixels than this: the GIF palette from a sample of them
 
@@ -68,6 +66,12 @@ def _check_frames(frames) -> np.ndarray | Sequence[np.ndarray]:
 def _in_memory(frames) -> np.ndarray:
     """``_check_frames``' frames as one array (a lazy sequence read in full)."""
     return frames if isinstance(frames, np.ndarray) else np.stack([np.asarray(f) for f in frames])
+
+
+def frames_array(frames) -> np.ndarray:
+    """Frames ``[T, H, W, C]`` (``C in {1, 3, 4}``) as one array: float32, or uint8 as given; a
+    lazy sequence is read in full. ``ValueError`` for any other shape."""
+    return _in_memory(_check_frames(frames))
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -227,7 +231,6 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, *args, **options) -> 
 
 # --- animated WebP and MP4 ------------------------------------------------------------------
 
-VIDEO_EXTRA = 'pip install "jwarp[video]"'
 _WEBP_QUALITY = 90
 
 
@@ -292,19 +295,10 @@ def write_webp(path: str | os.PathLike, frames: np.ndarray, *args, **options) ->
     return Path(path)
 
 
-def mp4_writer():
-    """``imageio_ffmpeg.write_frames``, or ``ValueError`` (one line naming the extra to
-    install) when imageio-ffmpeg or its ffmpeg binary is missing."""
-    try:
-        import imageio_ffmpeg
-
-        imageio_ffmpeg.get_ffmpeg_exe()  # RuntimeError when no binary ships for this platform
-    except (ImportError, RuntimeError) as e:
-        raise ValueError(
-            f"MP4 output needs imageio-ffmpeg and its ffmpeg ({type(e).__name__}): "
-            f"{VIDEO_EXTRA}"
-        ) from None
-    return imageio_ffmpeg.write_frames
+def mp4_writer() -> str:
+    """The ffmpeg that writes MP4s (``jwarp.video.ffmpeg_exe``), or ``ValueError`` (one line
+    naming the extra to install) when imageio-ffmpeg or its ffmpeg binary is missing."""
+    return ffmpeg_exe()
 
 
 def write_mp4(
@@ -317,10 +311,11 @@ def write_mp4(
     background: float = 1.0,
     crf: int = 18,
 ) -> Path:
-    """Writes frames as an H.264 MP4 (``yuv420p``, what every player plays) via imageio-ffmpeg.
+    """Writes frames as an H.264 MP4 (``yuv420p``, what every player plays) with the ffmpeg
+    of imageio-ffmpeg (``jwarp.video.write_h264``).
 
-    Written to a temporary name beside ``path`` and renamed when ffmpeg has finished, so a
-    killed writer never leaves a partial file under ``path``.
+    Written to a temporary name beside ``path`` and renamed only when ffmpeg succeeded and
+    the file is a whole MP4: a failed or killed writer never harms an existing ``path``.
 
     Args:
       path: the ``.mp4`` file.
@@ -336,45 +331,31 @@ def write_mp4(
 
     Raises:
       ValueError: imageio-ffmpeg is missing (``mp4_writer``).
-      OSError: ffmpeg failed or the folder cannot be written (naming ``path``).
+      OSError: naming ``path``: ffmpeg failed (a full disk), or the folder cannot be written.
     """
-    write_frames = mp4_writer()
     frames = _check_frames(frames)
     _check_timing(fps, pause)
 
     def rgb(frame: np.ndarray) -> np.ndarray:
         # yuv420p stores colour at half resolution, so H.264 needs an even width and height:
         # an odd side gets one more row or column repeating its last one (padding, not
-        # scaling, keeps every pixel as it was; imageio-ffmpeg would rescale to a multiple of
-        # 16). One frame at a time: a photo's animation need not fit in memory.
+        # scaling, keeps every pixel as it was). One frame at a time: a photo's animation need
+        # not fit in memory.
         out = to_uint8_rgb(_scaled(np.asarray(frame)[None], scale), background)[0]
         h, w, _ = out.shape
         return np.ascontiguousarray(np.pad(out, [(0, h % 2), (0, w % 2), (0, 0)], mode="edge"))
 
-    hold = round(pause * fps)
+    def all_frames():
+        last = None
+        for frame in frames:
+            last = rgb(frame)
+            yield last
+        for _ in range(round(pause * fps)):
+            yield last
+
     h, w, _ = np.shape(frames[0])
     size = (w * scale + (w * scale) % 2, h * scale + (h * scale) % 2)
-    path = Path(path)
-    with atomic_file(path) as tmp:
-        try:
-            writer = write_frames(
-                tmp, size, fps=fps, codec="libx264", quality=None,
-                pix_fmt_out="yuv420p", macro_block_size=1, ffmpeg_log_level="error",
-                output_params=["-crf", str(crf), "-movflags", "+faststart", "-f", "mp4"],
-            )
-            writer.send(None)  # starts ffmpeg
-            last = None
-            for frame in frames:
-                last = rgb(frame)
-                writer.send(last)
-            for _ in range(hold):
-                writer.send(last)
-            writer.close()
-        except OSError as e:  # ffmpeg's own message spans lines: its last one
-            lines = [line for line in str(e.strerror or e).splitlines() if line.strip()]
-            reason = lines[-1].strip() if lines else type(e).__name__
-            raise OSError(e.errno or errno.EIO, f"ffmpeg: {reason}", str(path)) from e
-    return path
+    return write_h264(path, all_frames(), size, fps, crf)
 
 
 def write_animation(
@@ -396,23 +377,70 @@ def write_animation(
 # --- PNG frames and contact sheets -----------------------------------------------------------
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """``[H, W, C]`` floats in ``[0, 1]`` (or uint8) -> PNG bytes (grey, RGB or RGBA with
-    straight alpha)."""
+# Still images by extension: sheets with sharp grid lines, so JPEG keeps full-resolution
+# colour and WebP is lossless.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The format ``write_image`` writes ``path`` in, by its extension (``IMAGE_FORMATS``).
+
+    Raises:
+      ValueError: one line naming ``path`` and the extensions accepted.
+    """
+    ext = Path(path).suffix.lower()
+    if ext not in IMAGE_FORMATS:
+        what = f"unknown image extension {ext!r}" if ext else "no image extension"
+        raise ValueError(f"{path}: {what}; expected {', '.join(IMAGE_FORMATS)}")
+    return IMAGE_FORMATS[ext]
+
+
+def encode_image(image: np.ndarray, fmt: str = "PNG") -> bytes:
+    """``[H, W, C]`` floats in ``[0, 1]`` (or uint8) -> the bytes of a ``fmt`` image.
+
+    PNG: grey, RGB or RGBA with straight alpha. JPEG (quality 95, no chroma subsampling): grey
+    or RGB, RGBA composited on white (JPEG has no alpha). WEBP: lossless RGB or RGBA.
+    """
     image = np.asarray(image)
     image = image if image.dtype == np.uint8 else image.astype(np.float32)
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
         raise ValueError(f"image: expected [H, W, C] with C in (1, 3, 4), got {image.shape}")
+    if fmt == "JPEG" and image.shape[-1] == 4:
+        image = to_uint8_rgb(image[None], background=1.0)[0]
     pixels = _to_uint8(image)
     mode = _MODE_BY_CHANNELS[image.shape[-1]]
+    picture = Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode)
+    options = {}
+    if fmt == "JPEG":
+        options = {"quality": 95, "subsampling": 0}
+    elif fmt == "WEBP":
+        from PIL import features
+
+        if not features.check("webp"):
+            raise ValueError("WebP: this Pillow was built without WebP support")
+        picture = picture.convert("RGB") if mode == "L" else picture
+        options = {"lossless": True}
     buffer = io.BytesIO()
-    Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode).save(buffer, format="PNG")
+    picture.save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """``[H, W, C]`` floats in ``[0, 1]`` (or uint8) -> PNG bytes (grey, RGB or RGBA with
+    straight alpha)."""
+    return encode_image(image, "PNG")
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Writes one ``[H, W, C]`` image as PNG, atomically; returns ``path``."""
     atomic_write(path, encode_png(image))
+    return Path(path)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Writes one ``[H, W, C]`` image in the format its extension names (``image_format``:
+    PNG, JPEG or WebP), atomically; returns ``path``."""
+    atomic_write(path, encode_image(image, image_format(path)))
     return Path(path)
 
 
@@ -443,7 +471,7 @@ def write_frames(
     directory = Path(directory)
     check_frames_folder(directory, prefix)
     names = [f"{prefix}{k:04d}.png" for k in range(len(frames))]
-    with atomic_folder(directory) as tmp:
+    with sigterm_unwinds(), atomic_folder(directory) as tmp:
         for name, frame in zip(names, frames):
             write_png(tmp / name, frame)
     return [directory / name for name in names]
@@ -451,11 +479,13 @@ def write_frames(
 
 def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") -> None:
     """Whether ``write_frames`` may replace ``directory``: it is new, empty or holds only
-    frames (``{prefix}NNNN.png``, and the hidden temporaries of an interrupted write).
+    frames (regular files ``{prefix}NNNN.png``, and the hidden temporaries of an interrupted
+    write).
 
     Raises:
-      ValueError: one line naming ``directory`` and what is in the way: other files (never
-        deleted), or the current folder (or one above it).
+      ValueError: one line naming ``directory`` and what is in the way: other files, or a
+        folder, link or device under a frame's name (never deleted), or the current folder
+        (or one above it).
     """
     directory = Path(directory)
     if not os.path.isdir(directory):
@@ -466,7 +496,14 @@ def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") ->
             "folder as a whole: give them a folder of their own, e.g. frames/"
         )
     frame = re.compile(rf"\.?{re.escape(prefix)}\d+\.png(\..+\.tmp)?")
-    others = sorted(p.name for p in directory.iterdir() if not frame.fullmatch(p.name))
+    with os.scandir(directory) as entries:
+        # A frame's name on a folder, a link or a device is not a frame this wrote: a
+        # user's, never deleted with the folder.
+        others = sorted(
+            e.name + _not_a_file(e) if frame.fullmatch(e.name) else e.name
+            for e in entries
+            if not (frame.fullmatch(e.name) and e.is_file(follow_symlinks=False))
+        )
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise ValueError(
@@ -474,6 +511,12 @@ def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") ->
             "frames replace their folder as a whole: give a new or empty folder, or one of "
             "earlier frames"
         )
+
+
+def _not_a_file(entry: os.DirEntry) -> str:
+    if entry.is_symlink():
+        return ": a link"
+    return ": a folder" if entry.is_dir() else ": not a regular file"
 
 
 def contact_sheet(frames: np.ndarray, n: int = 8) -> np.ndarray:
@@ -493,274 +536,24 @@ def contact_sheet(frames: np.ndarray, n: int = 8) -> np.ndarray:
     return np.concatenate(list(frames[picks]), axis=1)
 
 
-# --- deformation grid -----------------------------------------------------------------------
-
-
-def grid_lines(height: int, width: int, spacing: int) -> np.ndarray:
-    """``[H, W]`` float32 image: 1 on every ``spacing``-th row and column, else 0.
-
-    The lines sit half a spacing in from the top-left edge, away from the clamped border.
-    """
-    if spacing < 2:
-        raise ValueError(f"grid spacing: expected at least 2 pixels, got {spacing}")
-    rows = (np.arange(height) % spacing) == spacing // 2
-    cols = (np.arange(width) % spacing) == spacing // 2
-    return (rows[:, None] | cols[None, :]).astype(np.float32)
-
-
-def draw_grid(
-    frames: np.ndarray,
-    disp: np.ndarray,
-    spacing: int = 8,
-    color: tuple[float, ...] | None = None,
-    opacity: float = 0.9,
-) -> np.ndarray:
-    """Draws the deformation grid over the frames.
-
-    The grid is an image of straight lines on the undeformed frame, warped by the same
-    pull-back as the frames (``lines_t(s) = lines(g(s) + u_t(s))``, bilinear): a line pixel
-    appears wherever the flow carries a point of an undeformed grid line, so the lines move
-    with the content.
-
-    Args:
-      frames: ``[T, H, W, C]`` floats in ``[0, 1]``.
-      disp: ``[T, H, W, 2]`` displacements ``(dy, dx)`` in pixels, ``frames[k] = warp(x, disp[k])``.
-      spacing: pixels between grid lines on the undeformed frame.
-      color: line colour with ``C`` (or 3 for RGBA) entries; default cyan, mid-grey for grey.
-      opacity: line opacity.
-
-    Returns:
-      ``[T, H, W, C]`` float32 frames with the lines blended in (and made opaque for RGBA).
-    """
-    import jax.numpy as jnp
-
-    from jwarp.sampler import warp
-
-    frames = _in_memory(_check_frames(frames))
-    if frames.dtype == np.uint8:
-        frames = frames.astype(np.float32) / 255.0
-    disp = np.asarray(disp, np.float32)
-    t, h, w, c = frames.shape
-    if disp.shape != (t, h, w, 2):
-        raise ValueError(f"disp: expected shape {(t, h, w, 2)} to match frames, got {disp.shape}")
-    lines = np.broadcast_to(grid_lines(h, w, spacing)[None, :, :, None], (t, h, w, 1))
-    weight = opacity * np.asarray(warp(jnp.asarray(lines), jnp.asarray(disp)))
-    if color is None:
-        color = (0.5,) if c == 1 else (0.0, 0.8, 1.0)
-    colour = np.asarray(color, np.float32)
-    out = frames.copy()
-    n = min(c, 3)
-    if colour.shape != (n,):
-        raise ValueError(f"color: expected {n} values for {c}-channel frames, got {color}")
-    out[..., :n] = frames[..., :n] * (1.0 - weight) + colour * weight
-    if c == 4:
-        out[..., 3:] = np.maximum(frames[..., 3:], weight)
-    return out
-
-
-# --- input images ---------------------------------------------------------------------------
-
-
-def _natural_channels(img: Image.Image) -> int:
-    """1 for grey images, 4 for images with any transparency, else 3."""
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
-    if has_alpha:
-        alpha = np.asarray(img.convert("RGBA"))[..., 3]
-        if alpha.min() < 255:
-            return 4
-    if img.mode in _GREY_MODES or img.mode == "LA":
-        return 1
-    if img.mode == "P" and img.palette is not None:
-        colours = np.asarray(img.convert("RGB")).reshape(-1, 3)
-        if np.all(colours == colours[:, :1]):
-            return 1
-    return 3
-
-
-class InputImage(NamedTuple):
-    """An image file read as a model input (``read_input``).
-
-    ``content``: ``(top, left, height, width)``, the part of ``image`` that shows the photo
-    (all of it unless padded). ``aspect``: ``(height, width)`` at which the photo keeps its
-    own aspect (``content``'s size, except for ``"stretch"``, where ``image`` must be
-    resampled to it).
-    """
-
-    image: np.ndarray
-    note: str | None
-    content: tuple[int, int, int, int]
-    aspect: tuple[int, int]
-
-
-def read_input(
-    path: str | os.PathLike,
-    size: int | tuple[int, int] | None,
-    channels: int | None,
-    max_size: int | None = None,
-    resize: str = "crop",
-    keep_aspect: bool = False,
-) -> InputImage:
-    """Reads any image file as a model input, converted as ``jwarp.data.read_image`` converts
-    training data: EXIF orientation applied, 16-bit grey kept at full precision, Lanczos
-    resampling with premultiplied alpha, alpha dropped by compositing on black, grey as Rec.
-    601 luminance, opaque alpha for images without one; with a note saying what changed.
-
-    Args:
-      path: image file (PNG, JPEG, GIF (first frame), WebP, TIFF, BMP, ...).
-      size: ``height = width = size``, or ``(height, width)``; None: the photo's own size (its
-        centre square's, or with ``keep_aspect`` all of it), at most ``max_size``. With
-        ``keep_aspect`` an int is the longer side.
-      channels: 1, 3 or 4; None keeps the image's own (1 grey, 3 colour, 4 with transparency).
-      max_size: with ``size=None``, larger images are resized down to this (the square's
-        side, or with ``keep_aspect`` the longer side).
-      resize: a photo of another aspect than the output: ``"crop"`` its centre, ``"pad"``
-        the whole photo resized to fit and its edge pixels repeated outwards, or
-        ``"stretch"`` the whole photo to the output, aspect ignored.
-      keep_aspect: the output has the photo's own aspect (``resize`` is then moot).
-
-    Raises:
-      ValueError: the file cannot be read as an image (``jwarp.data.DataError``: missing,
-        empty, truncated, not an image, over Pillow's decompression-bomb limit; one line
-        naming it), or a bad argument.
-    """
-    from jwarp.data import open_image, read_image  # read_image: the training data's conversion
-    from jwarp.data.common import RESIZE_MODES, letterbox, placement
-
-    if channels is not None and channels not in (1, 3, 4):
-        raise ValueError(f"channels must be 1, 3 or 4, got {channels!r}")
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize: expected one of {RESIZE_MODES}, got {resize!r}")
-    path = Path(path)
-    img = open_image(path)  # DataError (a ValueError) naming the file if it cannot be read
-    try:
-        mode, (w, h), own = img.mode, img.size, _natural_channels(img)
-        orientation = img.getexif().get(0x0112, 1)
-    except (OSError, ValueError) as e:  # e.g. a mode Pillow cannot convert
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise ValueError(f"{path}: cannot read {img.mode} image ({reason})") from None
-    frames = img.info.get("n_frames", 1)
-    rotated = orientation in (2, 3, 4, 5, 6, 7, 8)
-    if orientation in (5, 6, 7, 8):  # these orientations swap the axes
-        w, h = h, w
-    if keep_aspect:
-        if isinstance(size, tuple):
-            out_h, out_w = size
-        else:
-            side = size
-            if side is None:
-                side = max(w, h) if max_size is None else min(max(w, h), max_size)
-            _, _, out_w, out_h = letterbox(w, h, side, side)
-        resize = "stretch"  # the same aspect, up to rounding
-    elif isinstance(size, tuple):
-        out_h, out_w = size
-    else:
-        side = min(w, h) if resize == "crop" else max(w, h)
-        if size is None:
-            size = side if max_size is None else min(side, max_size)
-        out_h = out_w = size
-    channels = own if channels is None else channels
-    image = read_image(path, (out_h, out_w), channels, resize)
-    box, (left, top, cw, ch) = placement(w, h, out_w, out_h, resize)
-    aspect = (ch, cw)
-    if resize == "stretch":
-        _, _, aw, ah = letterbox(w, h, out_w, out_h)
-        aspect = (ah, aw)
-    same_aspect = w * out_h == h * out_w
-    changes = []
-    if frames > 1:
-        changes.append(f"first of its {frames} frames")
-    if rotated:
-        changes.append(f"turned upright (EXIF orientation {orientation})")
-    used = (box[2] - box[0], box[3] - box[1])
-    if used != (w, h):
-        changes.append(f"centre-cropped to {used[0]}x{used[1]}")
-    if resize == "pad" and not same_aspect:
-        changes.append(f"resized to {cw}x{ch} and padded to {out_w}x{out_h} (edge pixels "
-                       "repeated)")
-    elif resize == "stretch" and not same_aspect and not keep_aspect:
-        changes.append(f"stretched to {out_w}x{out_h}")
-    elif used != (out_w, out_h):
-        changes.append(f"resized to {out_w}x{out_h}")
-    if own != channels:
-        how = {
-            (4, 3): "alpha composited on black",
-            (4, 1): "alpha composited on black, luminance",
-            (3, 1): "luminance",
-            (1, 3): "grey repeated",
-            (1, 4): "opaque alpha",
-            (3, 4): "opaque alpha",
-        }[own, channels]
-        changes.append(f"{_CHANNEL_NAMES[own]} -> {_CHANNEL_NAMES[channels]} ({how})")
-    elif mode != _MODE_BY_CHANNELS[channels]:
-        changes.append(f"{mode} -> {_MODE_BY_CHANNELS[channels]}")
-    note = None
-    if changes:
-        note = f"{path}: {w}x{h} {mode} image " + ", ".join(changes)
-    return InputImage(image, note, (top, left, ch, cw), aspect)
-
-
-def load_image(
-    path: str | os.PathLike,
-    size: int | None,
-    channels: int | None,
-    max_size: int | None = None,
-    resize: str = "crop",
-) -> tuple[np.ndarray, str | None]:
-    """``read_input``'s square ``(image [size, size, channels] float32 in [0, 1], note)``;
-    ``note`` says what was converted (crop, resize, channels), or is None when nothing was.
-    ``size=None`` keeps the centre square's own size (at most ``max_size``)."""
-    got = read_input(path, size, channels, max_size, resize)
-    return got.image, got.note
-
-
-def restore_aspect(
-    frames: np.ndarray, disp: np.ndarray | None, content, aspect
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Frames ``[T, H, W, C]`` (and displacements ``[..., H, W, 2]``) of a ``read_input``
-    image back to the photo's aspect: the padding cropped off (``content``), then resampled
-    to ``aspect`` if it was stretched (displacements scaled with it).
-
-    Cropping keeps ``frame = warp(input, u)`` exact: the padding repeats the edge pixels, as
-    the sampler's border clamping does. Resampling a stretched one is approximate.
-    """
-    from jwarp.data.common import resize_float
-
-    top, left, ch, cw = content
-    frames = frames[:, top : top + ch, left : left + cw]
-    if disp is not None:
-        disp = disp[..., top : top + ch, left : left + cw, :]
-    if (ch, cw) == tuple(aspect):
-        return frames, disp
-    lanczos, linear = Image.Resampling.LANCZOS, Image.Resampling.BILINEAR
-    frames = resize_float(np.asarray(frames, np.float32), tuple(aspect), lanczos)
-    if disp is not None:
-        lead = disp.shape[:-3]
-        flat = np.asarray(disp, np.float32).reshape(-1, ch, cw, 2)
-        flat = resize_float(flat, tuple(aspect), linear, clip=False)
-        flat *= np.array([aspect[0] / ch, aspect[1] / cw], np.float32)
-        disp = flat.reshape(*lead, *aspect, 2)
-    return frames, disp
-
-
 __all__ = [
     "OUTPUT_FORMATS",
     "VIDEO_EXTRA",
-    "InputImage",
     "check_frames_folder",
     "contact_sheet",
-    "draw_grid",
+    "IMAGE_FORMATS",
     "encode_gif",
+    "encode_image",
     "encode_png",
     "encode_webp",
-    "grid_lines",
-    "load_image",
+    "frames_array",
+    "image_format",
     "mp4_writer",
-    "read_input",
-    "restore_aspect",
     "to_uint8_rgb",
     "write_animation",
     "write_frames",
     "write_gif",
+    "write_image",
     "write_mp4",
     "write_png",
     "write_webp",

@@ -58,8 +58,8 @@ def expand_inputs(patterns: Sequence[str], flag: str = "--input") -> list[Path]:
 
 
 def _read(path: Path, size, channels, log, max_size=None, resize="crop", keep_aspect=False):
-    """``media.read_input`` (an ``InputImage``), its note logged."""
-    from jwarp.media import read_input
+    """``images.read_input`` (an ``InputImage``), its note logged."""
+    from jwarp.images import read_input
 
     try:
         got = read_input(path, size, channels, max_size, resize, keep_aspect)
@@ -255,7 +255,7 @@ def _model_animations(
     for i, name in enumerate(names):
         frames, disp, end_i = np.asarray(anim.frames[:, i]), np.asarray(anim.disp[:, i]), end[i]
         if read is not None:  # --resize pad or stretch: back to the photo's aspect
-            from jwarp.media import restore_aspect
+            from jwarp.images import restore_aspect
 
             both = np.concatenate([disp, end_i[None]])
             frames, both = restore_aspect(frames, both, read[i].content, read[i].aspect)
@@ -612,6 +612,7 @@ def _write_outputs(
 
     from jwarp import media
     from jwarp.files import atomic_write
+    from jwarp.grid import draw_grid
 
     anim = rendered.animation
     frames = anim.frames
@@ -619,7 +620,7 @@ def _write_outputs(
         frames = np.asarray(frames)
         if opts.grid:
             spacing = _grid_spacing(opts, *frames.shape[1:3])
-            frames = media.draw_grid(frames, np.asarray(anim.disp), spacing)
+            frames = draw_grid(frames, np.asarray(anim.disp), spacing)
     media.write_animation(gif, frames, fmt, opts.fps, opts.scale, pause=opts.pause)
     written = [str(gif)]
     if frames_folder is not None:

@@ -25,12 +25,11 @@ from jwarp.animation import (
 from jwarp.checkpoint import Checkpoints
 from jwarp.config import load_config, save_config
 from jwarp.fit import FitConfig
+from jwarp.grid import draw_grid, grid_lines
+from jwarp.images import load_image
 from jwarp.media import (
     contact_sheet,
-    draw_grid,
     encode_gif,
-    grid_lines,
-    load_image,
     write_frames,
     write_gif,
     write_png,

@@ -5,13 +5,14 @@ import errno
 import importlib.util
 import io
 import os
+import signal
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence, features
 
-from jwarp import media
+from jwarp import images, media
 from jwarp.data import read_image
 from jwarp.errors import AnimationError
 from jwarp.render import RenderOptions, _animation_paths, _output, render
@@ -71,7 +72,8 @@ def test_mp4_without_imageio_ffmpeg_names_the_extra(monkeypatch, tmp_path):
     import sys
 
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails
-    with pytest.raises(ValueError, match=r'pip install "jwarp\[video\]"') as info:
+    with pytest.raises(ValueError, match=r'pip install "jwarp\[video\]", or from a checkout '
+                                         r'pip install -e "\.\[video\]"$') as info:
         media.write_mp4(tmp_path / "a.mp4", _moving())
     assert "\n" not in str(info.value)
     with pytest.raises(AnimationError, match=r"^--out a.mp4: MP4 output needs .*jwarp\[video\]"):
@@ -147,6 +149,38 @@ def test_a_frames_write_that_stops_midway_leaves_no_trace(tmp_path, monkeypatch,
         assert {name: (earlier / name).read_bytes() for name in _names(earlier)} == contents
 
 
+_SLOW_FRAMES = """
+import sys, time
+from collections.abc import Sequence
+import numpy as np
+from jwarp import media
+
+class Slow(Sequence):  # frames made one at a time: the write is under way for seconds
+    def __len__(self):
+        return 100
+    def __getitem__(self, k):
+        if k == 2:
+            print("writing", flush=True)
+        time.sleep(0.05)
+        return np.full((8, 8, 3), k / 100, np.float32)
+
+media.write_frames(sys.argv[1], Slow())
+"""
+
+
+def test_sigterm_during_a_frames_write_leaves_no_trace(tmp_path, python_child):
+    earlier = tmp_path / "frames"
+    media.write_frames(earlier, _moving(t=3))
+    contents = {name: (earlier / name).read_bytes() for name in _names(earlier)}
+    child = python_child(_SLOW_FRAMES, earlier, cwd=tmp_path)
+    assert child.stdout.readline() == "writing\n"
+    child.terminate()
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGTERM and stderr == ""  # ended by SIGTERM, as before
+    assert _names(tmp_path) == ["frames"]  # no temporary folder
+    assert {name: (earlier / name).read_bytes() for name in _names(earlier)} == contents
+
+
 def test_frames_never_replace_a_folder_with_other_files(tmp_path, monkeypatch):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -163,6 +197,79 @@ def test_frames_never_replace_a_folder_with_other_files(tmp_path, monkeypatch):
         media.write_frames(".", _moving(t=2))
 
 
+def test_frames_never_replace_a_folder_or_link_named_like_a_frame(tmp_path, monkeypatch):
+    from jwarp import render as render_module
+    from jwarp.animation import Animation
+    from jwarp.render import Rendered
+
+    frames = tmp_path / "frames"
+    (frames / "frame_0001.png").mkdir(parents=True)
+    (frames / "frame_0001.png" / "mine.txt").write_text("keep")
+    (frames / "frame_0000.png").write_bytes(b"old")
+    (tmp_path / "elsewhere.png").write_bytes(b"theirs")
+    (frames / "frame_0002.png").symlink_to(tmp_path / "elsewhere.png")
+    os.mkfifo(frames / ".frame_0003.png.abc.tmp")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(ValueError) as info:
+        media.write_frames(frames, _moving(t=4))
+    assert str(info.value).startswith(
+        f"{frames}: holds files other than frame_NNNN.png frames (.frame_0003.png.abc.tmp: not "
+        "a regular file, frame_0001.png: a folder, frame_0002.png: a link); the frames replace"
+    )
+    calls = []
+
+    def fit(opts, ts, log):
+        calls.append(opts)
+        disp = np.zeros((4, 10, 14, 2), np.float32)
+        return [Rendered("a", Animation(_moving(t=4), disp), disp[-1])]
+
+    monkeypatch.setattr(render_module, "_fit_animations", fit)
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.png", "b.png"):
+        media.write_png(tmp_path / name, _moving()[0])
+    opts = RenderOptions(inputs=("a.png",), targets=("b.png",), fit=True, out="a.gif",
+                         frames_dir="frames")
+    with pytest.raises(AnimationError, match=r"^--frames-dir frames: holds files other than "
+                                             r"frame_NNNN.png frames \(.*frame_0001.png: a "
+                                             r"folder") as info:
+        render(opts, log=lambda m: None)
+    assert "\n" not in str(info.value) and calls == []  # refused before any work
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == sorted(
+        [*before, "a.png", "b.png"])  # nothing written, nothing deleted
+    assert (frames / "frame_0001.png" / "mine.txt").read_text() == "keep"
+
+
+def test_a_sheet_is_written_in_the_format_its_extension_names(tmp_path, capsys):
+    from jwarp.cli import run_cli
+    from jwarp.commands.evaluate import _main
+    from jwarp.evaluate import write_sheet
+
+    sheet = _moving(t=1, c=4)[0]
+    sheet[:, :2, 3] = 0.0  # transparent: JPEG composites it on white
+    for name, fmt in [("s.png", "PNG"), ("s.JPG", "JPEG"), ("s.jpeg", "JPEG"),
+                      ("s.webp", "WEBP")]:
+        if fmt == "WEBP" and not features.check("webp"):
+            continue
+        write_sheet(tmp_path / name, sheet, rows=1, min_px=10)
+        with Image.open(tmp_path / name) as im:
+            assert im.format == fmt and im.size == (14, 10)
+            pixels = np.asarray(im.convert("RGB"), np.float32) / 255
+        np.testing.assert_allclose(pixels[:, 2:], sheet[:, 2:, :3], atol=0.05)
+        if fmt == "JPEG":
+            np.testing.assert_allclose(pixels[:, :2], 1.0, atol=0.05)
+    for name in ("s.bmp", "sheet"):
+        with pytest.raises(ValueError, match=rf"^{tmp_path / name}: (unknown|no) image "
+                                             r"extension.*; expected .png, .jpg, .jpeg, .webp$"):
+            write_sheet(tmp_path / name, sheet, rows=1)
+        assert not (tmp_path / name).exists()
+    # The command refuses it before the evaluation: here before finding no run folder.
+    argv = ["--workdir", str(tmp_path / "no_run"), "--sheet", "s.gif"]
+    assert run_cli("jwarp-evaluate", lambda a: _main(a, "jwarp-evaluate"), argv) == 2
+    assert capsys.readouterr().err == (
+        "jwarp-evaluate: error: --sheet s.gif: unknown image extension '.gif'; expected .png, "
+        ".jpg, .jpeg, .webp\n")
+
+
 def test_resize_crop_pad_stretch(tmp_path):
     wide = np.zeros((20, 40, 3), np.uint8)
     wide[:, :10] = (255, 0, 0)  # red on the left quarter, green on the right quarter
@@ -170,23 +277,23 @@ def test_resize_crop_pad_stretch(tmp_path):
     Image.fromarray(wide).save(tmp_path / "wide.png")
     crop = read_image(tmp_path / "wide.png", 8, 3)
     assert crop[..., 0].max() < 0.1 and crop[..., 1].max() < 0.1  # the centre: black only
-    pad = media.read_input(tmp_path / "wide.png", 8, 3, resize="pad")
+    pad = images.read_input(tmp_path / "wide.png", 8, 3, resize="pad")
     assert pad.content == (2, 0, 4, 8) and pad.aspect == (4, 8)
     # The edge rows repeated outwards, so every row is the photo's.
     np.testing.assert_array_equal(pad.image[0], pad.image[2])
     np.testing.assert_allclose(pad.image[:, 0], [[1.0, 0, 0]] * 8, atol=1e-6)
-    stretch = media.read_input(tmp_path / "wide.png", 8, 3, resize="stretch")
+    stretch = images.read_input(tmp_path / "wide.png", 8, 3, resize="stretch")
     assert stretch.content == (0, 0, 8, 8) and stretch.aspect == (4, 8)
     assert "stretched to 8x8" in stretch.note and "padded to 8x8" in pad.note
     for got in (pad, stretch):
-        frames, disp = media.restore_aspect(
+        frames, disp = images.restore_aspect(
             got.image[None], np.ones((2, 1, 8, 8, 2), np.float32), got.content, got.aspect
         )
         assert frames.shape == (1, 4, 8, 3) and disp.shape == (2, 1, 4, 8, 2)
     # Displacements are scaled with the resampling: dy halves with the height.
     np.testing.assert_allclose(disp[..., 0], 0.5, atol=1e-5)
     np.testing.assert_allclose(disp[..., 1], 1.0, atol=1e-5)
-    own = media.read_input(tmp_path / "wide.png", None, None, 16, keep_aspect=True)
+    own = images.read_input(tmp_path / "wide.png", None, None, 16, keep_aspect=True)
     assert own.image.shape == (8, 16, 3) and own.aspect == (8, 16)
 
 
@@ -250,3 +357,78 @@ def test_a_sampled_gif_palette_keeps_dark_pixels_opaque(monkeypatch):
         np.testing.assert_array_equal(got[..., 3] == 0, want[..., 3] == 0)
         opaque = want[..., 3] > 0
         assert np.abs(got[opaque, :3].astype(int) - want[opaque, :3]).mean() < 12
+
+
+# A full disk for every writer: a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored so writes
+# fail with EFBIG) in one child process, after the old outputs were written without it.
+_FULL_DISK = """
+import hashlib, json, os, resource, signal, sys
+from pathlib import Path
+import numpy as np
+from jwarp import media
+from jwarp.cli import error_message
+from jwarp.files import atomic_write
+
+frames = np.random.default_rng(0).random((6, 32, 32, 3)).astype(np.float32)
+writers = {
+    "gif": lambda p, f: media.write_gif(p, f),
+    "webp": lambda p, f: media.write_webp(p, f),
+    "mp4": lambda p, f: media.write_mp4(p, f, fps=10),
+    "png": lambda p, f: media.write_png(p, f[0]),
+    "jpg": lambda p, f: media.write_image(p, f[0]),  # a sheet (jwarp.evaluate.write_sheet)
+    "frames": lambda p, f: media.write_frames(p, f),
+    "npy": lambda p, f: atomic_write(p, f.tobytes()),
+    "json": lambda p, f: atomic_write(p, json.dumps(f.tolist())),
+}
+def digest(path):
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    return hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()
+
+fmts = sys.argv[1:]
+old = {}
+for fmt in fmts:
+    writers[fmt](f"old.{fmt}", frames[:2, :8, :8])
+    old[fmt] = digest(Path(f"old.{fmt}"))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+for fmt in fmts:
+    try:
+        writers[fmt](f"old.{fmt}", frames)
+        print(json.dumps([fmt, None, "written", False]))
+    except OSError as e:
+        same = digest(Path(f"old.{fmt}")) == old[fmt]
+        print(json.dumps([fmt, e.errno, error_message(e), same]))
+"""
+_FORMATS = ["gif", "webp", "mp4", "png", "jpg", "frames", "npy", "json"]
+
+
+@pytest.fixture(scope="module")
+def full_disk(tmp_path_factory, python_child):
+    """The folder, and ``{format: (errno, one-line message, old output kept)}`` of writes on a
+    full disk."""
+    import json
+
+    pytest.importorskip("resource")
+
+    folder = tmp_path_factory.mktemp("full")
+    fmts = [f for f in _FORMATS if f != "mp4" or importlib.util.find_spec("imageio_ffmpeg")]
+    child = python_child(_FULL_DISK, *fmts, cwd=folder)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    results = {}
+    for line in out.splitlines():
+        fmt, *result = json.loads(line)
+        results[fmt] = result
+    return folder, results
+
+
+@pytest.mark.parametrize("fmt", _FORMATS)
+def test_a_full_disk_keeps_every_old_output(full_disk, fmt):
+    folder, results = full_disk
+    if fmt not in results:
+        pytest.skip("no imageio-ffmpeg")
+    code, message, kept = results[fmt]
+    assert code == errno.EFBIG, message
+    assert message.startswith(f"old.{fmt}: ") and "\n" not in message and ".tmp" not in message
+    assert kept  # byte for byte
+    assert not [p for p in os.listdir(folder) if p.startswith(".")]  # no temporary left

@@ -106,9 +106,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--sheet",
-        metavar="PNG",
-        help="also write a contact sheet: the first 16 images of the split and their frames at "
-        "t = 0, 0.25, 0.5, 0.75, 1, without and with the deformation grid (default: none)",
+        metavar="IMAGE",
+        help="also write a contact sheet (.png, .jpg or .webp): the first 16 images of the "
+        "split and their frames at t = 0, 0.25, 0.5, 0.75, 1, without and with the "
+        "deformation grid (default: none)",
     )
     return parser
 
@@ -126,6 +127,13 @@ def _main(argv: list[str], prog: str) -> int:
         problem = output_problem(path) if path else None
         if problem:
             raise EvaluationError(f"{flag} {problem}")
+    if args.sheet and not args.fit:
+        from jwarp.media import image_format
+
+        try:
+            image_format(args.sheet)  # PNG, JPEG or WebP by its extension
+        except ValueError as e:
+            raise EvaluationError(f"--sheet {e}") from None
     if (args.compare_fit or args.compare_model) and (args.photos or args.sequences or args.fit):
         raise EvaluationError("--compare-fit, --compare-model: compare with a run's model; "
                               "use them with --workdir alone")

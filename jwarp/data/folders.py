@@ -203,7 +203,7 @@ def read_image(
     path: str | Path, size: int | tuple[int, int] | None, channels: int, resize: str = "crop"
 ) -> np.ndarray:
     """One image file -> ``float32 [height, width, channels]`` in ``[0, 1]``, converted as
-    ``load_folder`` converts each file (``jwarp.media.load_image`` adds a note saying what
+    ``load_folder`` converts each file (``jwarp.images.load_image`` adds a note saying what
     changed, and can keep the file's own size and channels).
 
     Args:

@@ -72,7 +72,7 @@ def evaluate_photo(animator, path: Path, judge=None, max_size: int | None = None
     """One photo's row (see the module docstring)."""
     import jax.numpy as jnp
 
-    from jwarp.media import read_input
+    from jwarp.images import read_input
     from jwarp.metrics import jacobian_measures
 
     t0 = time.perf_counter()

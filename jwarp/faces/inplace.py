@@ -112,7 +112,7 @@ def _warp_frames(
 
 def _draw_lines(frames: np.ndarray, lines: np.ndarray, opacity: float = 0.9) -> np.ndarray:
     """Grid lines (``[..., 1]`` coverage) over float frames ``[..., C]`` in ``[0, 1]``, as
-    ``jwarp.media.draw_grid`` draws them: cyan (grey frames: mid-grey), opaque over alpha."""
+    ``jwarp.grid.draw_grid`` draws them: cyan (grey frames: mid-grey), opaque over alpha."""
     c = frames.shape[-1]
     colour = np.asarray((0.5,) if c == 1 else (0.0, 0.8, 1.0), np.float32)
     n = min(c, 3)
@@ -214,7 +214,7 @@ class PhotoAnimation(Sequence):
       window: where the motion may be in each crop (``crop_window``); the default is the
         whole crop, fading over a fifth of its side.
       grid: draw the deformation grid with this spacing in pixels (0: none): straight lines
-        on the photo, carried by the first layer's motion (``jwarp.media.draw_grid``).
+        on the photo, carried by the first layer's motion (``jwarp.grid.draw_grid``).
     """
 
     def __init__(
@@ -237,7 +237,7 @@ class PhotoAnimation(Sequence):
         self.regions = _regions(self.layers, (self.height, self.width))
         self.lines = None
         if grid:
-            from jwarp.media import grid_lines
+            from jwarp.grid import grid_lines
 
             self.lines = grid_lines(self.height, self.width, grid)[..., None]
             base = _draw_lines(base, self.lines)

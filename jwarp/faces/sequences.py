@@ -92,7 +92,7 @@ def load_sequence(folder: Path, size: int = SIZE, crop: CanonicalCrop | None = N
     Raises:
       NoFaceError: no face in the first frame (one line naming it).
     """
-    from jwarp.media import read_input
+    from jwarp.images import read_input
 
     crop = crop or CanonicalCrop(DEFAULT_CROP)
     files = _frames(folder)
