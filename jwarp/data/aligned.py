@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jwarp.data.folders import _file_version, read_image
+from jwarp.data.imagefile import _file_version, read_image
 
 CACHE_VERSION = 2  # bump when the alignment itself changes
 
@@ -71,7 +71,7 @@ def _key(files, partners, crop, size: int, channels: int) -> str:
 
 
 def _align(files, partners, crop, size: int, channels: int) -> Aligned:
-    from jwarp.data.folders import DataError
+    from jwarp.errors import DataError
     from jwarp.faces.align import crop_face, to_crop
     from jwarp.faces.detect import detect_faces
 
@@ -113,7 +113,7 @@ def report_missing(where, total: int, aligned: Aligned) -> None:
     ``DataError`` when none is left."""
     import warnings
 
-    from jwarp.data.folders import SkippedFilesWarning, _list_some
+    from jwarp.data.imagefile import SkippedFilesWarning, _list_some
     from jwarp.errors import DataError
 
     if not len(aligned.images):
