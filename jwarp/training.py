@@ -24,7 +24,7 @@ from jwarp import data as data_lib
 from jwarp import parallel
 from jwarp.checkpoint import DIGEST, Checkpoints, NonFiniteStateError
 from jwarp.config import Config, load_config, save_config
-from jwarp.errors import CheckpointError, RunFolderError, TrainingError
+from jwarp.errors import CheckpointError, ConfigError, RunFolderError, TrainingError
 from jwarp.execution import plan
 from jwarp.field import flow
 from jwarp.files import is_remote, run_path
@@ -361,8 +361,14 @@ def _restore_or_init(
     if DIGEST not in record:
         log(f"note: checkpoint {step} predates checkpoint digests (jwarp 0.2); not verified")
     states = States(restored["generator"], restored["critic"])
-    batches.restore(record["data"])
-    return states, base_key, int(record["step"])
+    try:  # verified by its digest, except in checkpoints of jwarp 0.2
+        batches.restore(record["data"])
+        return states, base_key, int(record["step"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"{checkpoints.directory}/{step}/record/metadata: no valid step or data position "
+            f"({type(e).__name__}: {e}); --no-resume starts over"
+        ) from None
 
 
 def _train_loop(
@@ -495,8 +501,11 @@ def _progress_bar(total: int, initial: int):
 def _read_run_config(path) -> Config:
     """A run folder's ``config.toml``; through ``epath`` for a ``gs://`` folder."""
     if is_remote(path):
-        return load_config(None, tomllib.loads(path.read_text()))
-    return load_config(str(path))
+        try:
+            return load_config(None, tomllib.loads(path.read_text()))
+        except (tomllib.TOMLDecodeError, ConfigError) as e:
+            raise ConfigError(f"{path}: {e}") from None
+    return load_config(str(path))  # names the file in its errors
 
 
 __all__ = [
