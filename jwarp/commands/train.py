@@ -123,8 +123,12 @@ def _train(args: argparse.Namespace, stop) -> int:
 def _written(path) -> bool:
     """Whether the run wrote something at ``path`` (a folder with entries, a file with bytes);
     ``etils.epath`` paths of ``gs://`` run folders too."""
+    from jwarp.files import is_remote
+
     try:
-        return any(path.iterdir()) if path.is_dir() else path.stat().st_size > 0
+        if path.is_dir():
+            return any(path.iterdir())
+        return path.exists() and (is_remote(path) or path.stat().st_size > 0)
     except OSError:
         return False
 
