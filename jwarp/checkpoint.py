@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -74,11 +75,80 @@ def non_finite_leaves(state: Any) -> list[str]:
 
 
 def _reason(error: BaseException) -> str:
-    """The first line of an orbax/tensorstore error, shortened (their specs run to pages)."""
+    """The first line of an orbax/tensorstore error, without the specs and bound methods they
+    append (which run to pages), shortened."""
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = re.sub(r"\s*See full TensorStore details:.*", "", text)
+    text = re.sub(r"\s*\[(?:tensorstore_spec|source locations)[^\]]*\]", "", text).strip()
+    text = text.split(". ")[0].rstrip(".") if len(text) > 200 else text
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+# tensorstore's status codes for a data file that is missing, cut short or altered.
+_DAMAGE = {
+    "NOT_FOUND": "is missing",
+    "OUT_OF_RANGE": "is cut short",
+    "DATA_LOSS": "cannot be decoded",
+    "FAILED_PRECONDITION": "cannot be decoded",
+}
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and the errors it was raised from (orbax wraps tensorstore's)."""
+    out: list[BaseException] = []
+    while error is not None and error not in out:
+        out.append(error)
+        error = error.__cause__ or error.__context__
+    return out
+
+
+def _damage(error: BaseException, step_dir: str) -> str | None:
+    """What is damaged or missing in ``step_dir``, when ``error`` (from a restore) says so:
+    a file named relative to the step's folder, or the array whose data is unreadable."""
+    for e in _chain(error):
+        if isinstance(e, json.JSONDecodeError):
+            broken = _broken_json(step_dir)
+            return f"{broken} is not valid JSON" if broken else "a metadata file is not JSON"
+        if isinstance(e, FileNotFoundError):
+            m = re.search(r"File (.+?) not found", str(e))
+            missing = m.group(1) if m else e.filename
+            return f"{_relative(missing, step_dir)} is missing" if missing else "a file is missing"
+        if isinstance(e, KeyError) and "was not found in the checkpoint" in str(e):
+            m = re.search(r'Item "(\w+)"', str(e))
+            return f"{m.group(1) if m else 'a part'}/ is missing"
+        status = re.match(r"([A-Z_]+): ", str(e))
+        if status and status.group(1) in _DAMAGE:
+            array = re.search(r'"([\w.]+)/(?:\.zarray|[\d.]+)"', str(e))
+            what = f"the data of {array.group(1)}" if array else "a data file"
+            return f"{what} {_DAMAGE[status.group(1)]}"
+    return None
+
+
+def _relative(path: str, folder: str) -> str:
+    try:
+        return os.path.relpath(path, folder) if "://" not in folder else path
+    except ValueError:
+        return path
+
+
+def _broken_json(step_dir: str) -> str | None:
+    """The first JSON metadata file of a local checkpoint folder that does not parse."""
+    if "://" in step_dir or not os.path.isdir(step_dir):
+        return None
+    for root, dirs, files in os.walk(step_dir):
+        dirs[:] = sorted(d for d in dirs if d != "d")  # "d": the array data (binary)
+        for name in sorted(files):
+            if name.endswith((".ocdbt", ".txt")):
+                continue
+            path = os.path.join(root, name)
+            try:
+                with open(path, "rb") as f:
+                    json.loads(f.read(1 << 24))
+            except (OSError, ValueError):
+                return _relative(path, step_dir)
+    return None
 
 
 def _join_by(thread: threading.Thread, deadline: float) -> None:
@@ -211,17 +281,20 @@ class Checkpoints:
                 ),
             )
         except Exception as e:  # orbax raises many types for damaged or foreign folders
-            reason = _reason(e)
-            what = (  # tensorstore's status for bytes that do not decode
-                "this checkpoint is damaged: its data files cannot be decoded"
-                if reason.startswith("DATA_LOSS")
-                else "cannot restore this checkpoint"
-            )
+            step_dir = f"{self.directory}/{step}"
+            damage = _damage(e, step_dir)
+            what = f"it is damaged or incomplete ({damage})" if damage else _reason(e)
             raise CheckpointError(
-                f"{self.directory}/{step}: {what} ({reason}); expected a complete checkpoint "
-                f"matching the run's config.toml{self._others(step)}"
+                f"{step_dir}: cannot restore this checkpoint: {what}; expected a complete "
+                f"checkpoint matching the run's config.toml{self._others(step)}"
             ) from e
-        state, record = restored["state"], dict(restored["record"])
+        state, record = restored["state"], restored["record"]
+        if not isinstance(record, dict):
+            raise CheckpointError(
+                f"{self.directory}/{step}: cannot restore this checkpoint: it is damaged "
+                f"(record/metadata is not a JSON object){self._others(step)}"
+            )
+        record = dict(record)
         saved = record.get(DIGEST)
         if saved is not None and digest(state, record) != saved:
             raise CheckpointError(

@@ -24,7 +24,7 @@ from jwarp import data as data_lib
 from jwarp import parallel
 from jwarp.checkpoint import DIGEST, Checkpoints, NonFiniteStateError
 from jwarp.config import Config, load_config, save_config
-from jwarp.errors import CheckpointError, RunFolderError, TrainingError
+from jwarp.errors import CheckpointError, ConfigError, RunFolderError, TrainingError
 from jwarp.execution import plan
 from jwarp.field import flow
 from jwarp.files import is_remote, run_path
@@ -229,12 +229,13 @@ def _train_locked(config, workdir, resume, progress, log, mesh, stop, primary) -
         raise
     bar = _progress_bar(tcfg.steps, step) if progress and primary else None
     interrupted = False
+    stop.training = True  # from here a stop saves a checkpoint after the current step
     try:
         with (
             metrics_writer(metrics_path, primary) as metrics_file,
             events_writer(workdir, step, primary, log) as events,
         ):
-            metrics = _Metrics(tcfg, metrics_file, events, bar)
+            metrics = _Metrics(tcfg, metrics_file, events, bar, step)
             try:
                 states, step = _train_loop(run, states, step, stop, metrics, bar)
                 metrics.flush()
@@ -361,8 +362,14 @@ def _restore_or_init(
     if DIGEST not in record:
         log(f"note: checkpoint {step} predates checkpoint digests (jwarp 0.2); not verified")
     states = States(restored["generator"], restored["critic"])
-    batches.restore(record["data"])
-    return states, base_key, int(record["step"])
+    try:  # verified by its digest, except in checkpoints of jwarp 0.2
+        batches.restore(record["data"])
+        return states, base_key, int(record["step"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"{checkpoints.directory}/{step}/record/metadata: no valid step or data position "
+            f"({type(e).__name__}: {e}); --no-resume starts over"
+        ) from None
 
 
 def _train_loop(
@@ -371,15 +378,19 @@ def _train_loop(
     """Iterations from ``step`` until ``train.steps`` or a stop request, with checkpoints and
     sample GIFs on their schedules (and a checkpoint at a stop). Returns ``(states, step)``."""
     config, tcfg = run.config, run.config.train
+    compiled = False
     while step < tcfg.steps and stop.signal is None:
-        t0 = time.perf_counter()
         key = jax.random.fold_in(run.base_key, step)
         states, step_metrics = train_iteration(
             config, states, run.batches, key, run.step_fns, run.mesh
         )
+        if not compiled and bar is not None:  # the first call compiled: not in the rate
+            bar.set_description_str("", refresh=False)
+            bar.unpause()
+        compiled = True
         step += 1
         stop.check(step)
-        metrics.add(step, step_metrics, time.perf_counter() - t0)
+        metrics.add(step, step_metrics)
         if bar is not None:
             bar.update(1)
         boundary = step % tcfg.checkpoint_every == 0 or step == tcfg.steps
@@ -446,18 +457,26 @@ class _Metrics:
     """Each step's metrics, read from the devices one step late (no sync per step): checked
     finite (else ``TrainingError``), written every ``train.log_every`` steps and at the last
     (to ``metrics.jsonl`` and as TensorBoard scalars ``train/NAME``), shown on the progress
-    bar; ``last`` is the latest read."""
+    bar; ``last`` is the latest read.
 
-    def __init__(self, tcfg, metrics_file, events, bar):
+    ``step_time_s`` is wall-clock time per step since the previous record (everything the loop
+    did: steps, checkpoints, samples), timed when a step's metrics have been read, which waits
+    for the step to finish on the devices. The first step, which compiles, has a record of its
+    own when it is logged, and is left out of the next one.
+    """
+
+    def __init__(self, tcfg, metrics_file, events, bar, start_step: int):
         self.tcfg, self.file, self.events, self.bar = tcfg, metrics_file, events, bar
-        self.pending = None  # (step, device metrics, step time) not read yet
+        self.pending = None  # (step, device metrics) not read yet
         self.last: dict[str, float] = {}
+        self.start_step = start_step
+        self.clock = (start_step, time.perf_counter())  # (step, when it was finished)
 
-    def add(self, at: int, device_metrics: dict, seconds: float) -> None:
+    def add(self, at: int, device_metrics: dict) -> None:
         """Keeps step ``at``'s metrics for later, reading the step before's."""
         if self.pending is not None:
             self._read(self.pending)
-        self.pending = (at, device_metrics, seconds)
+        self.pending = (at, device_metrics)
 
     def flush(self) -> None:
         """Reads the metrics kept for later, if any."""
@@ -466,17 +485,23 @@ class _Metrics:
             self.pending = None
 
     def _read(self, item) -> None:
-        at, device_metrics, seconds = item
+        at, device_metrics = item
         host = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+        now = time.perf_counter()  # step ``at`` has finished
         if not all(math.isfinite(v) for v in host.values()):
             bad = [k for k, v in host.items() if not math.isfinite(v)]
             raise TrainingError(f"non-finite {', '.join(bad)} at step {at}")
         self.last = host
+        since, then = self.clock
         if at % self.tcfg.log_every == 0 or at == self.tcfg.steps:
+            seconds = (now - then) / (at - since)
             record = {"step": at, **host, "step_time_s": seconds}
             self.file.write(json.dumps(record) + "\n")
             self.file.flush()
             self.events.scalars(at, {**host, "step_time_s": seconds}, prefix="train/")
+            self.clock = (at, now)
+        elif at == self.start_step + 1:  # the first step compiled: start timing after it
+            self.clock = (at, now)
         if self.bar is not None:
             shown = ("loss", "fit", "wasserstein", "critic_loss", "neg_jac_frac")
             postfix = {k: f"{host[k]:.4g}" for k in shown if k in host}
@@ -489,14 +514,19 @@ DAMAGED = "damaged_checkpoints"  # where a resume moves damaged checkpoints
 def _progress_bar(total: int, initial: int):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+    # "compiling" until the first step's call returns (``_train_loop``), and the time it took
+    # is left out of the rate: counted as a step, it made the first estimate read "26:27:27".
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc="compiling")
 
 
 def _read_run_config(path) -> Config:
     """A run folder's ``config.toml``; through ``epath`` for a ``gs://`` folder."""
     if is_remote(path):
-        return load_config(None, tomllib.loads(path.read_text()))
-    return load_config(str(path))
+        try:
+            return load_config(None, tomllib.loads(path.read_text()))
+        except (tomllib.TOMLDecodeError, ConfigError) as e:
+            raise ConfigError(f"{path}: {e}") from None
+    return load_config(str(path))  # names the file in its errors
 
 
 __all__ = [

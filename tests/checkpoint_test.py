@@ -302,6 +302,72 @@ def test_a_damaged_checkpoint_is_one_error_naming_its_folder(tmp_path):
     checkpoints.close()
 
 
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _largest_chunk(step_dir: Path) -> Path:
+    files = [f for f in (step_dir / "state").rglob("*") if f.is_file() and f.parent.name == "d"]
+    return max(files, key=lambda f: f.stat().st_size)
+
+
+@pytest.fixture(scope="module")
+def two_steps(tmp_path_factory):
+    """A folder holding steps 1 and 2 of a state with a 1 MB array (its own data chunk)."""
+    folder = tmp_path_factory.mktemp("two_steps") / "checkpoints"
+    checkpoints = Checkpoints(folder, max_to_keep=2)
+    for step in (1, 2):
+        state = _state(step)
+        state["generator"]["params"]["w"] = np.random.default_rng(step).normal(
+            size=(512, 512)).astype(np.float32)
+        checkpoints.save(step, state, {"step": step})
+    checkpoints.close()
+    return folder
+
+
+# How a step folder gets damaged, and what the message says is wrong with it.
+_DAMAGES = {
+    "chunk-cut-short": (lambda d: _cut(_largest_chunk(d)), "the data of generator.params.w"),
+    "chunk-missing": (lambda d: _largest_chunk(d).unlink(), "the data of generator.params.w"),
+    "record-cut-short": (lambda d: _cut(d / "record" / "metadata"),
+                         "record/metadata is not valid JSON"),
+    "record-missing": (lambda d: (d / "record" / "metadata").unlink(),
+                       "record/metadata is missing"),
+    "record-not-an-object": (lambda d: (d / "record" / "metadata").write_text("[]"),
+                             "record/metadata is not a JSON object"),
+    "metadata-cut-short": (lambda d: _cut(d / "state" / "_METADATA"),
+                           "state/_METADATA is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGES))
+def test_a_damaged_step_is_one_short_line_naming_it_and_what_is_wrong(
+    two_steps, tmp_path, damage
+):
+    """Restored into device arrays, as training and animate.py restore: orbax's wrapper of
+    tensorstore's error (``See full TensorStore details: <bound method ...>``) is not shown."""
+    import shutil
+
+    folder = Path(shutil.copytree(two_steps, tmp_path / "checkpoints"))
+    damage_fn, needle = _DAMAGES[damage]
+    damage_fn(folder / "2")
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    state = _state(0)
+    state["generator"]["params"]["w"] = np.zeros((512, 512), np.float32)
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), state)
+    checkpoints = Checkpoints(folder)
+    with pytest.raises(CheckpointError) as info:
+        checkpoints.restore(2, target)
+    message = str(info.value)
+    assert message.startswith(f"{folder}/2: cannot restore this checkpoint: it is damaged")
+    assert needle in message and message.endswith("other steps here: 1"), message
+    assert "\n" not in message and len(message) < 300, message
+    for noise in ("TensorStore", "bound method", "tensorstore_spec", "slice("):
+        assert noise not in message, message
+    chex.assert_trees_all_equal(checkpoints.restore(1, target)[0]["generator"]["step"], 1)
+    checkpoints.close()
+
+
 # --- the same with training: kill -9 mid-save, resume, compare with an uninterrupted run ----
 
 _TRAIN_CHILD = (

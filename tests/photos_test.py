@@ -1,7 +1,6 @@
 """animate.py on whole photos: faces found, moved in place, the photo's size and colours kept,
 everything away from the faces left as it was (jwarp.render with jwarp.faces)."""
 
-import hashlib
 import json
 
 import jax
@@ -11,6 +10,7 @@ from conftest import SHARED_DATA
 from flax import serialization
 from PIL import Image
 
+from jwarp import pretrained
 from jwarp.config import load_config, save_config
 from jwarp.errors import AnimationError
 from jwarp.faces.detect import detect_faces
@@ -62,7 +62,7 @@ def face_model(tmp_path_factory):
     blob = serialization.to_bytes(jax.device_get(params))
     (folder / "params.msgpack").write_bytes(blob)
     save_config(config, folder / "config.toml")
-    card = {"name": "tinyface", "step": 0, "sha256": hashlib.sha256(blob).hexdigest()}
+    card = {"name": "tinyface", "step": 0, "sha256": pretrained.digests(folder)}
     (folder / "model.json").write_text(json.dumps(card))
     return folder
 

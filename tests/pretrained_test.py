@@ -1,10 +1,20 @@
-"""The shipped models: intact, and still doing on unseen real images what their cards say."""
+"""The shipped models: intact, and still doing on unseen real images what their cards say;
+a changed or damaged model file is one line naming it."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jwarp import data, judges, metrics, pretrained
+from jwarp.commands import animate
+from jwarp.errors import PretrainedError
+
+SHIPPED = Path(pretrained.__file__).parent
 
 
 def test_the_shipped_models_load_and_document_how_they_were_made():
@@ -22,6 +32,107 @@ def test_shipped_models_hold_no_path_of_the_machine_that_trained_them():
         data = pretrained.load(name).config.data
         for folder in (data.data_dir, data.fei_dir):  # a data set's name, its layout
             assert "/" not in str(folder) and "\\" not in str(folder), (name, folder)
+
+
+def test_every_file_a_shipped_model_loads_is_covered_by_its_digest():
+    for name in pretrained.names():
+        folder = SHIPPED / name
+        sums = pretrained.card(name)["sha256"]
+        assert set(sums) == {"params.msgpack", "config.toml"} == set(pretrained.FILES)
+        for f, digest in sums.items():
+            assert hashlib.sha256((folder / f).read_bytes()).hexdigest() == digest, (name, f)
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    """A copy of the shipped ``mnist`` model folder."""
+    return Path(shutil.copytree(SHIPPED / "mnist", tmp_path / "mnist"))
+
+
+def _refused(capsys, folder, tmp_path, needle):
+    """``animate.py --model FOLDER`` fails in one line naming ``needle``, exit code 2, and
+    writes nothing."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "in.png")
+    out = tmp_path / "out.gif"
+    code = animate.main(["--model", str(folder), "--input", str(tmp_path / "in.png"),
+                         "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("jwarp-animate: error: ") and needle in err[0], err
+    assert not out.exists()
+    return err[0]
+
+
+def test_a_changed_config_toml_is_refused_naming_it(model_copy, tmp_path, capsys):
+    config = model_copy / "config.toml"
+    text = config.read_text()
+    assert "out_scale = 4.0" in text
+    config.write_text(text.replace("out_scale = 4.0", "out_scale = 400.0"))
+    with pytest.raises(PretrainedError, match=r"config.toml: SHA-256 .* does not match"):
+        pretrained.load(str(model_copy))
+    _refused(capsys, model_copy, tmp_path, f"{config}: SHA-256")
+    config.write_text(text)  # as shipped again: loads
+    assert pretrained.load(str(model_copy)).config.model.unet.out_scale == 4.0
+
+
+def test_changed_params_are_refused_naming_them(model_copy, tmp_path, capsys):
+    params = model_copy / "params.msgpack"
+    blob = bytearray(params.read_bytes())
+    blob[len(blob) // 2] ^= 1
+    params.write_bytes(bytes(blob))
+    _refused(capsys, model_copy, tmp_path, f"{params}: SHA-256")
+
+
+@pytest.mark.parametrize("card", [
+    "[]", '"mnist"', "{}", '{"name": "mnist"', '{"sha256": 5}',
+    '{"sha256": {"params.msgpack": "00"}}', "\xff\xfe", "",
+])
+def test_a_model_json_that_is_not_a_model_card_is_one_line_naming_it(
+    model_copy, tmp_path, capsys, card
+):
+    path = model_copy / "model.json"
+    path.write_bytes(card.encode("latin-1"))
+    with pytest.raises(PretrainedError) as info:
+        pretrained.load(str(model_copy))
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+    _refused(capsys, model_copy, tmp_path, f"{path}: ")
+
+
+def test_a_truncated_or_mistyped_model_json_names_the_file_and_the_field(model_copy):
+    path = model_copy / "model.json"
+    good = json.loads(path.read_text())
+    cases = {
+        path.read_text()[:12]: "not valid JSON (Expecting",
+        json.dumps({**good, "sha256": good["sha256"]["params.msgpack"]}): "covers params.msgpack",
+        json.dumps({**good, "step": "5000"}): '"step" must be a whole number',
+        json.dumps({**good, "commands": "python train.py"}): '"commands" must be a list',
+        json.dumps({**good, "evaluation": []}): '"evaluation" must be an object',
+    }
+    for text, needle in cases.items():
+        path.write_text(text)
+        with pytest.raises(PretrainedError, match=f"^{path}: ") as info:
+            pretrained.card(str(model_copy))
+        assert needle in str(info.value), (text, str(info.value))
+    path.write_text(json.dumps(good))
+    assert pretrained.card(str(model_copy)) == good
+
+
+@pytest.mark.parametrize("content", [None, "{not json", "[1, 2]", '"x"'])
+def test_export_evaluation_that_is_missing_or_not_an_object_is_one_line(
+    tmp_path, capsys, content
+):
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    out = tmp_path / "out"
+    code = pretrained.main(["--workdir", str(tmp_path / "run"), "--name", "x",
+                            "--evaluation", str(bad), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"python -m jwarp.pretrained: error: --evaluation {bad}: "), err
+    assert not out.exists()
 
 
 def _first_frames(animator, x0):

@@ -4,6 +4,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,3 +61,16 @@ def test_the_python_api_example_runs_as_written(tmp_path):
                                               "PATH": "/usr/bin:/bin",
                                               "HOME": str(tmp_path)}, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_tensorboard_viewer_is_an_extra_that_the_docs_name():
+    """``tensorboard --logdir runs`` needs the viewer, which jwarp itself does not (it writes
+    the event files): the ``tensorboard`` extra installs it, and the docs say how, both from
+    the package index and from a checkout."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extra = pyproject["project"]["optional-dependencies"]["tensorboard"]
+    assert [r for r in extra if r.startswith("tensorboard")], extra
+    assert 'pip install ".[tensorboard]"' in README and "tensorboard --logdir runs" in README
+    usage = (ROOT / "docs" / "usage.md").read_text()
+    assert 'pip install "jwarp[tensorboard]"' in usage
+    assert 'pip install -e ".[tensorboard]"' in usage

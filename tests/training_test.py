@@ -365,6 +365,62 @@ def test_sigterm_saves_a_checkpoint_and_exits_0(tmp_path):
     assert latest is not None and 20 <= latest < 1000000
 
 
+class _SlowScalar:
+    """A metric that takes ``seconds`` to read: a step still running on the device."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __float__(self) -> float:
+        time.sleep(self.seconds)
+        return 0.5
+
+
+def test_step_time_is_the_wall_time_per_step_and_the_compile_is_not_in_the_rate(
+    tmp_path, monkeypatch, capsys
+):
+    """Steps that return at once (asynchronous dispatch) but take 0.1 s to finish: each record's
+    ``step_time_s`` is the wall time per step (not the dispatch time), and the first call's
+    compile (1 s here) is neither in the later records nor in the progress bar's rate, which
+    says "compiling" until then."""
+    import jwarp.training as training
+
+    calls, bars = [], []
+
+    def iteration(config, states, batches, key, fns, mesh):
+        if not calls:
+            time.sleep(1.0)  # the first call compiles
+        calls.append(time.perf_counter())
+        return states, {"loss": _SlowScalar(0.1)}
+
+    def progress_bar(total, initial):
+        bars.append(real_bar(total, initial))
+        return bars[-1]
+
+    real_bar = training._progress_bar
+    monkeypatch.setattr(training, "train_iteration", iteration)
+    monkeypatch.setattr(training, "_progress_bar", progress_bar)
+    monkeypatch.setattr(training, "_write_sample", lambda *a: None)
+    config = load_config("smoke", {"train.steps": 8, "train.log_every": 2,
+                                   "train.checkpoint_every": 100})
+    t0 = time.perf_counter()
+    train(config, tmp_path, log=lambda s: None)
+    elapsed = time.perf_counter() - t0
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 6, 8]
+    for r in records:  # the compile is left out; each step's 0.1 s is in
+        assert 0.09 <= r["step_time_s"] < 0.5, records
+    logged = sum(r["step_time_s"] * 2 for r in records)
+    assert 0.7 <= logged <= elapsed - 1.0, (logged, elapsed)
+    scalars, _ = _tensorboard(tmp_path)
+    assert [scalars[s]["train/step_time_s"] for s in (2, 4, 6, 8)] == pytest.approx(
+        [r["step_time_s"] for r in records], rel=1e-6)
+    assert "compiling" in capsys.readouterr().err
+    (bar,) = bars
+    assert bar.start_t >= calls[0] - 0.05  # the bar's clock started after the compile
+    assert bar.format_dict["elapsed"] < elapsed - 0.9
+
+
 def test_resume_drops_metrics_after_its_step_and_a_line_cut_short_by_kill_9(tmp_path):
     from jwarp.runlog import truncate_metrics
 

@@ -78,7 +78,8 @@ def _main(argv: list[str], prog: str) -> int:
 
     # Before anything slow (importing JAX with the config, loading data, compiling): a
     # Ctrl-C or SIGTERM in the first seconds ends the command cleanly too, with exit code 0.
-    stop = StopRequest()
+    # Each signal is announced at once, even while the first step compiles.
+    stop = StopRequest(on_signal=lambda n, training: _announce(prog, n, training))
     try:
         return _train(args, stop)
     finally:
@@ -108,11 +109,43 @@ def _train(args: argparse.Namespace, stop) -> int:
     if result.states is None:  # stopped during start-up; train said so
         return 0
     state = "interrupted" if result.interrupted else "done"
-    print(
-        f"{state} at step {result.step}: checkpoints in {result.workdir}/checkpoints, "
-        f"samples in {result.workdir}/samples, metrics in {result.workdir}/metrics.jsonl"
-    )
+    outputs = [
+        f"{what} in {path}"
+        for what, path in (
+            ("checkpoints", result.workdir / "checkpoints"),
+            ("samples", result.workdir / "samples"),
+            ("metrics", result.workdir / "metrics.jsonl"),
+        )
+        if _written(path)
+    ]
+    print(f"{state} at step {result.step}" + (f": {', '.join(outputs)}" if outputs else ""))
     return 0
+
+
+def _written(path) -> bool:
+    """Whether the run wrote something at ``path`` (a folder with entries, a file with bytes);
+    ``etils.epath`` paths of ``gs://`` run folders too."""
+    from jwarp.files import is_remote
+
+    try:
+        if path.is_dir():
+            return any(path.iterdir())
+        return path.exists() and (is_remote(path) or path.stat().st_size > 0)
+    except OSError:
+        return False
+
+
+def _announce(prog: str, n: int, training: bool) -> None:
+    """What the ``n``-th Ctrl-C or SIGTERM does, said the moment it arrives (the first step's
+    compile may hold the loop for minutes)."""
+    if n == 1 and training:
+        text = ("stopping after the current step, with a checkpoint; Ctrl-C again to stop now, "
+                "without one")
+    elif n == 1:
+        text = "stopping before training begins, with nothing changed; Ctrl-C again to stop now"
+    else:
+        text = "stopping now, without a checkpoint"
+    print(f"\n{prog}: {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:

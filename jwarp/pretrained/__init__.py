@@ -6,16 +6,19 @@
 Each model is a folder beside this file: ``config.toml`` (the run's resolved configuration),
 ``params.msgpack`` (the generator's inference parameters, flax's msgpack serialisation: arrays
 and dicts only, nothing is unpickled) and ``model.json`` (what it is, the exact commands that
-trained and exported it, its SHA-256 and its evaluation). ``load`` checks the digest and the
-shapes before use. ``export`` (``python -m jwarp.pretrained``) writes such a folder from a run.
+trained and exported it, the SHA-256 of each of the other two files and its evaluation).
+``load`` checks every digest and the shapes before use: a changed byte in either file is an
+error naming it. ``export`` (``python -m jwarp.pretrained``) writes such a folder from a run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import sys
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from jwarp.errors import PretrainedError
 PARAMS = "params.msgpack"
 CONFIG = "config.toml"
 CARD = "model.json"
+FILES = (PARAMS, CONFIG)  # what a model is loaded from: each has its digest in CARD
 
 
 def _root() -> Path:
@@ -40,9 +44,67 @@ def names() -> list[str]:
 
 
 def card(name: str) -> dict[str, Any]:
-    """A shipped model's ``model.json`` (or a model folder's): description, commands, digest,
-    evaluation."""
-    return json.loads((_folder(name) / CARD).read_text())
+    """A shipped model's ``model.json`` (or a model folder's): description, commands, digests,
+    evaluation; checked for the fields ``load`` reads.
+
+    Raises:
+      PretrainedError: the file is missing, not JSON or not a model card (one line naming it).
+    """
+    return _read_card(_folder(name) / CARD)
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise PretrainedError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise PretrainedError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise PretrainedError(
+            f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "reinstall jwarp or export the model again"
+        ) from None
+    problem = _card_problem(info)
+    if problem:
+        raise PretrainedError(f"{path}: {problem}; reinstall jwarp or export the model again")
+    return info
+
+
+def _card_problem(info: Any) -> str | None:
+    """What makes ``info`` not a model card, or None."""
+    if not isinstance(info, dict):
+        return f"expected a JSON object (name, step, sha256, ...), got {_json_type(info)}"
+    sums = info.get("sha256")
+    if isinstance(sums, str):  # a card of an earlier jwarp: it covered params.msgpack alone
+        return f'"sha256" covers {PARAMS} only, not {CONFIG}'
+    if not isinstance(sums, dict) or not all(
+        isinstance(sums.get(f), str) and re.fullmatch(r"[0-9a-f]{64}", sums[f])
+        for f in FILES
+    ):
+        return f'"sha256" must map {" and ".join(FILES)} to their SHA-256 digests (hex)'
+    step = info.get("step")
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool) or step < 0):
+        return f'"step" must be a whole number >= 0, got {json.dumps(step)}'
+    types = {"name": str, "description": str, "commands": list, "evaluation": dict}
+    for key, kind in types.items():
+        if key in info and not isinstance(info[key], kind):
+            return f'"{key}" must be {_json_type(kind())}, got {_json_type(info[key])}'
+    if not all(isinstance(c, str) for c in info.get("commands", [])):
+        return '"commands" must be a list of strings'
+    return None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def digests(folder: str | Path) -> dict[str, str]:
+    """``{file: SHA-256 hex}`` of every file a model folder's model is loaded from
+    (``model.json``'s ``"sha256"``)."""
+    return {f: hashlib.sha256((Path(folder) / f).read_bytes()).hexdigest() for f in FILES}
 
 
 def _folder(name: str) -> Path:
@@ -74,22 +136,25 @@ def load(name: str):
         (one line naming the file).
     """
     from jwarp.animation import Animator
-    from jwarp.config import ConfigError, load_config
 
     folder = _folder(name)
     info = card(name)
-    path = folder / PARAMS
-    try:
-        blob = path.read_bytes()
-        config = load_config(str(folder / CONFIG))
-    except (OSError, ConfigError) as e:
-        raise PretrainedError(f"{folder}: cannot read the model ({e})") from None
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != info.get("sha256"):
-        raise PretrainedError(
-            f"{path}: SHA-256 {digest[:12]}... does not match {CARD} "
-            f"({str(info.get('sha256'))[:12]}...); the file is damaged: reinstall jwarp"
-        )
+    blobs = {}
+    for f in FILES:  # checked before use: every byte the model is made of
+        path = folder / f
+        try:
+            blobs[f] = path.read_bytes()
+        except OSError as e:
+            raise PretrainedError(f"{path}: cannot read the model ({e.strerror or e})") from None
+        digest = hashlib.sha256(blobs[f]).hexdigest()
+        if digest != info["sha256"][f]:
+            raise PretrainedError(
+                f"{path}: SHA-256 {digest[:12]}... does not match {CARD} "
+                f"({info['sha256'][f][:12]}...); the file was changed or is damaged: "
+                "reinstall jwarp or export the model again"
+            )
+    config = _config(folder / CONFIG, blobs[CONFIG])
+    path, blob = folder / PARAMS, blobs[PARAMS]
     target = _param_shapes(config)
     try:
         params = serialization.from_bytes(target, blob)
@@ -104,6 +169,20 @@ def load(name: str):
     if mismatched:
         raise PretrainedError(f"{path}: parameters {mismatched[0]} do not fit {CONFIG}")
     return Animator(config, params, step=info.get("step"))
+
+
+def _config(path: Path, blob: bytes):
+    """The configuration in ``blob``, the checked bytes of ``path``."""
+    from jwarp.config import ConfigError, load_config
+
+    try:
+        return load_config(None, tomllib.loads(blob.decode("utf-8")))
+    except UnicodeDecodeError as e:
+        raise PretrainedError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PretrainedError(f"{path}: not valid TOML ({e})") from None
+    except ConfigError as e:
+        raise PretrainedError(f"{path}: {e}") from None
 
 
 def _portable(config):
@@ -144,7 +223,7 @@ def export(
         "name": out.name,
         "description": description,
         "step": animator.step,
-        "sha256": hashlib.sha256(blob).hexdigest(),
+        "sha256": digests(out),
         "commands": commands or [],
         "evaluation": evaluation or {},
     }
@@ -168,7 +247,7 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--evaluation", help="the run's `python -m jwarp.evaluate --json` file")
     parser.add_argument("--out", help="folder to write (default: jwarp/pretrained/NAME)")
     args = parser.parse_args(argv)
-    evaluation = json.loads(Path(args.evaluation).read_text()) if args.evaluation else None
+    evaluation = _read_evaluation(args.evaluation) if args.evaluation else None
     commands = args.command + [
         "python -m jwarp.pretrained " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     ]
@@ -176,6 +255,28 @@ def _main(argv: list[str] | None) -> int:
                  description=args.description, commands=commands, evaluation=evaluation)
     print(f"wrote {out}")
     return 0
+
+
+def _read_evaluation(path: str) -> dict[str, Any]:
+    """``--evaluation FILE``: a ``python -m jwarp.evaluate --json`` file (a JSON object)."""
+    where = f"--evaluation {path}"
+    try:
+        evaluation = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise PretrainedError(f"{where}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise PretrainedError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise PretrainedError(
+            f"{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); expected "
+            "the file python -m jwarp.evaluate --json wrote"
+        ) from None
+    if not isinstance(evaluation, dict):
+        raise PretrainedError(
+            f"{where}: expected a JSON object (what python -m jwarp.evaluate --json writes), "
+            f"got {_json_type(evaluation)}"
+        )
+    return evaluation
 
 
 def main(argv: list[str] | None = None) -> int:
