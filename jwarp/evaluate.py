@@ -469,13 +469,10 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m jwarp.evaluate`` (``jwarp-evaluate``: ``jwarp.commands.evaluate``); errors
-    are one line on stderr, exit code 2."""
-    from jwarp.commands.evaluate import main as command
-
-    return command(argv, prog="python -m jwarp.evaluate")
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m jwarp.evaluate`` runs this file as a script: it hands over to the command
+    # (``jwarp-evaluate``), which imports this module as ``jwarp.evaluate``. The module itself
+    # never imports the command.
+    from jwarp.commands.evaluate import main
+
+    sys.exit(main(prog="python -m jwarp.evaluate"))
