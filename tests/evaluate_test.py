@@ -3,6 +3,7 @@
 import ast
 import json
 import math
+import os
 from pathlib import Path
 
 import jax
@@ -185,6 +186,52 @@ def test_baselines_beside_the_model_are_measured_as_it_is(faces_run, capsys):
     assert "--compare-model" not in capsys.readouterr().out
     assert evaluate_main(["--fit", "--compare-fit"]) == 2  # not silently ignored
     assert "--workdir alone" in capsys.readouterr().err
+
+
+def test_a_model_that_is_not_finite_is_refused_and_nothing_written(
+    faces_run, tmp_path, capsys, monkeypatch
+):
+    """Issue 32 #6: a model with NaN parameters was measured and written, exit 0."""
+    from jwarp.animation import Animator
+
+    load = Animator.load
+
+    def nan_load(workdir, checkpoint=None):
+        model = load(workdir, checkpoint)
+        nan = jax.tree.map(lambda p: p * np.nan, model.params)
+        return Animator(model.config, nan, step=model.step, workdir=model.workdir)
+
+    monkeypatch.setattr(Animator, "load", staticmethod(nan_load))
+    out = tmp_path / "e.json"
+    assert evaluate_main(["--workdir", str(faces_run), "--json", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"jwarp-evaluate: error: {faces_run} at step 0: the model's frames are not finite"), err
+    assert not out.exists()
+
+
+def test_evaluate_refuses_one_file_for_sheet_and_json_and_a_run_s_own_files(
+    faces_run, tmp_path, capsys, monkeypatch
+):
+    """Issue 32 #2: --sheet same.png --json same.png wrote both into one file, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    config = (faces_run / "config.toml").read_bytes()
+    shipped = Path(evaluate.__file__).parent / "pretrained" / "smiles" / "model.json"
+    card = shipped.read_bytes()
+    run = ["--workdir", str(faces_run)]
+    for argv, line in [
+        ([*run, "--sheet", "same.png", "--json", "same.png"],
+         "--sheet same.png: is also the output of --json same.png; give each output its own"),
+        ([*run, "--json", f"{faces_run}/config.toml"],
+         f"--json {faces_run}/config.toml: is the input --workdir {faces_run}/config.toml"),
+        (["--model", "smiles", "--photos", str(tmp_path), "--json", str(shipped)],
+         f"--json {shipped}: is the input --model {shipped}"),
+    ]:
+        assert evaluate_main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"jwarp-evaluate: error: {line}"), err
+    assert os.listdir(tmp_path) == [] and (faces_run / "config.toml").read_bytes() == config
+    assert shipped.read_bytes() == card
 
 
 def _imports_outside_main_guard(path: Path) -> set[str]:
