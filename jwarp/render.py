@@ -382,10 +382,11 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
         notes: list[str] = []  # logged once, from the reads that are kept
         x0 = _read(source, opts.size, None, notes.append, MAX_FIT_SIZE, keep_aspect=True).image
         shape = x0.shape[:2]
-        check_fit_shape(opts, source, *shape, fmt)
+        check_fit_shape(opts, source, *shape, fmt, x0.shape[-1])
         x1 = _read(target, shape, None, notes.append, resize=opts.resize).image
         _check_kinds(source, target, x0.shape[-1], x1.shape[-1])
         if x0.shape[-1] != x1.shape[-1]:  # grey and colour: both in colour
+            check_fit_shape(opts, source, *shape, fmt, 3)
             notes.clear()
             x0 = _read(source, shape, 3, notes.append, resize=opts.resize).image
             x1 = _read(target, shape, 3, notes.append, resize=opts.resize).image

@@ -256,9 +256,11 @@ def fitted_at(opts: RenderOptions, h: int, w: int) -> tuple[int, int]:
     return (max(2, round(h * f)), max(2, round(w * f))) if f < 1 else (h, w)
 
 
-def check_fit_shape(opts: RenderOptions, source: Path, h: int, w: int, fmt: str = "gif") -> None:
-    """Refuses a pair too small to fit, or whose frames cannot fit in memory, before it is
-    read at that size."""
+def check_fit_shape(
+    opts: RenderOptions, source: Path, h: int, w: int, fmt: str = "gif", channels: int = 1
+) -> None:
+    """Refuses a pair too small to fit, or whose frames cannot fit in memory (``check_frames``;
+    ``channels``: 1 before the image is read, a lower bound), before it is read at that size."""
     fh, fw = fitted_at(opts, h, w)
     if min(fh, fw) < MIN_FIT_SIDE:
         at = f", fitted at {fw}x{fh} (--fit-size {opts.fit_size})" if (fh, fw) != (h, w) else ""
@@ -267,4 +269,4 @@ def check_fit_shape(opts: RenderOptions, source: Path, h: int, w: int, fmt: str 
             "on each side: give a larger image (or --size, --fit-size)"
         )
     what = f"--size {opts.size}" if opts.size is not None else str(source)
-    check_frames(opts, what, (h, w, 1), fmt=fmt)  # 1 channel: a lower bound
+    check_frames(opts, what, (h, w, channels), fmt=fmt)
