@@ -594,33 +594,3 @@ def test_a_model_folder_animates_through_model_and_checks_its_digest(
     with pytest.raises(pretrained.PretrainedError, match="params.msgpack: SHA-256"):
         pretrained.load(str(folder))
     _one_line_error(capsys, cli.main(argv), "damaged")
-
-
-def test_a_model_that_is_not_finite_writes_nothing(cli, run_dir, animator, pair, tmp_path,
-                                                   monkeypatch, capsys):
-    """Issue 32 #6: NaN parameters wrote an all-NaN .npy and a blank GIF, exit 0."""
-    from jwarp import render
-
-    nan = Animator(animator.config, jax.tree.map(lambda p: p * np.nan, animator.params), step=60)
-    monkeypatch.setattr(render, "_load_animator", lambda opts, workdir, log: (nan, "nan model"))
-    write_png(tmp_path / "in.png", pair[0][0])
-    argv = ["--workdir", str(run_dir), "--input", str(tmp_path / "in.png"), "--t-steps", "7",
-            "--out", str(tmp_path / "in.gif"), "--save-field", str(tmp_path / "u.npy")]
-    _one_line_error(capsys, cli.main(argv),
-                    f"the model in {run_dir}: the animation is not finite (NaN or infinity)")
-    assert sorted(os.listdir(tmp_path)) == ["in.png"]
-
-
-def test_cli_fit_prints_each_note_once(cli, tmp_path, monkeypatch, capsys):
-    """Issue 32 #21: a note of an image read again (grey and colour: both in colour) twice."""
-    write_png(tmp_path / "a.png", _blobs(8, 1, 24, 3)[0][:, :20])
-    write_png(tmp_path / "b.png", _blobs(9, 1, 24, 1)[0])
-    monkeypatch.chdir(tmp_path)
-    argv = ["--fit", "--input", "a.png", "--target", "b.png", "--t-steps", "2", "--fit-steps",
-            "1", "--out", "m.gif"]
-    assert cli.main(argv) == 0
-    out = capsys.readouterr().out.splitlines()
-    notes = [line for line in out if line.startswith("note: b.png")]
-    assert notes == ["note: b.png: 24x24 L image centre-cropped to 20x24, "
-                     "grey -> RGB (grey repeated)"], out
-    assert len(set(out)) == len(out), out

@@ -212,3 +212,47 @@ def test_out_of_memory_in_xla_is_one_line(scene, capsys, monkeypatch):
                     "(RESOURCE_EXHAUSTED: Out of memory allocating 15GiB.); lower --t-steps, "
                     "--size or --scale, or animate fewer images at once"), line
     assert not os.path.exists("x.gif")
+
+
+def test_a_model_that_is_not_finite_writes_nothing(scene, capsys, monkeypatch):
+    """Issue 32 #6: NaN parameters wrote an all-NaN .npy and a blank GIF, exit 0."""
+    import jax
+
+    from jwarp.animation import Animator
+    from jwarp.config import load_config
+    from jwarp.optim import create_states, inference_params
+
+    config = load_config("smoke", {"data.image_size": 8, "data.channels": 3,
+                                   "model.unet.encoder": [4, 4], "model.unet.decoder": [4, 4]})
+    shapes = jax.eval_shape(lambda: create_states(config, jax.random.key(0), 1)).generator
+    nan = jax.tree.map(lambda s: np.full(s.shape, np.nan, s.dtype), inference_params(shapes))
+    model = Animator(config, nan, step=2, workdir="runs/x")
+    monkeypatch.setattr(render, "_load_animator", lambda opts, workdir, log: (model, "runs/x"))
+    before = _listing(scene)
+    argv = ["--workdir", "runs/x", "--input", "a.png", "--t-steps", "3", "--out", "a.gif",
+            "--save-field", "u.npy", "--sheet", "2"]
+    line = _one_line(capsys, run_cli("animate.py", _animate(argv), []))
+    assert line.startswith("animate.py: error: the model in runs/x: the animation is not "
+                           "finite (NaN or infinity)"), line
+    assert _listing(scene) == before
+
+
+def test_a_pair_read_twice_prints_each_note_once(scene, capsys, monkeypatch):
+    """Issue 32 #21: grey and colour are both read again in colour, and their notes were
+    printed twice."""
+
+    class Stop:  # the fit itself: the notes are all out by then
+        def lower(self, *args):
+            raise AnimationError("stopped before the fit")
+
+    monkeypatch.setattr(render, "fit_field", Stop())
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((24, 20, 3)) * 255).astype(np.uint8)).save("c.png")
+    Image.fromarray((rng.random((24, 24)) * 255).astype(np.uint8)).save("g.png")
+    argv = ["--fit", "--whole-image", "--input", "c.png", "--target", "g.png", "--out", "m.gif"]
+    assert run_cli("animate.py", _animate(argv), []) == 2
+    out, err = capsys.readouterr()
+    assert err == "animate.py: error: stopped before the fit\n"
+    out = out.splitlines()
+    assert [line for line in out if line.startswith("note:")] == [
+        "note: g.png: 24x24 L image centre-cropped to 20x24, grey -> RGB (grey repeated)"], out
