@@ -67,12 +67,14 @@ class _Files:
 def clash(
     outputs: Sequence[Named], inputs: Iterable[Named] = (), folders: Sequence[Named] = ()
 ) -> str | None:
-    """The first output that is an input or another output, as one line naming both; None.
+    """The first output that is an input or another output, or that lies below another
+    output's file, as one line naming both; None when there is none.
 
     Args:
       outputs: the files to be written.
       inputs: the files read (an output that is one of them would replace it).
-      folders: folders written whole, replacing what they held: none may hold an input.
+      folders: folders written whole, replacing what they held: none may be an output file
+        or hold an input.
     """
     read, written = _Files(), _Files()
     inputs = list(inputs)
