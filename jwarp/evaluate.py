@@ -236,6 +236,7 @@ def evaluate_run(
     frames, back, jac = _batched(
         solve, count, batch_size, x0, x1 if animator.needs_target else None
     )
+    _check_finite(f"{workdir} at step {animator.step}", frames, back)
     x1_hat = frames[-1]
     table: dict[str, dict[str, Any]] = {}
 
@@ -254,6 +255,7 @@ def evaluate_run(
         paths[name], disps[name] = _batched(
             lambda a: (lambda an: (an.frames, an.disp))(model.animate(jnp.asarray(a), ts)),
             count, batch_size, x0)
+        _check_finite(f"--compare-model {name}", paths[name], disps[name])
     lower = paired and cfg.data.canonical_crop is not None  # aligned faces: the mouth's half
     for method, row in score_paths(paths, x0, x1 if paired else None, truths, lower).items():
         for key, value in row.items():
@@ -325,6 +327,16 @@ def _fit_pairs(
         frames.append(np.asarray(anim.frames))
         disp.append(np.asarray(anim.disp))
     return np.concatenate(frames, axis=1), np.concatenate(disp, axis=1), times
+
+
+def _check_finite(model: str, *arrays) -> None:
+    """Refuses a model whose frames or maps hold NaN or infinity (before anything is
+    written): its measures would be meaningless."""
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise EvaluationError(
+            f"{model}: the model's frames are not finite (NaN or infinity); its parameters "
+            "may hold NaN or infinity (damaged); nothing written"
+        )
 
 
 def _check_same_input(model, data, name: str) -> None:
@@ -471,13 +483,10 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m jwarp.evaluate`` (``jwarp-evaluate``: ``jwarp.commands.evaluate``); errors
-    are one line on stderr, exit code 2."""
-    from jwarp.commands.evaluate import main as command
-
-    return command(argv, prog="python -m jwarp.evaluate")
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m jwarp.evaluate`` runs this file as a script: it hands over to the command
+    # (``jwarp-evaluate``), which imports this module as ``jwarp.evaluate``. The module itself
+    # never imports the command.
+    from jwarp.commands.evaluate import main
+
+    sys.exit(main(prog="python -m jwarp.evaluate"))

@@ -47,7 +47,8 @@ def available_host_bytes() -> int | None:
         return None
 
 
-def _size(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """``n`` bytes in words: ``3.5 GiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             return f"{n:.3g} {unit}"
@@ -81,10 +82,12 @@ def check_fits(
     if host_bytes is not None and host > host_bytes:
         raise ConfigError(
             f"data.image_size = {size}: training {size}x{size} images needs at least "
-            f"{_size(host)} of memory, and {_size(host_bytes)} is available; {hint}"
+            f"{format_bytes(host)} of memory, and {format_bytes(host_bytes)} is available; "
+            f"{hint}"
         )
     if device_bytes is not None and device > device_bytes:
         raise ConfigError(
             f"data.image_size = {size}: one batch of {size}x{size} images needs at least "
-            f"{_size(device)} per device, and a device has {_size(device_bytes)}; {hint}"
+            f"{format_bytes(device)} per device, and a device has "
+            f"{format_bytes(device_bytes)}; {hint}"
         )

@@ -10,7 +10,6 @@ dataclass's); ``render(opts)`` animates with a shipped model or a run folder
 from __future__ import annotations
 
 import glob
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from jwarp import outputs
 from jwarp.animation import (
     TRAIN_HINT,
     Animation,
@@ -29,11 +29,17 @@ from jwarp.animation import (
     fit_field,
     svf_animation,
 )
-from jwarp.choices import OUTPUT_FORMATS
 from jwarp.errors import AnimationError
 from jwarp.fit import FitConfig
 from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, bending_energy, jacobian_measures, psnr
-from jwarp.render_options import MAX_FIT_SIZE, RenderOptions
+from jwarp.render_options import (
+    MAX_FIT_SIZE,
+    RenderOptions,
+    check_fit_shape,
+    check_frames,
+    fit_shape,
+    fitted_at,
+)
 from jwarp.sampler import warp
 
 _GLOB_CHARS = frozenset("*?[")
@@ -76,15 +82,6 @@ def _pair_targets(inputs: list[Path], targets: list[Path]) -> list[Path]:
             f"--target: give one end image, or one per input ({len(inputs)}), got {len(targets)}"
         )
     return targets * len(inputs) if len(targets) == 1 else targets
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return out
 
 
 class Rendered(NamedTuple):
@@ -133,13 +130,13 @@ def _read_photo(path: Path, opts: RenderOptions, log):
 _NO_FACE = "no human face found"
 
 
-def _photo_animations(opts, animator, inputs, crop, ts, log, skipped: Skipped):
+def _photo_animations(opts, animator, source, inputs, crop, ts, fmt, log, skipped: Skipped):
     """``_model_animations`` in place: every face of every photo, aligned, moved by the
     model and carried back into the photo (``jwarp.faces.photo.animate_photos``)."""
     from jwarp.faces.photo import animate_photos, find
 
     size = animator.config.data.image_size
-    photos, found, names = [], [], []
+    photos, found, names, kept = [], [], [], []
     for path in inputs:
         photo = _read_photo(path, opts, log)
         faces = find(photo, crop, size)
@@ -151,16 +148,23 @@ def _photo_animations(opts, animator, inputs, crop, ts, log, skipped: Skipped):
         widths = ", ".join(f"{f.face.width:.0f}" for f in faces)
         log(f"{path}: {w}x{h}, {c} channel{'s' if c > 1 else ''}, {len(faces)} "
             f"face{'s' if len(faces) > 1 else ''} ({widths} px wide)")
+        # A photo's frames are made one at a time, as they are written.
+        check_frames(opts, str(path), photo.shape, fmt=fmt, computed=False)
         photos.append(photo)
         found.append(faces)
         names.append(path.stem)
+        kept.append(path)
     if not photos:
         return []
+    n_faces = sum(len(f) for f in found)
+    # The faces' displacements (no frames: channels 0) all at once.
+    check_frames(opts, f"{n_faces} faces", (size, size, 0), n_faces, fmt="")
     t0 = time.perf_counter()
     grids = [_grid_spacing(opts, *p.shape[:2]) for p in photos]
     results = animate_photos(animator, photos, found, ts, opts.direction, grids)
-    log(f"{sum(len(f) for f in found)} face(s) x {len(results[0][0])} frames in "
-        f"{time.perf_counter() - t0:.1f} s")
+    log(f"{n_faces} face(s) x {len(results[0][0])} frames in {time.perf_counter() - t0:.1f} s")
+    for path, (_, end) in zip(kept, results):
+        _check_finite(f"{source} on {path}", end)
     return [Rendered(name, Animation(frames, None), end)
             for name, (frames, end) in zip(names, results)]
 
@@ -183,7 +187,7 @@ def _load_animator(opts: RenderOptions, workdir: Path | None, log) -> tuple[Anim
 
 
 def _model_animations(
-    opts: RenderOptions, workdir: Path | None, ts, log, skipped: Skipped
+    opts: RenderOptions, workdir: Path | None, ts, fmt: str, log, skipped: Skipped
 ) -> list[Rendered]:
     animator, label = _load_animator(opts, workdir, log)
     cfg = animator.config
@@ -208,7 +212,7 @@ def _model_animations(
                 f"--target: {source} animates from the start image alone "
                 "(model.condition = source); drop --target, or add --fit to fit the pair"
             )
-        return _photo_animations(opts, animator, inputs, crop, ts, log, skipped)
+        return _photo_animations(opts, animator, source, inputs, crop, ts, fmt, log, skipped)
     if targets and not animator.needs_target:
         raise AnimationError(
             f"--target: {source} animates from the start image alone "
@@ -242,6 +246,8 @@ def _model_animations(
         x0, x1 = x0[:n], (x1[:n] if animator.needs_target else None)
         names = [f"{workdir.name}_test{i}" for i in range(n)]
         read = None
+    n = len(names)
+    check_frames(opts, f"{n} image{'s' if n > 1 else ''}", (size, size, channels), n, fmt=fmt)
     t0 = time.perf_counter()
     x0, x1 = jnp.asarray(x0), None if x1 is None else jnp.asarray(x1)
     anim = jax.device_get(animator.animate(x0, ts, x1, opts.direction))
@@ -250,6 +256,7 @@ def _model_animations(
     else:
         end = anim.disp[len(ts) - 1]
     end = np.asarray(end)
+    _check_finite(source, anim.frames, anim.disp, end)
     log(f"{len(names)} x {len(anim.frames)} frames in {time.perf_counter() - t0:.1f} s")
     out = []
     for i, name in enumerate(names):
@@ -303,7 +310,7 @@ def _check_kinds(source: Path, target: Path, c0: int, c1: int) -> None:
         )
 
 
-def _fit_faces(opts, source: Path, target: Path, ts, fit_config, compiled, log):
+def _fit_faces(opts, source: Path, target: Path, ts, fit_config, compiled, fmt, log):
     """``_fit_animations`` in place when both photos show a face: the two faces aligned by
     their landmarks, fitted, and the source photo animated at its size
     (``jwarp.faces.photo.fit_photos``); None to fit the whole images instead."""
@@ -311,7 +318,8 @@ def _fit_faces(opts, source: Path, target: Path, ts, fit_config, compiled, log):
     from jwarp.faces.detect import detect_faces
     from jwarp.faces.photo import FIT_SIZE, FIT_ZOOM, convert, fit_photos, zoomed
 
-    x0, x1 = _read_photo(source, opts, log), _read_photo(target, opts, log)
+    notes: list[str] = []  # logged only when the faces are fitted (else the whole images)
+    x0, x1 = _read_photo(source, opts, notes.append), _read_photo(target, opts, notes.append)
     _check_kinds(source, target, x0.shape[-1], x1.shape[-1])
     channels = max(x0.shape[-1], x1.shape[-1])
     x0, x1 = convert(x0, channels), convert(x1, channels)
@@ -324,6 +332,9 @@ def _fit_faces(opts, source: Path, target: Path, ts, fit_config, compiled, log):
             log(f"note: {path}: {_NO_FACE}: fitting the whole images instead")
             return None
         faces.append(max(found, key=lambda f: f.eye_distance))  # the photo's subject
+    for note in notes:
+        log(note)
+    check_frames(opts, str(source), x0.shape, fmt=fmt, computed=False)  # frames made lazily
     crop = zoomed(CanonicalCrop(DEFAULT_CROP), FIT_ZOOM)
     key = (FIT_SIZE, channels)
     if key not in compiled:
@@ -336,6 +347,7 @@ def _fit_faces(opts, source: Path, target: Path, ts, fit_config, compiled, log):
     t0 = time.perf_counter()
     got = fit_photos(x0, x1, faces[0], faces[1], crop, compiled[key], ts, opts.direction,
                      opts.morph, _grid_spacing(opts, h, w))
+    _check_finite(f"fitting {source} -> {target}", got.disp, got.end_map, model=False)
     c0, c1 = (jnp.asarray(c) for c in got.crops)
     measures = jax.device_get(_end_report(c0, c1, jnp.asarray(got.disp[-1]),
                                           jnp.asarray(got.disp)))
@@ -348,6 +360,7 @@ def _fit_faces(opts, source: Path, target: Path, ts, fit_config, compiled, log):
 
 
 def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
+    fmt = outputs.where(opts.out, opts.format).fmt
     inputs = expand_inputs(opts.inputs)
     targets = expand_inputs(opts.targets, "--target")
     if not inputs or not targets:
@@ -357,22 +370,31 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
     out = []
     for source, target in zip(inputs, _pair_targets(inputs, targets)):
         if opts.find_faces is not False:
-            rendered = _fit_faces(opts, source, target, ts, fit_config, compiled, log)
+            rendered = _fit_faces(opts, source, target, ts, fit_config, compiled, fmt, log)
             if rendered is not None:
                 out.append(rendered)
                 continue
         # No model's square here: the whole input at its own aspect, its longer side at most
         # MAX_FIT_SIZE unless --size says otherwise; --resize fits the target to it.
-        x0 = _read(source, opts.size, None, log, MAX_FIT_SIZE, keep_aspect=True).image
+        shape = fit_shape(source, opts.size)
+        if shape is not None:
+            check_fit_shape(opts, source, *shape, fmt)
+        notes: list[str] = []  # logged once, from the reads that are kept
+        x0 = _read(source, opts.size, None, notes.append, MAX_FIT_SIZE, keep_aspect=True).image
         shape = x0.shape[:2]
-        x1 = _read(target, shape, None, log, resize=opts.resize).image
+        check_fit_shape(opts, source, *shape, fmt, x0.shape[-1])
+        x1 = _read(target, shape, None, notes.append, resize=opts.resize).image
         _check_kinds(source, target, x0.shape[-1], x1.shape[-1])
         if x0.shape[-1] != x1.shape[-1]:  # grey and colour: both in colour
-            x0 = _read(source, shape, 3, log, resize=opts.resize).image
-            x1 = _read(target, shape, 3, log, resize=opts.resize).image
+            check_fit_shape(opts, source, *shape, fmt, 3)
+            notes.clear()
+            x0 = _read(source, shape, 3, notes.append, resize=opts.resize).image
+            x1 = _read(target, shape, 3, notes.append, resize=opts.resize).image
+        for note in notes:
+            log(note)
         h, w = shape
-        f = min(1.0, opts.fit_size / max(h, w))  # fit_field's own rule
-        at = f"{max(2, round(w * f))}x{max(2, round(h * f))}" if f < 1 else f"{w}x{h}"
+        fh, fw = fitted_at(opts, h, w)
+        at = f"{fw}x{fh}"
         log(
             f"fitting {source} -> {target} at {at} ({fit_config.similarity}, "
             f"{fit_config.levels} levels, {fit_config.steps} steps at the finest), "
@@ -394,6 +416,7 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
         else:
             end = anim.disp[0 if opts.direction == "backward" else len(ts) - 1]
         end = np.asarray(end)
+        _check_finite(f"fitting {source} -> {target}", anim.frames, anim.disp, end, model=False)
         measures = jax.device_get(_end_report(xs0[0], xs1[0], end, anim.disp))
         fit_took = f"{t2 - t1:.1f} s" + (f" (+{t1 - t0:.1f} s compiling)" if t1 - t0 > 0.05 else "")
         log(
@@ -402,93 +425,6 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
         )
         out.append(Rendered(source.stem, anim, end))
     return out
-
-
-class _Out(NamedTuple):
-    """Where ``--out`` says the animations go: one ``file``, or a ``folder``; and as what."""
-
-    file: Path | None
-    folder: Path | None
-    fmt: str
-
-
-def _output(out: str | None, fmt: str | None) -> _Out:
-    """``--out`` and ``--format`` -> where and as what (a one-line ``AnimationError`` for an
-    unknown extension: never a folder named ``x.mp4``)."""
-    folder_fmt = fmt or "gif"
-    if out is None:
-        return _Out(None, Path("animations"), folder_fmt)
-    path = Path(out)
-    if out.endswith(("/", os.sep)) or path.is_dir() or not path.suffix:
-        return _Out(None, path, folder_fmt)
-    suffix = path.suffix.lower()
-    if suffix.lstrip(".") not in OUTPUT_FORMATS:
-        choices = ", ".join(f".{f}" for f in OUTPUT_FORMATS)
-        raise AnimationError(
-            f"--out {out}: unknown extension {path.suffix!r}; expected {choices} (one "
-            "animation) or a folder (no extension)"
-        )
-    if fmt is not None and fmt != suffix[1:]:
-        raise AnimationError(f"--format {fmt}: --out {out} is a {suffix} file; give one of them")
-    return _Out(path, None, suffix[1:])
-
-
-def _animation_paths(names: list[str], where: _Out, direction: str) -> list[Path]:
-    if where.file is not None:
-        if len(names) != 1:
-            raise AnimationError(
-                f"--out {where.file}: names one file, but there are {len(names)} animations; "
-                f"give a folder (--out DIR --format {where.fmt})"
-            )
-        return [where.file]
-    suffix = "" if direction == "forward" else f"_{direction}"
-    return [where.folder / f"{name}{suffix}.{where.fmt}" for name in _unique_names(names)]
-
-
-def _check_output(flag: str, path: Path, *, folder: bool = False, whole: bool = False) -> None:
-    """``path`` (a file, or a ``folder``) can be written: one line saying why not
-    (``jwarp.cli.output_problem``: a file in the way, a read-only file system, ...)."""
-    from jwarp.cli import output_problem
-
-    problem = output_problem(path, folder=folder, whole=whole)
-    if problem is not None:
-        raise AnimationError(f"{flag} {problem}")
-
-
-def _frames_folders(frames_dir: str | None, paths: list[Path]) -> list[Path | None]:
-    """Where ``--frames-dir`` puts each animation's PNG frames: the folder itself for one
-    animation, a folder in it per animation (named after its file) for several."""
-    if not frames_dir:
-        return [None] * len(paths)
-    folder = Path(frames_dir)
-    return [folder] if len(paths) == 1 else [folder / path.stem for path in paths]
-
-
-def _check_frames_folders(
-    opts: RenderOptions, paths: list[Path], field_paths: list[Path | None]
-) -> None:
-    """Each frames folder may be replaced as a whole (``media.check_frames_folder``) and holds
-    none of the other outputs (they would be replaced with it)."""
-    from jwarp.media import check_frames_folder
-
-    others = [*paths, *(p for p in field_paths if p is not None)]
-    if opts.sheet:
-        others += [p.with_name(f"{p.stem}_sheet.png") for p in paths]
-    for folder in _frames_folders(opts.frames_dir, paths):
-        if folder is None:
-            continue
-        try:
-            check_frames_folder(folder)
-        except ValueError as e:
-            raise AnimationError(f"--frames-dir {e}") from None
-        _check_output("--frames-dir", folder, folder=True, whole=True)
-        inside = Path(os.path.abspath(folder))
-        for other in others:
-            if inside in Path(os.path.abspath(other)).parents:
-                raise AnimationError(
-                    f"--frames-dir {folder}: would also hold {other}; the frames replace their "
-                    "folder as a whole: give them a folder of their own"
-                )
 
 
 def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path]:
@@ -509,13 +445,13 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
     # Missing inputs and impossible output paths fail now, before a model is loaded or a
     # pair fitted.
     inputs = expand_inputs(opts.inputs)
-    expand_inputs(opts.targets, "--target")
-    where = _output(opts.out, opts.format)
+    targets = expand_inputs(opts.targets, "--target")
+    where = outputs.where(opts.out, opts.format)
     if opts.out is not None:
         if where.file is not None:
-            _check_output("--out", where.file)
+            outputs.check_output("--out", where.file)
         else:
-            _check_output("--out", where.folder, folder=True)
+            outputs.check_output("--out", where.folder, folder=True)
     if where.fmt == "mp4":
         from jwarp.media import mp4_writer
 
@@ -525,48 +461,37 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
             flag = f"--out {opts.out}" if where.file is not None else "--format mp4"
             raise AnimationError(f"{flag}: {e}") from None
     if opts.frames_dir is not None:
-        _check_output("--frames-dir", Path(opts.frames_dir), folder=True)
+        outputs.check_output("--frames-dir", Path(opts.frames_dir), folder=True)
     if opts.save_field is not None:
         is_file = opts.save_field.lower().endswith(".npy")
-        _check_output("--save-field", Path(opts.save_field), folder=not is_file)
+        outputs.check_output("--save-field", Path(opts.save_field), folder=not is_file)
+    read = [("--input", p) for p in inputs] + [("--target", p) for p in targets]
+
+    def plan(names: list[str]) -> outputs.Plan:
+        return outputs.plan(names, where, opts.direction, sheet=bool(opts.sheet),
+                            save_field=opts.save_field, frames_dir=opts.frames_dir, inputs=read)
+
     if inputs:  # the animations are named after the inputs: their paths are known now
-        names = [p.stem for p in inputs]
-        early = _animation_paths(names, where, opts.direction)
-        _check_frames_folders(opts, early, _field_paths(names, opts.save_field))
+        plan([p.stem for p in inputs])
     if opts.model is not None and (opts.workdir is not None or opts.fit):
         raise AnimationError(f"--model {opts.model}: give either --model, --workdir or --fit")
-    ts = np.linspace(0.0, 1.0, opts.t_steps, dtype=np.float32)
-    workdir = None if opts.workdir is None else Path(opts.workdir)
-    skipped = Skipped([])
-    if opts.fit:
-        animations = _fit_animations(opts, ts, log)
-    elif opts.model is not None:
-        animations = _model_animations(opts, None, ts, log, skipped)
-    else:
-        if workdir is None:
-            workdir = find_latest_run(opts.runs_dir)
-        if workdir is None and opts.inputs and opts.targets:
-            log(f"no trained run under {opts.runs_dir}/: fitting the pair instead")
-            animations = _fit_animations(opts, ts, log)
-        elif workdir is None:
-            raise AnimationError(
-                f"no trained run found under {opts.runs_dir}/ (a folder with config.toml and "
-                f"checkpoints/); {TRAIN_HINT}, or pass --workdir RUN, or fit one pair with "
-                "--input a.png --target b.png"
-            )
-        else:
-            animations = _model_animations(opts, workdir, ts, log, skipped)
-
+    try:
+        animations, skipped = _animations(opts, where.fmt, log)
+    except jax.errors.JaxRuntimeError as e:
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise
+        # What check_frames' lower bound let through, the device could not hold.
+        raise AnimationError(
+            f"--t-steps {opts.t_steps}: the frames do not fit in memory "
+            f"({str(e).strip().splitlines()[0]}); lower --t-steps, --size or --scale, or "
+            "animate fewer images at once"
+        ) from None
     if not animations and skipped.paths:
         raise _no_face(skipped, 0)
-    names = [a.name for a in animations]
-    paths = _animation_paths(names, where, opts.direction)
-    field_paths = _field_paths(names, opts.save_field)
-    _check_frames_folders(opts, paths, field_paths)
-    frames_folders = _frames_folders(opts.frames_dir, paths)
+    laid = plan([a.name for a in animations])  # (test images and skipped photos: now)
     try:
-        for rendered, path, field, frames in zip(animations, paths, field_paths, frames_folders):
-            _write_outputs(opts, rendered, path, where.fmt, field, frames, log)
+        for rendered, *where_to in zip(animations, *laid):
+            _write_outputs(opts, rendered, where.fmt, *where_to, log)
     except OSError as e:
         from jwarp.cli import cannot_write
 
@@ -575,8 +500,42 @@ def render(opts: RenderOptions, log: Callable[[str], None] = print) -> list[Path
             cannot_write(e.filename, e) if e.filename else f"cannot write: {e.strerror or e}"
         ) from None
     if skipped.paths:
-        raise _no_face(skipped, len(paths))
-    return paths
+        raise _no_face(skipped, len(laid.animations))
+    return laid.animations
+
+
+def _animations(opts: RenderOptions, fmt: str, log) -> tuple[list[Rendered], Skipped]:
+    """``render``'s animations, by a shipped model, a run or pair fitting, each checked
+    finite; and the photos skipped for want of a face."""
+    ts = np.linspace(0.0, 1.0, opts.t_steps, dtype=np.float32)
+    workdir = None if opts.workdir is None else Path(opts.workdir)
+    skipped = Skipped([])
+    if opts.fit:
+        return _fit_animations(opts, ts, log), skipped
+    if opts.model is not None:
+        return _model_animations(opts, None, ts, fmt, log, skipped), skipped
+    if workdir is None:
+        workdir = find_latest_run(opts.runs_dir)
+    if workdir is None and opts.inputs and opts.targets:
+        log(f"no trained run under {opts.runs_dir}/: fitting the pair instead")
+        return _fit_animations(opts, ts, log), skipped
+    if workdir is None:
+        raise AnimationError(
+            f"no trained run found under {opts.runs_dir}/ (a folder with config.toml and "
+            f"checkpoints/); {TRAIN_HINT}, or pass --workdir RUN, or fit one pair with "
+            "--input a.png --target b.png"
+        )
+    return _model_animations(opts, workdir, ts, fmt, log, skipped), skipped
+
+
+def _check_finite(what: str, *arrays, model: bool = True) -> None:
+    """Refuses frames or maps holding NaN or infinity (before anything is written)."""
+    for a in arrays:
+        if not np.isfinite(a).all():
+            why = "; its parameters may hold NaN or infinity (damaged)" if model else ""
+            raise AnimationError(
+                f"{what}: the animation is not finite (NaN or infinity){why}; nothing written"
+            )
 
 
 def _no_face(skipped: Skipped, done: int) -> AnimationError:
@@ -589,25 +548,12 @@ def _no_face(skipped: Skipped, done: int) -> AnimationError:
     )
 
 
-def _field_paths(names: list[str], save_field: str | None) -> list[Path | None]:
-    """Where ``--save-field`` puts each animation's end map (None: not asked for)."""
-    if save_field is None:
-        return [None] * len(names)
-    if save_field.lower().endswith(".npy"):
-        if len(names) != 1:
-            raise AnimationError(
-                f"--save-field {save_field}: names one file, but there are {len(names)} "
-                "animations; give a folder"
-            )
-        return [Path(save_field)]
-    return [Path(save_field) / f"{name}.npy" for name in _unique_names(names)]
-
-
 def _write_outputs(
-    opts: RenderOptions, rendered: Rendered, gif: Path, fmt: str, field: Path | None,
-    frames_folder: Path | None, log,
+    opts: RenderOptions, rendered: Rendered, fmt: str, gif: Path, sheet: Path | None,
+    field: Path | None, frames_folder: Path | None, log,
 ) -> None:
-    """The animation (``gif``: its path, as ``fmt``) and the extras asked for, for one."""
+    """The animation (``gif``: its path, as ``fmt``) and the extras asked for, for one
+    (``outputs.Plan``)."""
     import io
 
     from jwarp import media
@@ -629,8 +575,7 @@ def _write_outputs(
         except ValueError as e:  # a folder that changed since it was checked
             raise AnimationError(f"--frames-dir {e}") from None
         written.append(f"{len(frames)} PNG frames in {frames_folder}")
-    if opts.sheet:
-        sheet = gif.with_name(f"{gif.stem}_sheet.png")
+    if sheet is not None:
         media.write_png(sheet, media.contact_sheet(frames, opts.sheet))
         written.append(str(sheet))
     if field is not None:

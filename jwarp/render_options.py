@@ -1,4 +1,6 @@
-"""What ``animate.py`` was asked for: ``RenderOptions``, checked, with every default.
+"""What ``animate.py`` was asked for: ``RenderOptions``, checked, with every default; and the
+bounds checked once the images' sizes are known, before any frame is made (``check_frames``:
+frame size and memory; ``check_fit_shape``: pairs too small to fit).
 
 Light on purpose (no JAX): ``jwarp-animate --help`` shows these defaults without loading the
 numerical modules; ``jwarp.render`` does the work.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 from jwarp.choices import (
     DIRECTIONS,
@@ -20,6 +23,10 @@ from jwarp.choices import (
 from jwarp.errors import AnimationError
 
 MAX_FIT_SIZE = 256  # pair fitting: the input's longer side, at most this size (--size: any)
+MIN_FIT_SIDE = 8  # pair fitting: pixels on each side of the image, and of its fitted copy
+MAX_T_STEPS = 10_000  # --t-steps: over 5 minutes at 30 fps
+MAX_SCALE = 64  # --scale
+MAX_SIDE = 16_383  # pixels on an output frame's longer side, --scale included (WebP's limit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +55,7 @@ class RenderOptions:
         has no square to fit: it animates at the input's own aspect (at most ``size`` or
         ``MAX_FIT_SIZE`` on the longer side), and ``resize`` brings a target of another
         aspect to the input's.
-      t_steps: frames from ``t = 0`` to ``t = 1``.
+      t_steps: frames from ``t = 0`` to ``t = 1`` (2 to ``MAX_T_STEPS``).
       fps: frames per second.
       pause: extra seconds on the last frame.
       direction: ``"forward"``, ``"backward"`` or ``"boomerang"``.
@@ -56,7 +63,8 @@ class RenderOptions:
       sheet: also write a contact sheet with this many frames (0: none).
       grid: draw the deformation grid with this spacing in pixels (0: none; -1: size / 8,
         at least 4).
-      scale: integer upscaling of the animation.
+      scale: integer upscaling of the animation (1 to ``MAX_SCALE``; the frames at most
+        ``MAX_SIDE`` pixels on a side).
       fit: fit the input/target pair without a model even if a run exists.
       size: pair fitting: the longer side (default: the input's own, at most 256).
       fit_size: pair fitting: fit at most at this size and resample the field.
@@ -110,7 +118,8 @@ class RenderOptions:
 
     def __post_init__(self):
         checks = [
-            (self.t_steps >= 2, f"--t-steps: expected at least 2 frames, got {self.t_steps}"),
+            (2 <= self.t_steps <= MAX_T_STEPS,
+             f"--t-steps: expected 2 to {MAX_T_STEPS} frames, got {self.t_steps}"),
             (self.fps > 0 and math.isfinite(self.fps), f"--fps: expected > 0, got {self.fps}"),
             (self.pause >= 0, f"--pause: expected >= 0 seconds, got {self.pause}"),
             (self.direction in DIRECTIONS, f"--direction: expected one of {DIRECTIONS}"),
@@ -123,9 +132,12 @@ class RenderOptions:
                 self.grid in (0, -1) or self.grid >= 2,
                 f"--grid: expected spacing >= 2, got {self.grid}",
             ),
-            (self.scale >= 1, f"--scale: expected an integer >= 1, got {self.scale}"),
-            (self.size is None or self.size >= 8, f"--size: expected >= 8, got {self.size}"),
-            (self.fit_size >= 8, f"--fit-size: expected >= 8, got {self.fit_size}"),
+            (1 <= self.scale <= MAX_SCALE,
+             f"--scale: expected an integer from 1 to {MAX_SCALE}, got {self.scale}"),
+            (self.size is None or MIN_FIT_SIDE <= self.size <= MAX_SIDE,
+             f"--size: expected {MIN_FIT_SIDE} to {MAX_SIDE} pixels, got {self.size}"),
+            (MIN_FIT_SIDE <= self.fit_size <= MAX_SIDE,
+             f"--fit-size: expected {MIN_FIT_SIDE} to {MAX_SIDE} pixels, got {self.fit_size}"),
             (self.fit_steps >= 1, f"--fit-steps: expected >= 1, got {self.fit_steps}"),
             (self.fit_similarity in SIMILARITIES,
              f"--fit-similarity: expected one of {SIMILARITIES}, got {self.fit_similarity!r}"),
@@ -138,3 +150,123 @@ class RenderOptions:
         for ok, message in checks:
             if not ok:
                 raise AnimationError(message)
+
+
+F32 = 4  # bytes
+
+
+def shown_frames(opts: RenderOptions) -> int:
+    """Frames in each animation: ``t_steps``, or ``2 t_steps - 1`` for a boomerang."""
+    return 2 * opts.t_steps - 1 if opts.direction == "boomerang" else opts.t_steps
+
+
+def check_frames(
+    opts: RenderOptions,
+    what: str,
+    shape: tuple[int, int, int],
+    n: int = 1,
+    *,
+    fmt: str = "gif",
+    computed: bool = True,
+    memory: tuple[int | None, int | None] | None = None,
+) -> None:
+    """Refuses animations that cannot be made or written, before they are made.
+
+    An output frame (the ``[H, W, C]`` ``shape`` times ``--scale``) over ``MAX_SIDE`` pixels
+    on a side, or frames that need more memory than there is. As ``jwarp.memory``'s for
+    training, the estimate is a lower bound, so a refusal is never wrong: the float32 frames
+    and displacements of ``n`` animations at once on the device and again on the host
+    (unless not ``computed``: read lazily, in place in a photo) and, for a GIF, the upscaled
+    palette indices of one.
+
+    Args:
+      opts: what was asked for (``t_steps``, ``direction``, ``scale``).
+      what: what sets the size, named first in the message (``"--size 50000"``, a path).
+      shape: ``(H, W, C)`` of the frames, before ``--scale``.
+      n: animations made at once.
+      fmt: the animations' format (``OUTPUT_FORMATS``).
+      computed: the frames are computed and held (not read lazily).
+      memory: ``(host, device)`` bytes available (None: unknown; a device's None on CPU,
+        whose devices share the host's memory); default: measured.
+
+    Raises:
+      AnimationError: one line naming ``what``, the sizes and the flags that lower them.
+    """
+    from jwarp.memory import available_host_bytes, format_bytes
+
+    h, w, c = shape
+    scale, frames = opts.scale, shown_frames(opts)
+    if max(h, w) * scale > MAX_SIDE:
+        fits = f"--scale <= {MAX_SIDE // max(h, w)} for" if MAX_SIDE >= max(h, w) else "even"
+        raise AnimationError(
+            f"{what}: {w}x{h} frames{f' at --scale {scale}' if scale > 1 else ''} would be "
+            f"{w * scale}x{h * scale} pixels; expected at most {MAX_SIDE} on a side ({fits} "
+            f"{w}x{h})"
+        )
+    held = n * frames * h * w * (c + 2) * F32 if computed else 0  # frames [T, H, W, C], u
+    encoder = frames * h * w * scale**2 if fmt == "gif" else 0  # one byte a pixel
+    host, device = held + encoder, held
+    if memory is None:
+        from jwarp.parallel import device_memory
+
+        memory = available_host_bytes(), device_memory()
+    host_bytes, device_bytes = memory
+    if device_bytes is None:  # CPU devices live in host memory
+        host, device = host + device, 0
+    hint = "lower --t-steps, --size or --scale, or animate fewer images at once"
+    count = f"{n} x {frames}" if n > 1 else f"{frames}"
+    if host_bytes is not None and host > host_bytes:
+        raise AnimationError(
+            f"{what}: {count} frames of {w}x{h} need at least {format_bytes(host)} of memory, and "
+            f"{format_bytes(host_bytes)} is available; {hint}"
+        )
+    if device_bytes is not None and device > device_bytes:
+        raise AnimationError(
+            f"{what}: {count} frames of {w}x{h} need at least {format_bytes(device)} on the "
+            f"device, and it has {format_bytes(device_bytes)}; {hint}"
+        )
+
+
+def fit_shape(path: Path, size: int | None) -> tuple[int, int] | None:
+    """``(H, W)`` at which pair fitting reads ``path`` (``images.read_input`` keeping its
+    aspect), from the file's header alone; None when it cannot be read (reading says why)."""
+    import warnings
+
+    from PIL import Image
+
+    from jwarp.data.common import letterbox
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a decompression bomb: reading refuses it
+            with Image.open(path) as img:
+                w, h = img.size
+                if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF: turned a quarter
+                    w, h = h, w
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    side = size if size is not None else min(max(w, h), MAX_FIT_SIZE)
+    _, _, out_w, out_h = letterbox(w, h, side, side)
+    return out_h, out_w
+
+
+def fitted_at(opts: RenderOptions, h: int, w: int) -> tuple[int, int]:
+    """``(h, w)`` of the copies ``fit_field`` fits (its own rule: at most ``--fit-size``)."""
+    f = min(1.0, opts.fit_size / max(h, w))
+    return (max(2, round(h * f)), max(2, round(w * f))) if f < 1 else (h, w)
+
+
+def check_fit_shape(
+    opts: RenderOptions, source: Path, h: int, w: int, fmt: str = "gif", channels: int = 1
+) -> None:
+    """Refuses a pair too small to fit, or whose frames cannot fit in memory (``check_frames``;
+    ``channels``: 1 before the image is read, a lower bound), before it is read at that size."""
+    fh, fw = fitted_at(opts, h, w)
+    if min(fh, fw) < MIN_FIT_SIDE:
+        at = f", fitted at {fw}x{fh} (--fit-size {opts.fit_size})" if (fh, fw) != (h, w) else ""
+        raise AnimationError(
+            f"{source}: {w}x{h} pixels{at}; pair fitting needs at least {MIN_FIT_SIDE} pixels "
+            "on each side: give a larger image (or --size, --fit-size)"
+        )
+    what = f"--size {opts.size}" if opts.size is not None else str(source)
+    check_frames(opts, what, (h, w, channels), fmt=fmt)

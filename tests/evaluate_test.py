@@ -1,7 +1,10 @@
 """``python -m jwarp.evaluate`` on tiny runs: the baselines against hand-computed values."""
 
+import ast
 import json
 import math
+import os
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -12,6 +15,7 @@ from skimage.metrics import structural_similarity
 
 from jwarp import evaluate, judges
 from jwarp.checkpoint import Checkpoints
+from jwarp.commands.evaluate import main as evaluate_main
 from jwarp.config import load_config, save_config
 from jwarp.data import digits, faces_at, load_dataset
 from jwarp.optim import create_states
@@ -40,7 +44,7 @@ def faces_run(tmp_path_factory):
 
 def test_faces_table_baselines_match_hand_computed_values(faces_run, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    assert evaluate.main(["--workdir", str(faces_run), "--json", str(out)]) == 0
+    assert evaluate_main(["--workdir", str(faces_run), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
     config = load_config(str(faces_run / "config.toml"))
@@ -115,7 +119,7 @@ def test_smiles_table_has_the_judge_and_the_jacobian_measures(mini_smiles, tmp_p
     sheet = tmp_path / "sheet.png"
     argv = ["--workdir", str(run), "--n", "12", "--json", str(tmp_path / "e.json"),
             "--sheet", str(sheet)]
-    assert evaluate.main(argv) == 0
+    assert evaluate_main(argv) == 0
     printed = capsys.readouterr().out
     result = json.loads((tmp_path / "e.json").read_text())
     neutral, smiling, _ = load_dataset(config.data, "test")
@@ -137,10 +141,10 @@ def test_smiles_table_has_the_judge_and_the_jacobian_measures(mini_smiles, tmp_p
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert evaluate.main(["--workdir", str(tmp_path / "nowhere")]) == 2
+    assert evaluate_main(["--workdir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere" in err[0] and "run folder" in err[0]
-    assert evaluate.main([]) == 2
+    assert evaluate_main([]) == 2
     assert "--workdir" in capsys.readouterr().err
 
 
@@ -178,7 +182,85 @@ def test_baselines_beside_the_model_are_measured_as_it_is(faces_run, capsys):
     table = evaluate.format_table(result)
     assert "again" in table and "fit" in table.splitlines()[1]
     # A model that takes other images is refused in one line.
-    assert evaluate.main(["--workdir", str(faces_run), "--compare-model", "mnist"]) == 2
+    assert evaluate_main(["--workdir", str(faces_run), "--compare-model", "mnist"]) == 2
     assert "--compare-model" not in capsys.readouterr().out
-    assert evaluate.main(["--fit", "--compare-fit"]) == 2  # not silently ignored
+    assert evaluate_main(["--fit", "--compare-fit"]) == 2  # not silently ignored
     assert "--workdir alone" in capsys.readouterr().err
+
+
+def test_a_model_that_is_not_finite_is_refused_and_nothing_written(
+    faces_run, tmp_path, capsys, monkeypatch
+):
+    """Issue 32 #6: a model with NaN parameters was measured and written, exit 0."""
+    from jwarp.animation import Animator
+
+    load = Animator.load
+
+    def nan_load(workdir, checkpoint=None):
+        model = load(workdir, checkpoint)
+        nan = jax.tree.map(lambda p: p * np.nan, model.params)
+        return Animator(model.config, nan, step=model.step, workdir=model.workdir)
+
+    monkeypatch.setattr(Animator, "load", staticmethod(nan_load))
+    out = tmp_path / "e.json"
+    assert evaluate_main(["--workdir", str(faces_run), "--json", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"jwarp-evaluate: error: {faces_run} at step 0: the model's frames are not finite"), err
+    assert not out.exists()
+
+
+def test_evaluate_refuses_one_file_for_sheet_and_json_and_a_run_s_own_files(
+    faces_run, tmp_path, capsys, monkeypatch
+):
+    """Issue 32 #2: --sheet same.png --json same.png wrote both into one file, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    config = (faces_run / "config.toml").read_bytes()
+    shipped = Path(evaluate.__file__).parent / "pretrained" / "smiles" / "model.json"
+    card = shipped.read_bytes()
+    run = ["--workdir", str(faces_run)]
+    for argv, line in [
+        ([*run, "--sheet", "same.png", "--json", "same.png"],
+         "--sheet same.png: is also the output of --json same.png; give each output its own"),
+        ([*run, "--json", f"{faces_run}/config.toml"],
+         f"--json {faces_run}/config.toml: is the input --workdir {faces_run}/config.toml"),
+        (["--model", "smiles", "--photos", str(tmp_path), "--json", str(shipped)],
+         f"--json {shipped}: is the input --model {shipped}"),
+    ]:
+        assert evaluate_main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"jwarp-evaluate: error: {line}"), err
+    assert os.listdir(tmp_path) == [] and (faces_run / "config.toml").read_bytes() == config
+    assert shipped.read_bytes() == card
+
+
+def _imports_outside_main_guard(path: Path) -> set[str]:
+    """The modules ``path`` imports, except in its ``if __name__ == "__main__":`` block (the
+    script entry of ``python -m``, not an import of the module)."""
+    found = set()
+
+    def visit(node):
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found
+
+
+def test_the_library_never_imports_the_commands():
+    """Issue 32 #25: jwarp.evaluate and jwarp.commands.evaluate imported each other. The
+    commands import the library; no library module imports a command, even lazily."""
+    package = Path(evaluate.__file__).parent
+    for path in package.rglob("*.py"):
+        if "commands" in path.relative_to(package).parts:
+            continue
+        imported = _imports_outside_main_guard(path)
+        assert not {m for m in imported if m.startswith("jwarp.commands")}, path
+    assert "jwarp.evaluate" in _imports_outside_main_guard(package / "commands" / "evaluate.py")

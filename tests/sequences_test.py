@@ -8,7 +8,7 @@ import pytest
 from conftest import SHARED_DATA
 from PIL import Image
 
-from jwarp import evaluate
+from jwarp.commands.evaluate import main as evaluate_main
 from jwarp.faces import sequences
 
 
@@ -68,7 +68,7 @@ def test_sequences_command_scores_every_path_on_a_real_sequence(tmp_path, capsys
     for f in files[:: max(1, len(files) // 5)][:5]:  # five frames, neutral first
         (seq / f.name).write_bytes(f.read_bytes())
     out = tmp_path / "s.json"
-    assert evaluate.main(["--sequences", str(tmp_path / "seqs"), "--json", str(out)]) == 0
+    assert evaluate_main(["--sequences", str(tmp_path / "seqs"), "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     totals = result["totals"]
     assert set(totals) == {"cross_dissolve", "nearer_end", "fit", "fit_warp"}
@@ -86,7 +86,7 @@ def test_sequences_command_scores_every_path_on_a_real_sequence(tmp_path, capsys
     for i in range(3):
         Image.new("L", (64, 64), 128).save(bad / f"{i}.png")
     out.unlink()
-    assert evaluate.main(["--sequences", str(tmp_path / "seqs"), "--json", str(out)]) == 2
+    assert evaluate_main(["--sequences", str(tmp_path / "seqs"), "--json", str(out)]) == 2
     err = capsys.readouterr().err
     assert "no face found" in err and "blank" in err and len(err.strip().splitlines()) == 1
     assert [r["sequence"] for r in json.loads(out.read_text())["sequences"]] == ["S132_005"]

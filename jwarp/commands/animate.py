@@ -25,7 +25,8 @@ from jwarp.choices import (
     SIMILARITIES,
 )
 from jwarp.cli import ArgumentParser, run_cli
-from jwarp.render_options import MAX_FIT_SIZE, RenderOptions
+from jwarp.errors import AnimationError
+from jwarp.render_options import MAX_FIT_SIZE, MAX_SCALE, MAX_SIDE, MAX_T_STEPS, RenderOptions
 
 PROG = "jwarp-animate"
 
@@ -70,7 +71,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         choices=OUTPUT_FORMATS,
         default=defaults["format"],
         help="format of each animation written into a folder --out (a file --out takes its "
-        'extension\'s; default: gif); mp4 needs pip install "jwarp[video]"',
+        'extension\'s; default: gif); mp4 needs pip install "jwarp[video]" (from a checkout: '
+        'pip install -e ".[video]")',
     )
     parser.add_argument(
         "--resize",
@@ -84,7 +86,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--t-steps",
         type=int,
         default=defaults["t_steps"],
-        help="frames from t=0 to t=1 (default: %(default)s)",
+        help=f"frames from t=0 to t=1, 2 to {MAX_T_STEPS} (default: %(default)s)",
     )
     parser.add_argument(
         "--fps",
@@ -113,9 +115,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         type=int,
         nargs="?",
         const=8,
-        default=defaults["sheet"],
         metavar="N",
-        help="also write a contact sheet of N evenly spaced frames (default: none; N "
+        help="also write a contact sheet of N >= 1 evenly spaced frames (default: none; N "
         "defaults to %(const)s)",
     )
     parser.add_argument(
@@ -123,16 +124,16 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         type=int,
         nargs="?",
         const=-1,
-        default=defaults["grid"],
         metavar="SPACING",
-        help="draw the deformation grid over the frames (default: none; SPACING defaults to "
-        "size / 8, at least 4)",
+        help="draw the deformation grid over the frames, a line every SPACING >= 2 pixels "
+        "(default: none; SPACING defaults to size / 8, at least 4)",
     )
     parser.add_argument(
         "--scale",
         type=int,
         default=defaults["scale"],
-        help="integer upscaling of the GIF (default: %(default)s)",
+        help=f"integer upscaling of the animation, 1 to {MAX_SCALE}, at most {MAX_SIDE} pixels "
+        "on a side (default: %(default)s)",
     )
     parser.add_argument(
         "--fit",
@@ -218,6 +219,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def _main(argv: list[str], prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
+    # Without a number they take their defaults (const); a number given must be one that
+    # draws something: 0 is no more "off" than -5 is.
+    if args.sheet is not None and args.sheet < 1:
+        raise AnimationError(f"--sheet: expected a number of frames >= 1, got {args.sheet}")
+    if args.grid is not None and args.grid != -1 and args.grid < 2:
+        raise AnimationError(f"--grid: expected a spacing >= 2 pixels, got {args.grid}")
     from jwarp.render import render  # JAX: only once the flags are parsed
 
     options = RenderOptions(
@@ -234,8 +241,8 @@ def _main(argv: list[str], prog: str) -> int:
         pause=args.pause,
         direction=args.direction,
         frames_dir=args.frames_dir,
-        sheet=args.sheet,
-        grid=args.grid,
+        sheet=args.sheet or 0,
+        grid=args.grid or 0,
         scale=args.scale,
         fit=args.fit,
         size=args.size,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from jwarp.cli import ArgumentParser, run_cli
@@ -121,10 +122,14 @@ def _main(argv: list[str], prog: str) -> int:
     if args.batch_size < 1:
         raise EvaluationError(f"--batch-size: expected >= 1, got {args.batch_size}")
     from jwarp.cli import output_problem
+    from jwarp.outputs import clash
 
-    # An output that cannot be written fails now, not after the evaluation.
-    for flag, path in (("--json", args.json), ("--sheet", None if args.fit else args.sheet)):
-        problem = output_problem(path) if path else None
+    # An output that cannot be written, or that is an input or the other output, fails now,
+    # not after the evaluation.
+    outputs = [(flag, Path(path)) for flag, path in
+               (("--json", args.json), ("--sheet", None if args.fit else args.sheet)) if path]
+    for flag, path in outputs:
+        problem = output_problem(path)
         if problem:
             raise EvaluationError(f"{flag} {problem}")
     if args.sheet and not args.fit:
@@ -134,6 +139,9 @@ def _main(argv: list[str], prog: str) -> int:
             image_format(args.sheet)  # PNG, JPEG or WebP by its extension
         except ValueError as e:
             raise EvaluationError(f"--sheet {e}") from None
+    problem = clash(outputs, _inputs(args))
+    if problem:
+        raise EvaluationError(problem)
     if (args.compare_fit or args.compare_model) and (args.photos or args.sequences or args.fit):
         raise EvaluationError("--compare-fit, --compare-model: compare with a run's model; "
                               "use them with --workdir alone")
@@ -181,6 +189,28 @@ def _main(argv: list[str], prog: str) -> int:
         atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
         print(f"wrote {args.json}")
     return 0
+
+
+_MODEL_FILES = ("config.toml", "model.json", "params.msgpack")  # and checkpoints/
+
+
+def _inputs(args) -> Iterator[tuple[str, Path]]:
+    """The files the evaluation reads: a run's or a model folder's own (``_MODEL_FILES``,
+    checkpoints), and the images under ``--photos``, ``--sequences`` and ``--smiles-dir``."""
+    from jwarp.data.folders import IMAGE_EXTENSIONS
+
+    shipped = Path(__file__).parents[1] / "pretrained"  # jwarp.pretrained's models
+    for flag, name in (("--workdir", args.workdir), ("--model", args.model),
+                       ("--compare-model", args.compare_model)):
+        for folder in ([] if name is None else [Path(name), shipped / name]):
+            if folder.is_dir():
+                yield from ((flag, folder / file) for file in _MODEL_FILES)
+                yield from ((flag, p) for p in (folder / "checkpoints").rglob("*"))
+    for flag, folder in (("--photos", args.photos), ("--sequences", args.sequences),
+                         ("--smiles-dir", args.smiles_dir)):
+        if folder is not None:
+            yield from ((flag, p) for p in Path(folder).rglob("*")
+                        if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _sequences(args) -> int:

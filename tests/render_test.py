@@ -1,0 +1,258 @@
+"""``animate.py`` (``jwarp.render``): outputs checked against inputs and each other, bounds on
+sizes and frames, and no non-finite animation written; before any frame is made."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jwarp import render
+from jwarp.animation import Animation
+from jwarp.cli import run_cli
+from jwarp.errors import AnimationError
+from jwarp.render import Rendered
+from jwarp.render_options import MAX_SIDE, MAX_T_STEPS, RenderOptions, check_frames
+
+GIB = 1024**3
+
+
+def _animate(argv):
+    from jwarp.commands import animate
+
+    return lambda _: animate._main(argv, "animate.py")
+
+
+def _one_line(capsys, code):
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 1, err
+    return err[0]
+
+
+def _png(path, h=8, w=8, channels=3, value=120):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    shape = (h, w, channels) if channels > 1 else (h, w)
+    Image.fromarray(np.full(shape, value, np.uint8)).save(path)
+
+
+def _listing(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def scene(tmp_path, monkeypatch):
+    """The current folder, holding 8x8 ``a.png`` and ``b.png`` and ``photo.gif``."""
+    monkeypatch.chdir(tmp_path)
+    _png("a.png")
+    _png("b.png", value=30)
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save("photo.gif")
+    return tmp_path
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """Stands in for pair fitting: each input's 5-frame animation, recorded in the list."""
+    calls = []
+
+    def fit(opts, ts, log):
+        calls.append(opts)
+        frames = np.linspace(0, 1, 5, dtype=np.float32)[:, None, None, None] * np.ones((5, 8, 8, 3))
+        disp = np.zeros((5, 8, 8, 2), np.float32)
+        return [Rendered(render.Path(p).stem, Animation(frames, disp), disp[-1])
+                for p in render.expand_inputs(opts.inputs)]
+
+    monkeypatch.setattr(render, "_fit_animations", fit)
+    return calls
+
+
+FIT = ["--fit", "--target", "b.png", "--t-steps", "5"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--input", "photo.gif", "--out", "photo.gif"],
+         "--out photo.gif: is the input --input photo.gif; it would be replaced"),
+        (["--input", "a.png", "--out", "hard.gif"],  # a hard link to --fit's other input
+         "--out hard.gif: is the input --target b.png; it would be replaced"),
+        (["--input", "photo.gif", "--out", "link.gif"],
+         "--out link.gif: is the input --input photo.gif"),
+        (["--input", "d/p.gif", "d/q.gif", "--out", "d/"],
+         "--out d/p.gif: is the input --input d/p.gif"),
+        (["--input", "a.png", "--out", "x.gif", "--save-field", "x.gif"],
+         "--save-field x.gif/a.npy: lies in x.gif, the output of --out"),
+        (["--input", "a.png", "--out", "x.gif", "--frames-dir", "x.gif"],
+         "--frames-dir x.gif: is also the output of --out x.gif"),
+        (["--input", "a.png", "--out", "x.gif", "--sheet", "3", "--save-field", "x_sheet.png"],
+         "--save-field x_sheet.png/a.npy: lies in x_sheet.png, the output of --sheet"),
+    ],
+    ids=["out-is-input", "out-is-target", "out-links-to-input", "out-folder-of-inputs",
+         "save-field-in-out", "frames-dir-is-out", "save-field-in-sheet"],
+)
+def test_an_output_that_is_an_input_or_another_output_is_refused_first(
+    scene, fits, capsys, argv, line
+):
+    """Issue 32 #2: the input overwritten (exit 0), or one output failing after the render."""
+    os.symlink("photo.gif", "link.gif")
+    os.link("b.png", "hard.gif")
+    for name in ("p.gif", "q.gif"):
+        _png(scene / "d" / name)
+    before = _listing(scene)
+    got = _one_line(capsys, run_cli("animate.py", _animate([*FIT, *argv]), []))
+    assert got.startswith(f"animate.py: error: {line}"), got
+    assert fits == []  # before any fitting
+    assert _listing(scene) == before  # every input as it was, nothing new
+
+
+def test_colliding_names_give_one_animation_each(scene, fits, capsys):
+    """Issue 32 #4: a.png, a_2.png and sub/a.png gave two animations, a_2.gif written twice."""
+    _png("a_2.png")
+    _png("sub/a.png")
+    argv = [*FIT, "--input", "a.png", "a_2.png", "sub/a.png", "--out", "out/"]
+    assert run_cli("animate.py", _animate(argv), []) == 0
+    assert sorted(os.listdir("out")) == ["a.gif", "a_2.gif", "a_3.gif"]
+    assert capsys.readouterr().out.count("wrote ") == 3
+
+
+@pytest.mark.parametrize(
+    ("flags", "needles"),
+    [
+        (["--sheet", "0"], ["--sheet: expected a number of frames >= 1, got 0"]),
+        (["--grid", "0"], ["--grid: expected a spacing >= 2 pixels, got 0"]),
+        (["--grid", "-5"], ["--grid: expected a spacing >= 2 pixels, got -5"]),
+        (["--scale", "100000"], ["--scale: expected an integer from 1 to 64, got 100000"]),
+        (["--t-steps", "3000000"], [f"--t-steps: expected 2 to {MAX_T_STEPS} frames"]),
+        (["--t-steps", "100000000"], [f"--t-steps: expected 2 to {MAX_T_STEPS} frames"]),
+        (["--size", "50000"], [f"--size: expected 8 to {MAX_SIDE} pixels, got 50000"]),
+    ],
+    ids=["sheet-0", "grid-0", "grid-negative", "scale", "t-steps", "t-steps-huge", "size"],
+)
+def test_flags_out_of_bounds_are_one_line_before_any_work(scene, fits, capsys, flags, needles):
+    """Issue 32 #9, #10, #13: tracebacks, minutes of silence, 0 silently ignored."""
+    argv = ["--fit", "--input", "a.png", "--target", "b.png", "--out", "x.gif", *flags]
+    line = _one_line(capsys, run_cli("animate.py", _animate(argv), []))
+    for needle in needles:
+        assert needle in line, line
+    assert fits == [] and not os.path.exists("x.gif")
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--size", "4000"], "--size 4000: 120 frames of 4000x4000 need at least 44.7 GiB of "
+                             "memory, and 1 GiB is available; lower --t-steps, --size or --scale, "
+                             "or animate fewer images at once"),
+        (["--size", "1000", "--scale", "30"],
+         f"--size 1000: 1000x1000 frames at --scale 30 would be 30000x30000 pixels; expected at "
+         f"most {MAX_SIDE} on a side (--scale <= 16 for 1000x1000)"),
+    ],
+    ids=["memory", "side"],
+)
+def test_frames_that_cannot_fit_are_refused_before_the_image_is_read(
+    scene, capsys, monkeypatch, flags, line
+):
+    """Issue 32 #8: --fit --size 50000 grew to 24 GB and was killed (exit 137)."""
+    import jwarp.media
+    import jwarp.memory
+
+    monkeypatch.setattr(jwarp.memory, "available_host_bytes", lambda: GIB)
+    reads = []
+    monkeypatch.setattr(jwarp.media, "read_input", lambda *a, **k: reads.append(a))
+    argv = ["--fit", "--whole-image", "--input", "a.png", "--target", "b.png", *flags]
+    got = _one_line(capsys, run_cli("animate.py", _animate(argv), []))
+    assert got == f"animate.py: error: {line}", got
+    assert reads == [] and not os.path.exists("animations")
+
+
+def test_check_frames_counts_frames_channels_scale_and_the_device():
+    opts = RenderOptions(t_steps=100, scale=4)
+    check_frames(opts, "x", (64, 64, 3), memory=(GIB, None))  # 100 x 64^2 x (3 + 2) x 4 B x 2
+    with pytest.raises(AnimationError, match=r"^x: 100 frames of 64x64 need at least .* of "
+                                             r"memory, and 10 MiB is available"):
+        check_frames(opts, "x", (64, 64, 3), memory=(10 * 2**20, None))
+    with pytest.raises(AnimationError, match=r"^x: 2 x 199 frames of 64x64 need .* on the "
+                                             r"device, and it has 1 MiB"):
+        check_frames(RenderOptions(t_steps=100, direction="boomerang"), "x", (64, 64, 3), 2,
+                     memory=(GIB, 2**20))
+    # Frames read one at a time (in place in a photo): only the GIF encoder's palette indices.
+    check_frames(opts, "x", (64, 64, 3), fmt="mp4", computed=False, memory=(2**20, None))
+    with pytest.raises(AnimationError, match=r"^x: 8x4100 frames at --scale 4 would be 32x16400"):
+        check_frames(opts, "x", (4100, 8, 3), memory=(None, None))
+
+
+def test_a_pair_too_small_to_fit_is_one_line(scene, capsys):
+    """Issue 32 #9: a 1x1 image with --fit was a traceback (a zero-size reduction)."""
+    _png("one.png", 1, 1)
+    _png("strip.png", 200, 20)
+    for argv, line in [
+        (["--input", "one.png"], "one.png: 1x1 pixels; pair fitting needs at least 8 pixels"),
+        (["--input", "strip.png", "--fit-size", "32"],
+         "strip.png: 20x200 pixels, fitted at 3x32 (--fit-size 32); pair fitting needs"),
+    ]:
+        full = ["--fit", "--whole-image", "--target", "b.png", *argv]
+        got = _one_line(capsys, run_cli("animate.py", _animate(full), []))
+        assert got.startswith(f"animate.py: error: {line}"), got
+    assert not os.path.exists("animations")
+
+
+def test_out_of_memory_in_xla_is_one_line(scene, capsys, monkeypatch):
+    """What the lower bound lets through and the device cannot hold (issue 32 #9:
+    RESOURCE_EXHAUSTED was a traceback)."""
+    import jax
+
+    def exhausted(opts, fmt, log):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 15GiB.\n"
+                                         "more")
+
+    monkeypatch.setattr(render, "_animations", exhausted)
+    argv = [*FIT, "--input", "a.png", "--out", "x.gif"]
+    line = _one_line(capsys, run_cli("animate.py", _animate(argv), []))
+    assert line == ("animate.py: error: --t-steps 5: the frames do not fit in memory "
+                    "(RESOURCE_EXHAUSTED: Out of memory allocating 15GiB.); lower --t-steps, "
+                    "--size or --scale, or animate fewer images at once"), line
+    assert not os.path.exists("x.gif")
+
+
+def test_a_model_that_is_not_finite_writes_nothing(scene, capsys, monkeypatch):
+    """Issue 32 #6: NaN parameters wrote an all-NaN .npy and a blank GIF, exit 0."""
+    import jax
+
+    from jwarp.animation import Animator
+    from jwarp.config import load_config
+    from jwarp.optim import create_states, inference_params
+
+    config = load_config("smoke", {"data.image_size": 8, "data.channels": 3,
+                                   "model.unet.encoder": [4, 4], "model.unet.decoder": [4, 4]})
+    shapes = jax.eval_shape(lambda: create_states(config, jax.random.key(0), 1)).generator
+    nan = jax.tree.map(lambda s: np.full(s.shape, np.nan, s.dtype), inference_params(shapes))
+    model = Animator(config, nan, step=2, workdir="runs/x")
+    monkeypatch.setattr(render, "_load_animator", lambda opts, workdir, log: (model, "runs/x"))
+    before = _listing(scene)
+    argv = ["--workdir", "runs/x", "--input", "a.png", "--t-steps", "3", "--out", "a.gif",
+            "--save-field", "u.npy", "--sheet", "2"]
+    line = _one_line(capsys, run_cli("animate.py", _animate(argv), []))
+    assert line.startswith("animate.py: error: the model in runs/x: the animation is not "
+                           "finite (NaN or infinity)"), line
+    assert _listing(scene) == before
+
+
+def test_a_pair_read_twice_prints_each_note_once(scene, capsys, monkeypatch):
+    """Issue 32 #21: grey and colour are both read again in colour, and their notes were
+    printed twice."""
+
+    class Stop:  # the fit itself: the notes are all out by then
+        def lower(self, *args):
+            raise AnimationError("stopped before the fit")
+
+    monkeypatch.setattr(render, "fit_field", Stop())
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((24, 20, 3)) * 255).astype(np.uint8)).save("c.png")
+    Image.fromarray((rng.random((24, 24)) * 255).astype(np.uint8)).save("g.png")
+    argv = ["--fit", "--whole-image", "--input", "c.png", "--target", "g.png", "--out", "m.gif"]
+    assert run_cli("animate.py", _animate(argv), []) == 2
+    out, err = capsys.readouterr()
+    assert err == "animate.py: error: stopped before the fit\n"
+    out = out.splitlines()
+    assert [line for line in out if line.startswith("note:")] == [
+        "note: g.png: 24x24 L image centre-cropped to 20x24, grey -> RGB (grey repeated)"], out
