@@ -1,6 +1,6 @@
 """The rules a config's values must follow (jwarp.config_rules): bounded integers, refused in
-one line before any run folder is made; ``data.paired`` as training uses it; and the config
-modules' imports, free of cycles."""
+one line before any run folder is made; ``data.paired`` as training uses it; and the package's
+imports, free of cycles."""
 
 import ast
 import dataclasses
@@ -163,7 +163,11 @@ def _imports() -> dict[str, set[str]]:
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # ``python -m`` entry points run after every import is done
+            if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+                tree.body.remove(node)
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 found |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom):
@@ -188,10 +192,12 @@ def _reaches(graph, start, goal) -> bool:
     return False
 
 
-@pytest.mark.parametrize("module", ["jwarp.config", "jwarp.execution", "jwarp.config_rules",
-                                    "jwarp.config_args", "jwarp.presets"])
-def test_the_config_modules_are_in_no_import_cycle(module):
+def test_no_module_is_in_an_import_cycle():
+    # config <-> execution, evaluate <-> commands.evaluate and data.folders <-> data.aligned
+    # imported each other (at the top, under TYPE_CHECKING or inside functions).
     graph = _imports()
     assert "jwarp.execution" in graph["jwarp.config"]  # the parser sees the imports
-    cycle = [other for other in graph[module] if _reaches(graph, other, module)]
-    assert cycle == [], f"{module} imports {cycle}, which import {module} back"
+    assert "jwarp.data.aligned" in graph["jwarp.data.folders"]  # ... inside functions too
+    cycles = {module: [other for other in graph[module] if _reaches(graph, other, module)]
+              for module in graph}
+    assert {m: c for m, c in cycles.items() if c} == {}
