@@ -15,7 +15,8 @@ from PIL import Image, ImageSequence, features
 from jwarp import images, media
 from jwarp.data import read_image
 from jwarp.errors import AnimationError
-from jwarp.render import RenderOptions, _animation_paths, _output, render
+from jwarp.outputs import plan, where
+from jwarp.render import RenderOptions, render
 
 
 def _moving(t=6, h=10, w=14, c=3):
@@ -81,22 +82,22 @@ def test_mp4_without_imageio_ffmpeg_names_the_extra(monkeypatch, tmp_path):
 
 
 def test_out_by_extension_folder_or_error(tmp_path):
-    assert _output(None, None) == (None, media.Path("animations"), "gif")
-    assert _output("x.MP4", None).fmt == "mp4" and _output("x.webp", None).file.name == "x.webp"
-    folder = _output(str(tmp_path / "clips"), "webp")
+    assert where(None, None) == (None, media.Path("animations"), "gif")
+    assert where("x.MP4", None).fmt == "mp4" and where("x.webp", None).file.name == "x.webp"
+    folder = where(str(tmp_path / "clips"), "webp")
     assert folder.file is None and folder.fmt == "webp"
     (tmp_path / "d.gif").mkdir()  # an existing folder is a folder, whatever its name
-    assert _output(str(tmp_path / "d.gif"), None).folder == tmp_path / "d.gif"
+    assert where(str(tmp_path / "d.gif"), None).folder == tmp_path / "d.gif"
     with pytest.raises(AnimationError, match=r"--out x.avi: unknown extension '.avi'; "
                                              r"expected .gif, .webp, .mp4"):
-        _output("x.avi", None)
+        where("x.avi", None)
     with pytest.raises(AnimationError, match="--format gif: --out x.mp4"):
-        _output("x.mp4", "gif")
-    paths = _animation_paths(["a", "a", "b"], folder, "boomerang")
+        where("x.mp4", "gif")
+    paths = plan(["a", "a", "b"], folder, "boomerang").animations
     assert [p.name for p in paths] == ["a_boomerang.webp", "a_2_boomerang.webp",
                                        "b_boomerang.webp"]
     with pytest.raises(AnimationError, match="names one file, but there are 2 animations"):
-        _animation_paths(["a", "b"], _output("x.mp4", None), "forward")
+        plan(["a", "b"], where("x.mp4", None), "forward")
     with pytest.raises(AnimationError, match="--resize: expected one of"):
         RenderOptions(resize="fill")
     with pytest.raises(AnimationError, match="--format: expected one of"):
