@@ -479,8 +479,8 @@ def write_frames(
 
 def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") -> None:
     """Whether ``write_frames`` may replace ``directory``: it is new, empty or holds only
-    frames (regular files ``{prefix}NNNN.png``, and the hidden temporaries of an interrupted
-    write).
+    frames (regular files named exactly as it names them, ``{prefix}NNNN.png``, and the hidden
+    temporaries of an interrupted write).
 
     Raises:
       ValueError: one line naming ``directory`` and what is in the way: other files, or a
@@ -495,7 +495,7 @@ def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") ->
             f"{directory}: is the current folder (or holds it); the frames replace their "
             "folder as a whole: give them a folder of their own, e.g. frames/"
         )
-    frame = re.compile(rf"\.?{re.escape(prefix)}\d+\.png(\..+\.tmp)?")
+    frame = _frame_name(prefix)
     with os.scandir(directory) as entries:
         # A frame's name on a folder, a link or a device is not a frame this wrote: a
         # user's, never deleted with the folder.
@@ -511,6 +511,13 @@ def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") ->
             "frames replace their folder as a whole: give a new or empty folder, or one of "
             "earlier frames"
         )
+
+
+def _frame_name(prefix: str) -> re.Pattern:
+    """The names ``write_frames`` gives (``{prefix}{k:04d}.png``: four digits, or more without
+    a leading zero) and their temporaries (``atomic_write``'s ``.NAME.XXXXXXXX.tmp``)."""
+    name = rf"{re.escape(prefix)}(?:[0-9]{{4}}|[1-9][0-9]{{4,}})\.png"
+    return re.compile(rf"{name}|\.{name}\.[a-z0-9_]{{8}}\.tmp")
 
 
 def _not_a_file(entry: os.DirEntry) -> str:

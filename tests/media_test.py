@@ -5,6 +5,7 @@ import errno
 import importlib.util
 import io
 import os
+import re
 import signal
 from collections.abc import Sequence
 
@@ -209,13 +210,14 @@ def test_frames_never_replace_a_folder_or_link_named_like_a_frame(tmp_path, monk
     (frames / "frame_0000.png").write_bytes(b"old")
     (tmp_path / "elsewhere.png").write_bytes(b"theirs")
     (frames / "frame_0002.png").symlink_to(tmp_path / "elsewhere.png")
-    os.mkfifo(frames / ".frame_0003.png.abc.tmp")
+    os.mkfifo(frames / ".frame_0003.png.abcd1234.tmp")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     with pytest.raises(ValueError) as info:
         media.write_frames(frames, _moving(t=4))
     assert str(info.value).startswith(
-        f"{frames}: holds files other than frame_NNNN.png frames (.frame_0003.png.abc.tmp: not "
-        "a regular file, frame_0001.png: a folder, frame_0002.png: a link); the frames replace"
+        f"{frames}: holds files other than frame_NNNN.png frames (.frame_0003.png.abcd1234.tmp: "
+        "not a regular file, frame_0001.png: a folder, frame_0002.png: a link); the frames "
+        "replace"
     )
     calls = []
 
@@ -238,6 +240,37 @@ def test_frames_never_replace_a_folder_or_link_named_like_a_frame(tmp_path, monk
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == sorted(
         [*before, "a.png", "b.png"])  # nothing written, nothing deleted
     assert (frames / "frame_0001.png" / "mine.txt").read_text() == "keep"
+
+
+def test_frames_replace_only_the_names_write_frames_gives(tmp_path):
+    """``frame_{k:04d}.png``: four digits, more only past 9999; anything else is a user's."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("frame_0000.png", "frame_10000.png", ".frame_0001.png.k2j_9xq0.tmp"):
+        (frames / name).write_bytes(b"old")
+    media.check_frames_folder(frames)  # all written by an earlier write_frames
+    for name in ("frame_1.png", "frame_00001.png", "frame_123.png", ".frame_0001.png.mine.tmp",
+                 "frame_\u0661\u0662\u0663\u0664.png"):  # digits to \d, never written
+        (frames / name).write_bytes(b"mine")
+        with pytest.raises(ValueError, match=rf"holds files other than frame_NNNN.png frames "
+                                             rf"\({re.escape(name)}\)"):
+            media.write_frames(frames, _moving(t=2))
+        assert (frames / name).read_bytes() == b"mine"
+        (frames / name).unlink()
+    assert _names(frames) == [".frame_0001.png.k2j_9xq0.tmp", "frame_0000.png",
+                              "frame_10000.png"]
+
+
+def test_a_linked_frames_folder_holding_the_animation_is_refused_before_any_work(tmp_path):
+    """--frames-dir a link to --out's folder: the frames would replace the animation. Found
+    through the link, as ``outputs.clash`` finds files, before anything is written."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out")
+    with pytest.raises(AnimationError, match=rf"^--frames-dir {tmp_path}/link: would also hold "
+                                             rf"{tmp_path}/out/a.gif; the frames replace"):
+        plan(["a"], where(str(tmp_path / "out" / "a.gif"), None), "forward",
+             frames_dir=str(tmp_path / "link"))
+    assert _names(tmp_path / "out") == []
 
 
 def test_a_sheet_is_written_in_the_format_its_extension_names(tmp_path, capsys):
