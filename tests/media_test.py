@@ -48,6 +48,28 @@ def test_gif_and_webp_round_trip_frames_size_and_timing(tmp_path, fmt):
     assert [p.name for p in tmp_path.iterdir()] == [f"a.{fmt}"]
 
 
+@pytest.mark.parametrize(
+    ("options", "line"),
+    [({"fps": 0.0}, "fps: expected a positive number, got 0.0"),
+     ({"fps": float("nan")}, "fps: expected a positive number, got nan"),
+     ({"pause": -1.0}, "pause: expected a number >= 0, got -1.0"),
+     ({"scale": 0}, "scale: expected an integer >= 1, got 0")],
+    ids=["fps", "fps-nan", "pause", "scale"],
+)
+def test_every_writer_refuses_bad_timing_or_scale_alike_before_any_work(
+    tmp_path, monkeypatch, options, line
+):
+    from jwarp import video
+
+    monkeypatch.setattr(video, "_run", lambda *a: pytest.fail("ffmpeg started"))
+    options = {"fps": 10.0, "scale": 1, **options}
+    fps, scale = options.pop("fps"), options.pop("scale")
+    for fmt in ("gif", "webp", "mp4"):
+        with pytest.raises(ValueError, match=rf"^{re.escape(line)}$"):
+            media.write_animation(tmp_path / f"a.{fmt}", _moving(), fmt, fps, scale, **options)
+    assert _names(tmp_path) == []
+
+
 def test_webp_keeps_alpha(tmp_path):
     frames = _moving(c=4)
     frames[:, :5, :, 3] = 0.0
