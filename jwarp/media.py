@@ -99,6 +99,22 @@ def to_uint8_rgb(frames: np.ndarray, background: float = 1.0) -> np.ndarray:
     return _to_uint8(frames)
 
 
+def _check_options(fps: float, pause: float, scale: int) -> None:
+    """Every animation writer's ``fps``, ``pause`` and ``scale``, checked before any work."""
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"fps: expected a positive number, got {fps}")
+    if pause < 0:
+        raise ValueError(f"pause: expected a number >= 0, got {pause}")
+    if scale < 1:
+        raise ValueError(f"scale: expected an integer >= 1, got {scale}")
+
+
+def _scaled(frames: np.ndarray, scale: int) -> np.ndarray:
+    """``[T, H, W, ...]`` -> ``[T, scale * H, scale * W, ...]``, nearest neighbour (``scale``:
+    checked by ``_check_options``)."""
+    return frames if scale == 1 else frames.repeat(scale, axis=1).repeat(scale, axis=2)
+
+
 # --- GIF ------------------------------------------------------------------------------------
 
 
@@ -175,10 +191,7 @@ def encode_gif(
       The GIF file's bytes.
     """
     frames = _in_memory(_check_frames(frames))
-    if not (fps > 0 and math.isfinite(fps)):
-        raise ValueError(f"fps: expected a positive number, got {fps}")
-    if pause < 0 or scale < 1:
-        raise ValueError(f"pause must be >= 0 and scale >= 1, got {pause}, {scale}")
+    _check_options(fps, pause, scale)
     t, h, w, c = frames.shape
     clear = None
     if c == 4 and transparent:
@@ -198,9 +211,8 @@ def encode_gif(
         indices = index.reshape(t, h, w)
         palette = np.concatenate([palette, np.zeros((256 - len(palette), 3), np.uint8)])
         transparency = None
-    if scale > 1:
-        indices = indices.repeat(scale, axis=1).repeat(scale, axis=2)
-        h, w = h * scale, w * scale
+    indices = _scaled(indices, scale)
+    h, w = h * scale, w * scale
 
     out = [
         b"GIF89a",
@@ -234,19 +246,6 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, *args, **options) -> 
 _WEBP_QUALITY = 90
 
 
-def _scaled(frames: np.ndarray, scale: int) -> np.ndarray:
-    if scale < 1:
-        raise ValueError(f"scale: expected an integer >= 1, got {scale}")
-    return frames if scale == 1 else frames.repeat(scale, axis=1).repeat(scale, axis=2)
-
-
-def _check_timing(fps: float, pause: float) -> None:
-    if not (fps > 0 and math.isfinite(fps)):
-        raise ValueError(f"fps: expected a positive number, got {fps}")
-    if pause < 0:
-        raise ValueError(f"pause must be >= 0, got {pause}")
-
-
 def encode_webp(
     frames: np.ndarray, fps: float = 24.0, scale: int = 1, *, pause: float = 0.0
 ) -> bytes:
@@ -270,7 +269,7 @@ def encode_webp(
     from PIL import features
 
     frames = _check_frames(frames)
-    _check_timing(fps, pause)
+    _check_options(fps, pause, scale)
     if not features.check("webp"):
         raise ValueError("animated WebP: this Pillow was built without WebP support")
 
@@ -334,7 +333,7 @@ def write_mp4(
       OSError: naming ``path``: ffmpeg failed (a full disk), or the folder cannot be written.
     """
     frames = _check_frames(frames)
-    _check_timing(fps, pause)
+    _check_options(fps, pause, scale)
 
     def rgb(frame: np.ndarray) -> np.ndarray:
         # yuv420p stores colour at half resolution, so H.264 needs an even width and height:
@@ -479,8 +478,8 @@ def write_frames(
 
 def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") -> None:
     """Whether ``write_frames`` may replace ``directory``: it is new, empty or holds only
-    frames (regular files ``{prefix}NNNN.png``, and the hidden temporaries of an interrupted
-    write).
+    frames (regular files named exactly as it names them, ``{prefix}NNNN.png``, and the hidden
+    temporaries of an interrupted write).
 
     Raises:
       ValueError: one line naming ``directory`` and what is in the way: other files, or a
@@ -495,7 +494,7 @@ def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") ->
             f"{directory}: is the current folder (or holds it); the frames replace their "
             "folder as a whole: give them a folder of their own, e.g. frames/"
         )
-    frame = re.compile(rf"\.?{re.escape(prefix)}\d+\.png(\..+\.tmp)?")
+    frame = _frame_name(prefix)
     with os.scandir(directory) as entries:
         # A frame's name on a folder, a link or a device is not a frame this wrote: a
         # user's, never deleted with the folder.
@@ -511,6 +510,13 @@ def check_frames_folder(directory: str | os.PathLike, prefix: str = "frame_") ->
             "frames replace their folder as a whole: give a new or empty folder, or one of "
             "earlier frames"
         )
+
+
+def _frame_name(prefix: str) -> re.Pattern:
+    """The names ``write_frames`` gives (``{prefix}{k:04d}.png``: four digits, or more without
+    a leading zero) and their temporaries (``atomic_write``'s ``.NAME.XXXXXXXX.tmp``)."""
+    name = rf"{re.escape(prefix)}(?:[0-9]{{4}}|[1-9][0-9]{{4,}})\.png"
+    return re.compile(rf"{name}|\.{name}\.[a-z0-9_]{{8}}\.tmp")
 
 
 def _not_a_file(entry: os.DirEntry) -> str:

@@ -269,9 +269,9 @@ def _check_frames_folders(folders: list[Path | None], others: list[Path]) -> Non
         except ValueError as e:
             raise AnimationError(f"--frames-dir {e}") from None
         check_output("--frames-dir", folder, folder=True, whole=True)
-        inside = Path(os.path.abspath(folder))
+        inside = Path(_real(folder))  # as ``clash`` resolves paths: links followed
         for other in others:
-            if inside in Path(os.path.abspath(other)).parents:
+            if inside in Path(_real(other)).parents:
                 raise AnimationError(
                     f"--frames-dir {folder}: would also hold {other}; the frames replace their "
                     "folder as a whole: give them a folder of their own"

@@ -1,8 +1,9 @@
 """H.264 MP4 files written by ffmpeg (the binary ``imageio-ffmpeg`` ships), safely.
 
-* **No fork.** ffmpeg is started with ``os.posix_spawn`` (the C library's spawn: no
+* **No fork.** ffmpeg is started with ``os.posix_spawnp`` (the C library's spawn: no
   ``os.fork``, so no at-fork handlers and no JAX warning that forking its threads may
-  deadlock), in its own process group as imageio-ffmpeg does (Ctrl-C reaches jwarp, which
+  deadlock; a bare name such as ``IMAGEIO_FFMPEG_EXE=ffmpeg`` is found on ``PATH``), in its
+  own process group as imageio-ffmpeg does (Ctrl-C reaches jwarp, which
   stops it). Raw rgb24 frames go to its stdin; its messages to a temporary file.
 * **Checked before it replaces anything.** ffmpeg writes a temporary file beside the target
   (``.NAME.mp4.XXXXXXXX.tmp``, ``jwarp.files.atomic_file``), renamed over the target only when
@@ -13,7 +14,8 @@
 * **kill -9** cannot clean up. Each writer holds an advisory lock (``flock``) on its temporary
   file, which the kernel drops however the process ends; the next write to the same target
   removes the temporaries of its name that no live writer holds (older than
-  ``_STALE_AFTER_S``: the instant between creating one and locking it).
+  ``_STALE_AFTER_S``: the instant between creating one and locking it). On a file system
+  without locks the write goes on unlocked, and such temporaries are never removed.
 """
 
 from __future__ import annotations
@@ -112,39 +114,44 @@ def write_h264(
 
 def _run(command: list[str], frames: Iterable[np.ndarray]) -> tuple[int, str]:
     """Runs ffmpeg with ``frames`` on its stdin; ``(exit code, its messages)``. ffmpeg is
-    killed if anything (Ctrl-C, SIGTERM, a bad frame) stops the frames midway."""
+    killed if anything (Ctrl-C, SIGTERM, a bad frame) stops the frames midway or the wait
+    for it to finish."""
     with tempfile.TemporaryFile() as messages:
         read, write = os.pipe()
         try:
             process = _spawn(command, read, messages.fileno())
         except OSError as e:  # e.g. a binary that cannot run here
             os.close(write)
-            raise OSError(e.errno, f"cannot run ffmpeg ({e.strerror}: {command[0]})") from None
+            exe = command[0]
+            if e.errno == errno.ENOENT and os.sep not in exe:  # a bare name: searched on PATH
+                raise OSError(e.errno, f"cannot run ffmpeg ({exe!r} is not on PATH)") from None
+            raise OSError(e.errno, f"cannot run ffmpeg ({e.strerror}: {exe})") from None
         except BaseException:
             os.close(write)
             raise
         finally:
             os.close(read)
         try:
-            for frame in frames:
-                view = memoryview(np.ascontiguousarray(frame)).cast("B")
-                while view:  # os.write may take part of it (a signal, a full pipe)
-                    view = view[os.write(write, view) :]
-        except BrokenPipeError:  # ffmpeg stopped early: its exit code and messages say why
-            pass
-        except BaseException:
-            process.kill()
+            try:
+                for frame in frames:
+                    view = memoryview(np.ascontiguousarray(frame)).cast("B")
+                    while view:  # os.write may take part of it (a signal, a full pipe)
+                        view = view[os.write(write, view) :]
+            except BrokenPipeError:  # ffmpeg stopped early: its exit code and messages say why
+                pass
+            finally:
+                os.close(write)  # end of input: ffmpeg finishes the file
+            code = process.wait()
+        except BaseException:  # Ctrl-C, SIGTERM (sigterm_unwinds), a bad frame: even while
+            process.kill()  # ffmpeg finishes the file, it is stopped and reaped
             process.wait()
             raise
-        finally:
-            os.close(write)  # end of input: ffmpeg finishes the file
-        code = process.wait()
         messages.seek(0)
         return code, messages.read().decode("utf-8", "replace")
 
 
 class _Spawned:
-    """A child process started by ``os.posix_spawn``: ``wait`` and ``kill``, as ``Popen``."""
+    """A child process started by ``os.posix_spawnp``: ``wait`` and ``kill``, as ``Popen``."""
 
     def __init__(self, pid: int):
         self.pid, self.code = pid, None
@@ -164,7 +171,7 @@ class _Spawned:
 def _spawn(command: list[str], stdin: int, stderr: int):
     """Starts ``command`` with ``stdin`` and ``stderr`` (file descriptors; stdout discarded)
     without forking this process."""
-    if not hasattr(os, "posix_spawn"):  # Windows: subprocess does not fork there
+    if not hasattr(os, "posix_spawnp"):  # Windows: subprocess does not fork there
         import subprocess
 
         return subprocess.Popen(command, stdin=stdin, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -173,7 +180,7 @@ def _spawn(command: list[str], stdin: int, stderr: int):
         low.append(fd := os.dup(stdin if stdin < 3 else stderr))
         stdin, stderr = (fd, stderr) if stdin < 3 else (stdin, fd)
     try:
-        pid = os.posix_spawn(
+        pid = os.posix_spawnp(  # p: a bare name (IMAGEIO_FFMPEG_EXE=ffmpeg) is found on PATH
             command[0], command, os.environ,
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, stdin, 0),
@@ -193,7 +200,10 @@ def _failure(code: int, messages: str) -> tuple[int, str]:
     """``(errno, reason)`` for ffmpeg's exit ``code`` and its ``messages``."""
     lines = [line.strip() for line in messages.splitlines() if line.strip()]
     if code < 0:  # killed by a signal
-        name = signal.Signals(-code).name
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:  # a number without a name, e.g. a real-time signal
+            name = f"signal {-code}"
         if -code == getattr(signal, "SIGXFSZ", None):
             return errno.EFBIG, f"{os.strerror(errno.EFBIG)} (ffmpeg stopped by {name})"
         return errno.EIO, f"ffmpeg was stopped by {name}"
@@ -235,7 +245,14 @@ def _locked(tmp: str) -> Iterator[int]:
     fd = os.open(tmp, os.O_RDWR)
     try:
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise
+            except OSError:
+                # No locks on this file system (ENOLCK, EOPNOTSUPP): written unlocked. The
+                # clean-up cannot lock the file either, so it leaves it alone.
+                pass
         yield fd
     finally:
         os.close(fd)
@@ -269,7 +286,9 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
                 or time.time() - info.st_mtime < _STALE_AFTER_S
             ):
                 continue
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a live writer's
+            # BlockingIOError: a live writer's. Any other OSError (ENOLCK, EOPNOTSUPP): no
+            # locks here, so a killed writer's file cannot be told from a live one's: kept.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.unlink(entry.path)
             removed.append(Path(entry.path))
         except OSError:

@@ -5,6 +5,7 @@ import errno
 import importlib.util
 import io
 import os
+import re
 import signal
 from collections.abc import Sequence
 
@@ -15,7 +16,8 @@ from PIL import Image, ImageSequence, features
 from jwarp import images, media
 from jwarp.data import read_image
 from jwarp.errors import AnimationError
-from jwarp.render import RenderOptions, _animation_paths, _output, render
+from jwarp.outputs import plan, where
+from jwarp.render import RenderOptions, render
 
 
 def _moving(t=6, h=10, w=14, c=3):
@@ -44,6 +46,28 @@ def test_gif_and_webp_round_trip_frames_size_and_timing(tmp_path, fmt):
     assert durations == [50] * 5 + [550]
     np.testing.assert_allclose(last[::2, ::2], _moving()[-1], atol=0.1)
     assert [p.name for p in tmp_path.iterdir()] == [f"a.{fmt}"]
+
+
+@pytest.mark.parametrize(
+    ("options", "line"),
+    [({"fps": 0.0}, "fps: expected a positive number, got 0.0"),
+     ({"fps": float("nan")}, "fps: expected a positive number, got nan"),
+     ({"pause": -1.0}, "pause: expected a number >= 0, got -1.0"),
+     ({"scale": 0}, "scale: expected an integer >= 1, got 0")],
+    ids=["fps", "fps-nan", "pause", "scale"],
+)
+def test_every_writer_refuses_bad_timing_or_scale_alike_before_any_work(
+    tmp_path, monkeypatch, options, line
+):
+    from jwarp import video
+
+    monkeypatch.setattr(video, "_run", lambda *a: pytest.fail("ffmpeg started"))
+    options = {"fps": 10.0, "scale": 1, **options}
+    fps, scale = options.pop("fps"), options.pop("scale")
+    for fmt in ("gif", "webp", "mp4"):
+        with pytest.raises(ValueError, match=rf"^{re.escape(line)}$"):
+            media.write_animation(tmp_path / f"a.{fmt}", _moving(), fmt, fps, scale, **options)
+    assert _names(tmp_path) == []
 
 
 def test_webp_keeps_alpha(tmp_path):
@@ -81,22 +105,22 @@ def test_mp4_without_imageio_ffmpeg_names_the_extra(monkeypatch, tmp_path):
 
 
 def test_out_by_extension_folder_or_error(tmp_path):
-    assert _output(None, None) == (None, media.Path("animations"), "gif")
-    assert _output("x.MP4", None).fmt == "mp4" and _output("x.webp", None).file.name == "x.webp"
-    folder = _output(str(tmp_path / "clips"), "webp")
+    assert where(None, None) == (None, media.Path("animations"), "gif")
+    assert where("x.MP4", None).fmt == "mp4" and where("x.webp", None).file.name == "x.webp"
+    folder = where(str(tmp_path / "clips"), "webp")
     assert folder.file is None and folder.fmt == "webp"
     (tmp_path / "d.gif").mkdir()  # an existing folder is a folder, whatever its name
-    assert _output(str(tmp_path / "d.gif"), None).folder == tmp_path / "d.gif"
+    assert where(str(tmp_path / "d.gif"), None).folder == tmp_path / "d.gif"
     with pytest.raises(AnimationError, match=r"--out x.avi: unknown extension '.avi'; "
                                              r"expected .gif, .webp, .mp4"):
-        _output("x.avi", None)
+        where("x.avi", None)
     with pytest.raises(AnimationError, match="--format gif: --out x.mp4"):
-        _output("x.mp4", "gif")
-    paths = _animation_paths(["a", "a", "b"], folder, "boomerang")
+        where("x.mp4", "gif")
+    paths = plan(["a", "a", "b"], folder, "boomerang").animations
     assert [p.name for p in paths] == ["a_boomerang.webp", "a_2_boomerang.webp",
                                        "b_boomerang.webp"]
     with pytest.raises(AnimationError, match="names one file, but there are 2 animations"):
-        _animation_paths(["a", "b"], _output("x.mp4", None), "forward")
+        plan(["a", "b"], where("x.mp4", None), "forward")
     with pytest.raises(AnimationError, match="--resize: expected one of"):
         RenderOptions(resize="fill")
     with pytest.raises(AnimationError, match="--format: expected one of"):
@@ -208,13 +232,14 @@ def test_frames_never_replace_a_folder_or_link_named_like_a_frame(tmp_path, monk
     (frames / "frame_0000.png").write_bytes(b"old")
     (tmp_path / "elsewhere.png").write_bytes(b"theirs")
     (frames / "frame_0002.png").symlink_to(tmp_path / "elsewhere.png")
-    os.mkfifo(frames / ".frame_0003.png.abc.tmp")
+    os.mkfifo(frames / ".frame_0003.png.abcd1234.tmp")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     with pytest.raises(ValueError) as info:
         media.write_frames(frames, _moving(t=4))
     assert str(info.value).startswith(
-        f"{frames}: holds files other than frame_NNNN.png frames (.frame_0003.png.abc.tmp: not "
-        "a regular file, frame_0001.png: a folder, frame_0002.png: a link); the frames replace"
+        f"{frames}: holds files other than frame_NNNN.png frames (.frame_0003.png.abcd1234.tmp: "
+        "not a regular file, frame_0001.png: a folder, frame_0002.png: a link); the frames "
+        "replace"
     )
     calls = []
 
@@ -237,6 +262,37 @@ def test_frames_never_replace_a_folder_or_link_named_like_a_frame(tmp_path, monk
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == sorted(
         [*before, "a.png", "b.png"])  # nothing written, nothing deleted
     assert (frames / "frame_0001.png" / "mine.txt").read_text() == "keep"
+
+
+def test_frames_replace_only_the_names_write_frames_gives(tmp_path):
+    """``frame_{k:04d}.png``: four digits, more only past 9999; anything else is a user's."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("frame_0000.png", "frame_10000.png", ".frame_0001.png.k2j_9xq0.tmp"):
+        (frames / name).write_bytes(b"old")
+    media.check_frames_folder(frames)  # all written by an earlier write_frames
+    for name in ("frame_1.png", "frame_00001.png", "frame_123.png", ".frame_0001.png.mine.tmp",
+                 "frame_\u0661\u0662\u0663\u0664.png"):  # digits to \d, never written
+        (frames / name).write_bytes(b"mine")
+        with pytest.raises(ValueError, match=rf"holds files other than frame_NNNN.png frames "
+                                             rf"\({re.escape(name)}\)"):
+            media.write_frames(frames, _moving(t=2))
+        assert (frames / name).read_bytes() == b"mine"
+        (frames / name).unlink()
+    assert _names(frames) == [".frame_0001.png.k2j_9xq0.tmp", "frame_0000.png",
+                              "frame_10000.png"]
+
+
+def test_a_linked_frames_folder_holding_the_animation_is_refused_before_any_work(tmp_path):
+    """--frames-dir a link to --out's folder: the frames would replace the animation. Found
+    through the link, as ``outputs.clash`` finds files, before anything is written."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out")
+    with pytest.raises(AnimationError, match=rf"^--frames-dir {tmp_path}/link: would also hold "
+                                             rf"{tmp_path}/out/a.gif; the frames replace"):
+        plan(["a"], where(str(tmp_path / "out" / "a.gif"), None), "forward",
+             frames_dir=str(tmp_path / "link"))
+    assert _names(tmp_path / "out") == []
 
 
 def test_a_sheet_is_written_in_the_format_its_extension_names(tmp_path, capsys):

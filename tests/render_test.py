@@ -153,12 +153,12 @@ def test_frames_that_cannot_fit_are_refused_before_the_image_is_read(
     scene, capsys, monkeypatch, flags, line
 ):
     """Issue 32 #8: --fit --size 50000 grew to 24 GB and was killed (exit 137)."""
-    import jwarp.media
+    import jwarp.images
     import jwarp.memory
 
     monkeypatch.setattr(jwarp.memory, "available_host_bytes", lambda: GIB)
     reads = []
-    monkeypatch.setattr(jwarp.media, "read_input", lambda *a, **k: reads.append(a))
+    monkeypatch.setattr(jwarp.images, "read_input", lambda *a, **k: reads.append(a))
     argv = ["--fit", "--whole-image", "--input", "a.png", "--target", "b.png", *flags]
     got = _one_line(capsys, run_cli("animate.py", _animate(argv), []))
     assert got == f"animate.py: error: {line}", got

@@ -6,6 +6,7 @@ import fcntl
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,3 +183,102 @@ def test_an_mp4_written_beside_jax_threads_does_not_fork(tmp_path, python_child)
     _, stderr = child.communicate(timeout=120)
     assert child.returncode == 0, stderr
     assert "fork" not in stderr and (tmp_path / "a.mp4").stat().st_size > 0
+
+
+def test_a_bare_ffmpeg_name_is_found_on_path(tmp_path, monkeypatch):
+    """``IMAGEIO_FFMPEG_EXE=ffmpeg`` (or imageio-ffmpeg falling back to the system's ffmpeg)
+    gives a bare name: it is looked up on PATH, as a shell would."""
+    import imageio_ffmpeg
+
+    real = imageio_ffmpeg.get_ffmpeg_exe()
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ffmpeg").symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "ffmpeg")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    path = media.write_mp4(tmp_path / "a.mp4", _frames(t=2), fps=10)
+    assert video._incomplete_mp4(str(path)) is None
+    (tmp_path / "bin" / "ffmpeg").unlink()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    with pytest.raises(OSError) as info:
+        media.write_mp4(path, _frames(t=3), fps=10)
+    from jwarp.cli import error_message
+
+    assert error_message(info.value) == f"{path}: cannot run ffmpeg ('ffmpeg' is not on PATH)"
+    assert video._incomplete_mp4(str(path)) is None and _names(tmp_path) == ["a.mp4", "bin"]
+
+
+def test_an_mp4_is_written_where_files_cannot_be_locked(old_mp4, monkeypatch):
+    """A file system without locks (ENOLCK, EOPNOTSUPP: some NFS, FUSE) still takes MP4s; a
+    temporary that cannot be locked is never taken for a killed writer's."""
+    path, before = old_mp4
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    media.write_mp4(path, _frames(t=2), fps=10)
+    assert path.read_bytes() != before and _names(path.parent) == ["old.mp4"]
+    unlocked = path.parent / ".old.mp4.abcd1234.tmp"  # maybe a live writer's: kept
+    unlocked.write_bytes(b"x")
+    os.utime(unlocked, (time.time() - 60, time.time() - 60))
+    assert video.remove_stale_temporaries(path) == [] and unlocked.exists()
+
+
+def test_an_unnamed_signal_is_named_by_its_number():
+    number = signal.SIGRTMIN + 1  # real-time signals have no name in signal.Signals
+    assert video._failure(-number, "") == (errno.EIO, f"ffmpeg was stopped by signal {number}")
+    assert video._failure(-signal.SIGKILL, "") == (errno.EIO, "ffmpeg was stopped by SIGKILL")
+
+
+# An ffmpeg that reads all its input, then takes its time to finish the file.
+_SLOW_FFMPEG = """#!/bin/sh
+cat > /dev/null
+echo $$ > "$0.pid"
+exec sleep 30
+"""
+
+_WAITING_WRITER = """
+import os, sys
+import numpy as np
+os.environ["IMAGEIO_FFMPEG_EXE"] = sys.argv[2]
+from jwarp import media
+
+media.write_mp4(sys.argv[1], np.zeros((2, 8, 8, 3), np.float32), fps=10)
+"""
+
+
+def test_sigterm_while_ffmpeg_finishes_stops_it(old_mp4, python_child):
+    """SIGTERM after the last frame, while jwarp waits for ffmpeg to finish the file: ffmpeg
+    is stopped too, not left running on its own."""
+    path, before = old_mp4
+    fake = path.parent / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text(_SLOW_FFMPEG)
+    fake.chmod(0o755)
+    child = python_child(_WAITING_WRITER, path, fake, cwd=path.parent)
+    pid_file = Path(f"{fake}.pid")
+    end = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert child.poll() is None and time.monotonic() < end, child.communicate()
+        time.sleep(0.02)
+    ffmpeg = int(pid_file.read_text())
+    time.sleep(0.2)  # into process.wait()
+    child.terminate()
+    _, stderr = child.communicate(timeout=30)
+    try:
+        assert child.returncode == -signal.SIGTERM and stderr == "", stderr
+        assert not _running(ffmpeg)  # killed and reaped by the writer before it ended
+        assert path.read_bytes() == before and _names(path.parent) == ["bin", "old.mp4"]
+    finally:
+        if _running(ffmpeg):
+            os.kill(ffmpeg, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie); Linux: /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
