@@ -118,15 +118,28 @@ def test_colliding_names_give_one_animation_each(scene, fits, capsys):
 @pytest.mark.parametrize(
     ("flags", "needles"),
     [
-        (["--sheet", "0"], ["--sheet: expected a number of frames >= 1, got 0"]),
+        (["--sheet", "0"], ["--sheet: expected a number of frames from 1 to 100, got 0"]),
+        (["--sheet", "1000000"], ["--sheet: expected a number of frames from 1 to 100, got"]),
         (["--grid", "0"], ["--grid: expected a spacing >= 2 pixels, got 0"]),
         (["--grid", "-5"], ["--grid: expected a spacing >= 2 pixels, got -5"]),
         (["--scale", "100000"], ["--scale: expected an integer from 1 to 64, got 100000"]),
         (["--t-steps", "3000000"], [f"--t-steps: expected 2 to {MAX_T_STEPS} frames"]),
         (["--t-steps", "100000000"], [f"--t-steps: expected 2 to {MAX_T_STEPS} frames"]),
         (["--size", "50000"], [f"--size: expected 8 to {MAX_SIDE} pixels, got 50000"]),
+        (["--fps", "0.001"], ["--fps: expected 0.1 to 120 frames per second, got 0.001"]),
+        (["--fps", "1e-300"], ["--fps: expected 0.1 to 120 frames per second, got 1e-300"]),
+        (["--fps", "inf"], ["--fps: expected 0.1 to 120 frames per second, got inf"]),
+        (["--fps", "nan"], ["--fps: expected 0.1 to 120 frames per second, got nan"]),
+        (["--pause", "inf"], ["--pause: expected 0 to 60 seconds, got inf"]),
+        (["--pause", "1000"], ["--pause: expected 0 to 60 seconds, got 1000"]),
+        (["--pause", "1e9"], ["--pause: expected 0 to 60 seconds, got 1000000000"]),
+        (["--fit-steps", "3000000000"], ["--fit-steps: expected 1 to 10000 steps, got 3000000000"]),
+        (["--fit-steps", "100000000"], ["--fit-steps: expected 1 to 10000 steps, got 100000000"]),
+        (["--fit-smoothness", "inf"], ["--fit-smoothness: expected a finite number >= 0"]),
     ],
-    ids=["sheet-0", "grid-0", "grid-negative", "scale", "t-steps", "t-steps-huge", "size"],
+    ids=["sheet-0", "sheet-huge", "grid-0", "grid-negative", "scale", "t-steps", "t-steps-huge",
+         "size", "fps-tiny", "fps-tinier", "fps-inf", "fps-nan", "pause-inf", "pause-1000",
+         "pause-1e9", "fit-steps-overflow", "fit-steps-hours", "fit-smoothness-inf"],
 )
 def test_flags_out_of_bounds_are_one_line_before_any_work(scene, fits, capsys, flags, needles):
     """Issue 32 #9, #10, #13: tracebacks, minutes of silence, 0 silently ignored."""
@@ -135,6 +148,33 @@ def test_flags_out_of_bounds_are_one_line_before_any_work(scene, fits, capsys, f
     for needle in needles:
         assert needle in line, line
     assert fits == [] and not os.path.exists("x.gif")
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp", "mp4"])
+def test_the_timing_bounds_keep_every_format_valid(tmp_path, fmt):
+    """Issue 32 (held out): GIF's 16-bit delays overflowed at --fps 0.001 or --pause 1000;
+    MP4 repeats the last frame pause x fps times. At the bounds each format is written."""
+    from jwarp import media
+    from jwarp.render_options import MAX_FPS, MAX_PAUSE, MIN_FPS
+
+    if fmt == "mp4":
+        try:
+            media.mp4_writer()
+        except ValueError:
+            pytest.skip("no MP4 encoder (jwarp[video])")
+    frames = np.linspace(0, 1, 2, dtype=np.float32)[:, None, None, None] * np.ones((2, 4, 4, 3))
+    for fps, pause in ((MIN_FPS, MAX_PAUSE), (MAX_FPS, MAX_PAUSE), (MIN_FPS, 0.0)):
+        path = tmp_path / f"a_{fps}_{pause}.{fmt}"
+        media.write_animation(path, frames, fmt, fps, pause=pause)
+        assert path.stat().st_size > 0
+        if fmt != "mp4":
+            with Image.open(path) as img:
+                durations = []
+                for i in range(img.n_frames):
+                    img.seek(i)
+                    img.load()  # WebP: the frame's duration is read with it
+                    durations.append(img.info["duration"])
+            assert sum(durations) == pytest.approx(1000 * (2 / fps + pause), abs=40), durations
 
 
 @pytest.mark.parametrize(
