@@ -194,7 +194,7 @@ def check_frames(
     training, the estimate is a lower bound, so a refusal is never wrong: the float32 frames
     and displacements of ``n`` animations at once on the device and again on the host
     (unless not ``computed``: read lazily, in place in a photo) and, for a GIF, the upscaled
-    palette indices of one.
+    palette indices of one (or its contact sheet, if larger).
 
     Args:
       opts: what was asked for (``t_steps``, ``direction``, ``scale``).
@@ -222,7 +222,8 @@ def check_frames(
         )
     held = n * frames * h * w * (c + 2) * F32 if computed else 0  # frames [T, H, W, C], u
     encoder = frames * h * w * scale**2 if fmt == "gif" else 0  # one byte a pixel
-    host, device = held + encoder, held
+    sheet = min(opts.sheet, frames) * h * w * c * F32 if computed else 0  # side by side
+    host, device = held + max(encoder, sheet), held
     if memory is None:
         from jwarp.parallel import device_memory
 
@@ -273,17 +274,50 @@ def fitted_at(opts: RenderOptions, h: int, w: int) -> tuple[int, int]:
     return (max(2, round(h * f)), max(2, round(w * f))) if f < 1 else (h, w)
 
 
+# Pair fitting's arrays per pixel of the copies it fits (velocity, Adam's moments, the last
+# good iterate, gradients, the flow's steps kept for them, the pyramid): XLA's own count of a
+# compiled fit_field (memory_analysis, CPU, 32 to 128 px) is 114 to 119 + 5 (C - 1) float32s
+# with "l2" and 119 to 121 + 18 (C - 1) with "lncc"; this is below both (a refusal is never
+# wrong).
+def fit_floats_per_pixel(channels: int) -> int:
+    """A lower bound on pair fitting's float32 values per pixel fitted (``channels``: C)."""
+    return 104 + 4 * channels
+
+
 def check_fit_shape(
-    opts: RenderOptions, source: Path, h: int, w: int, fmt: str = "gif", channels: int = 1
+    opts: RenderOptions,
+    source: Path,
+    h: int,
+    w: int,
+    fmt: str = "gif",
+    channels: int = 1,
+    memory: tuple[int | None, int | None] | None = None,
 ) -> None:
-    """Refuses a pair too small to fit, or whose frames cannot fit in memory (``check_frames``;
-    ``channels``: 1 before the image is read, a lower bound), before it is read at that size."""
+    """Refuses a pair too small to fit, or whose fit or frames cannot fit in memory
+    (``check_frames``; ``channels``: 1 before the image is read, a lower bound), before it is
+    read at that size. ``memory``: as ``check_frames``'s."""
+    from jwarp.memory import available_host_bytes, format_bytes
+
     fh, fw = fitted_at(opts, h, w)
+    at = f", fitted at {fw}x{fh} (--fit-size {opts.fit_size})" if (fh, fw) != (h, w) else ""
     if min(fh, fw) < MIN_FIT_SIDE:
-        at = f", fitted at {fw}x{fh} (--fit-size {opts.fit_size})" if (fh, fw) != (h, w) else ""
         raise AnimationError(
             f"{source}: {w}x{h} pixels{at}; pair fitting needs at least {MIN_FIT_SIDE} pixels "
             "on each side: give a larger image (or --size, --fit-size)"
         )
     what = f"--size {opts.size}" if opts.size is not None else str(source)
-    check_frames(opts, what, (h, w, channels), fmt=fmt)
+    if memory is None:
+        from jwarp.parallel import device_memory
+
+        memory = available_host_bytes(), device_memory()
+    check_frames(opts, what, (h, w, channels), fmt=fmt, memory=memory)
+    # The fit runs before the frames are made, on the device (CPU: in the host's memory).
+    need = fh * fw * fit_floats_per_pixel(channels) * F32 + 2 * h * w * channels * F32
+    host_bytes, device_bytes = memory
+    has = host_bytes if device_bytes is None else device_bytes
+    if has is not None and need > has:
+        where = "is available" if device_bytes is None else "on the device"
+        raise AnimationError(
+            f"{what}: fitting {w}x{h}{at} needs at least {format_bytes(need)} of memory, and "
+            f"{format_bytes(has)} {where}; lower --fit-size (or --size)"
+        )

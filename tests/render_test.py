@@ -221,6 +221,61 @@ def test_check_frames_counts_frames_channels_scale_and_the_device():
         check_frames(opts, "x", (4100, 8, 3), memory=(None, None))
 
 
+def test_a_fit_that_cannot_fit_in_memory_is_refused_before_the_image_is_read(
+    scene, capsys, monkeypatch
+):
+    """Issue 32 (held out): --size 16383 --fit-size 16383 --t-steps 2 passed the frames'
+    check (6.4 GB) and the fit at that size was killed (exit 137)."""
+    import jwarp.images
+    import jwarp.memory
+
+    monkeypatch.setattr(jwarp.memory, "available_host_bytes", lambda: 16 * GIB)
+    reads = []
+    monkeypatch.setattr(jwarp.images, "read_input", lambda *a, **k: reads.append(a))
+    argv = ["--fit", "--whole-image", "--input", "a.png", "--target", "b.png", "--size",
+            "16383", "--fit-size", "16383", "--t-steps", "2"]
+    got = _one_line(capsys, run_cli("animate.py", _animate(argv), []))
+    assert got == ("animate.py: error: --size 16383: fitting 16383x16383 needs at least 110 GiB "
+                   "of memory, and 16 GiB is available; lower --fit-size (or --size)"), got
+    assert reads == [] and not os.path.exists("animations")
+
+
+def test_check_fit_shape_counts_the_fit_at_its_own_size_on_the_device():
+    from jwarp.render_options import check_fit_shape
+
+    opts = RenderOptions(t_steps=2, fit_size=64)
+    check_fit_shape(opts, Path("a.png"), 2000, 2000, memory=(GIB, None))  # fitted at 64x64
+    with pytest.raises(AnimationError, match=r"^a.png: fitting 2000x2000 needs at least 1.64 "
+                                             r"GiB of memory, and 1 GiB is available"):
+        check_fit_shape(RenderOptions(t_steps=2, fit_size=2000), Path("a.png"), 2000, 2000,
+                        memory=(GIB, None))
+    with pytest.raises(AnimationError, match=r"^a.png: fitting 2000x1000, fitted at 1000x500 "
+                                             r"\(--fit-size 1000\) needs .* on the device"):
+        check_fit_shape(RenderOptions(t_steps=2, fit_size=1000), Path("a.png"), 1000, 2000, 3,
+                        memory=(64 * GIB, 128 * 2**20))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("similarity", ["l2", "lncc"])
+def test_the_fits_memory_bound_is_below_what_xla_allocates(similarity):
+    """``fit_floats_per_pixel`` is a lower bound (a refusal is never wrong): XLA's own count."""
+    import jax
+    import jax.numpy as jnp
+
+    from jwarp.animation import fit_field
+    from jwarp.fit import FitConfig
+    from jwarp.render_options import fit_floats_per_pixel
+
+    for c in (1, 3):
+        x = jax.ShapeDtypeStruct((1, 32, 32, c), jnp.float32)
+        m = fit_field.lower(x, x, FitConfig(similarity=similarity), 64).compile()
+        m = m.memory_analysis()
+        if m is None:
+            pytest.skip("no memory analysis on this backend")
+        total = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
+        assert fit_floats_per_pixel(c) * 4 * 32 * 32 <= total, (c, total)
+
+
 def test_a_pair_too_small_to_fit_is_one_line(scene, capsys):
     """Issue 32 #9: a 1x1 image with --fit was a traceback (a zero-size reduction)."""
     _png("one.png", 1, 1)
