@@ -206,7 +206,7 @@ def test_a_model_that_is_not_finite_is_refused_and_nothing_written(
     assert evaluate_main(["--workdir", str(faces_run), "--json", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
-        f"jwarp-evaluate: error: {faces_run} at step 0: the model's frames are not finite"), err
+        f"jwarp-evaluate: error: {faces_run} at step 0: the animation is not finite"), err
     assert not out.exists()
 
 
