@@ -33,7 +33,7 @@ from typing import Any
 
 import tomli_w
 
-from jwarp.config_rules import check_combinations, check_values, with_source
+from jwarp.config_rules import PAIRED_BY_NATURE, check_combinations, check_values, with_source
 from jwarp.data.augment import AugmentConfig
 from jwarp.errors import ConfigError
 from jwarp.execution import ExecutionConfig
@@ -59,7 +59,9 @@ class DataConfig:
       paired: whether training pairs each source with its target (L2); ``folder``: pair
         source and target files by name. Faces and FEI are paired in L2 mode; ``digits``,
         ``mnist`` and ``smiles`` are unpaired (must be false). A GAN run trains on unpaired
-        batches whatever the data, so its resolved config says false.
+        batches whatever the data; on faces and FEI (pairs whatever the flag) its resolved
+        config says false, while ``folder`` and ``npy`` keep the flag (how they load, and
+        whether evaluation has pairs).
       image_size: height and width in pixels.
       channels: 1, 3 or 4.
       n_train: number of training faces (``faces`` only).
@@ -383,9 +385,11 @@ def _validate(tree: dict, origins: dict[str, str | None]) -> Config:
     except ValueError as e:
         raise with_source(origins.get("execution.loop"), str(e)) from None
     check_combinations(tree, origins)
-    if config.loss.mode == "gan" and config.data.paired:
+    if config.loss.mode == "gan" and config.data.name in PAIRED_BY_NATURE:
         # GAN training draws sources and targets independently, whatever the data
-        # (jwarp.training): the run records what it uses.
+        # (jwarp.training), and these load as pairs whatever the flag: the run records what it
+        # uses. Folder and npy data keep theirs: it says how they load (by name, as pairs),
+        # and evaluation measures against the pairs.
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, paired=False))
     return config
 

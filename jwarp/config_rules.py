@@ -17,6 +17,7 @@ from jwarp.errors import ConfigError
 
 DIR_DATASETS = ("mnist", "smiles", "fei", "folder", "npy")
 ALIGNABLE = ("smiles", "fei", "folder")  # data sets of photos of faces (data.align)
+PAIRED_BY_NATURE = ("faces", "fei")  # load as pairs whatever data.paired says
 CONDITIONS = ("source", "pair")
 GANS = ("wgan-gp", "lsgan")
 CRITIC_FAKES = ("fresh", "shared")
@@ -184,7 +185,7 @@ def check_combinations(tree: dict, origins: dict[str, str | None]) -> None:
             f"images); expected false, got true",
         )
     # Faces and FEI always load as pairs; a GAN run trains on them unpaired (paired = false).
-    if name in ("faces", "fei") and not paired and loss["mode"] == "l2":
+    if name in PAIRED_BY_NATURE and not paired and loss["mode"] == "l2":
         what = "FEI's pairs are" if name == "fei" else "faces are"
         raise with_source(
             origins.get("data.paired"),

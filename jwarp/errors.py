@@ -49,6 +49,17 @@ class RunFolderError(TrainingError):
     exit_code = 2
 
 
+def check_finite(error: type[Exception], what: str, *arrays, model: bool = True) -> None:
+    """Raises ``error``, one line naming ``what``, when any of ``arrays`` (frames, maps) holds
+    NaN or infinity: checked before anything is written. ``model``: a model made them (its
+    parameters may be damaged), not a fit."""
+    import numpy as np  # here: this module imports nothing heavy
+
+    if not all(np.isfinite(a).all() for a in arrays):
+        why = "; its parameters may hold NaN or infinity (damaged)" if model else ""
+        raise error(f"{what}: the animation is not finite (NaN or infinity){why}; nothing written")
+
+
 # Every error above: a command that catches one of these prints its one line and exits.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,

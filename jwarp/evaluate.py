@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jwarp import metrics
-from jwarp.errors import EvaluationError
+from jwarp.errors import EvaluationError, check_finite
 
 TIMES = np.arange(21, dtype=np.float32) / 20  # 0, 0.05, ..., 1 (0.25, 0.5, 0.75 exact)
 SMILES = (0.25, 0.5, 0.75)
@@ -236,7 +236,7 @@ def evaluate_run(
     frames, back, jac = _batched(
         solve, count, batch_size, x0, x1 if animator.needs_target else None
     )
-    _check_finite(f"{workdir} at step {animator.step}", frames, back)
+    check_finite(EvaluationError, f"{workdir} at step {animator.step}", frames, back)
     x1_hat = frames[-1]
     table: dict[str, dict[str, Any]] = {}
 
@@ -255,7 +255,7 @@ def evaluate_run(
         paths[name], disps[name] = _batched(
             lambda a: (lambda an: (an.frames, an.disp))(model.animate(jnp.asarray(a), ts)),
             count, batch_size, x0)
-        _check_finite(f"--compare-model {name}", paths[name], disps[name])
+        check_finite(EvaluationError, f"--compare-model {name}", paths[name], disps[name])
     lower = paired and cfg.data.canonical_crop is not None  # aligned faces: the mouth's half
     for method, row in score_paths(paths, x0, x1 if paired else None, truths, lower).items():
         for key, value in row.items():
@@ -327,16 +327,6 @@ def _fit_pairs(
         frames.append(np.asarray(anim.frames))
         disp.append(np.asarray(anim.disp))
     return np.concatenate(frames, axis=1), np.concatenate(disp, axis=1), times
-
-
-def _check_finite(model: str, *arrays) -> None:
-    """Refuses a model whose frames or maps hold NaN or infinity (before anything is
-    written): its measures would be meaningless."""
-    if not all(np.isfinite(a).all() for a in arrays):
-        raise EvaluationError(
-            f"{model}: the model's frames are not finite (NaN or infinity); its parameters "
-            "may hold NaN or infinity (damaged); nothing written"
-        )
 
 
 def _check_same_input(model, data, name: str) -> None:

@@ -29,7 +29,7 @@ from jwarp.animation import (
     fit_field,
     svf_animation,
 )
-from jwarp.errors import AnimationError
+from jwarp.errors import AnimationError, check_finite
 from jwarp.fit import FitConfig
 from jwarp.metrics import EXTREME_HIGH, EXTREME_LOW, bending_energy, jacobian_measures, psnr
 from jwarp.render_options import (
@@ -164,7 +164,7 @@ def _photo_animations(opts, animator, source, inputs, crop, ts, fmt, log, skippe
     results = animate_photos(animator, photos, found, ts, opts.direction, grids)
     log(f"{n_faces} face(s) x {len(results[0][0])} frames in {time.perf_counter() - t0:.1f} s")
     for path, (_, end) in zip(kept, results):
-        _check_finite(f"{source} on {path}", end)
+        check_finite(AnimationError, f"{source} on {path}", end)
     return [Rendered(name, Animation(frames, None), end)
             for name, (frames, end) in zip(names, results)]
 
@@ -256,7 +256,7 @@ def _model_animations(
     else:
         end = anim.disp[len(ts) - 1]
     end = np.asarray(end)
-    _check_finite(source, anim.frames, anim.disp, end)
+    check_finite(AnimationError, source, anim.frames, anim.disp, end)
     log(f"{len(names)} x {len(anim.frames)} frames in {time.perf_counter() - t0:.1f} s")
     out = []
     for i, name in enumerate(names):
@@ -347,7 +347,8 @@ def _fit_faces(opts, source: Path, target: Path, ts, fit_config, compiled, fmt, 
     t0 = time.perf_counter()
     got = fit_photos(x0, x1, faces[0], faces[1], crop, compiled[key], ts, opts.direction,
                      opts.morph, _grid_spacing(opts, h, w))
-    _check_finite(f"fitting {source} -> {target}", got.disp, got.end_map, model=False)
+    fitting = f"fitting {source} -> {target}"
+    check_finite(AnimationError, fitting, got.disp, got.end_map, model=False)
     c0, c1 = (jnp.asarray(c) for c in got.crops)
     measures = jax.device_get(_end_report(c0, c1, jnp.asarray(got.disp[-1]),
                                           jnp.asarray(got.disp)))
@@ -416,7 +417,8 @@ def _fit_animations(opts: RenderOptions, ts, log) -> list[Rendered]:
         else:
             end = anim.disp[0 if opts.direction == "backward" else len(ts) - 1]
         end = np.asarray(end)
-        _check_finite(f"fitting {source} -> {target}", anim.frames, anim.disp, end, model=False)
+        fitting = f"fitting {source} -> {target}"
+        check_finite(AnimationError, fitting, anim.frames, anim.disp, end, model=False)
         measures = jax.device_get(_end_report(xs0[0], xs1[0], end, anim.disp))
         fit_took = f"{t2 - t1:.1f} s" + (f" (+{t1 - t0:.1f} s compiling)" if t1 - t0 > 0.05 else "")
         log(
@@ -526,16 +528,6 @@ def _animations(opts: RenderOptions, fmt: str, log) -> tuple[list[Rendered], Ski
             "--input a.png --target b.png"
         )
     return _model_animations(opts, workdir, ts, fmt, log, skipped), skipped
-
-
-def _check_finite(what: str, *arrays, model: bool = True) -> None:
-    """Refuses frames or maps holding NaN or infinity (before anything is written)."""
-    for a in arrays:
-        if not np.isfinite(a).all():
-            why = "; its parameters may hold NaN or infinity (damaged)" if model else ""
-            raise AnimationError(
-                f"{what}: the animation is not finite (NaN or infinity){why}; nothing written"
-            )
 
 
 def _no_face(skipped: Skipped, done: int) -> AnimationError:

@@ -27,6 +27,12 @@ MIN_FIT_SIDE = 8  # pair fitting: pixels on each side of the image, and of its f
 MAX_T_STEPS = 10_000  # --t-steps: over 5 minutes at 30 fps
 MAX_SCALE = 64  # --scale
 MAX_SIDE = 16_383  # pixels on an output frame's longer side, --scale included (WebP's limit)
+# --fps and --pause: every frame's delay stays a valid GIF delay (centiseconds in 16 bits, at
+# most 655.35 s) and WebP duration, and --pause adds at most MAX_PAUSE * MAX_FPS MP4 frames.
+MIN_FPS, MAX_FPS = 0.1, 120.0
+MAX_PAUSE = 60.0  # seconds
+MAX_FIT_STEPS = 10_000  # --fit-steps: about 67 times the default (each coarser level: twice)
+MAX_SHEET = 100  # --sheet: frames on a contact sheet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +62,12 @@ class RenderOptions:
         ``MAX_FIT_SIZE`` on the longer side), and ``resize`` brings a target of another
         aspect to the input's.
       t_steps: frames from ``t = 0`` to ``t = 1`` (2 to ``MAX_T_STEPS``).
-      fps: frames per second.
-      pause: extra seconds on the last frame.
+      fps: frames per second (``MIN_FPS`` to ``MAX_FPS``).
+      pause: extra seconds on the last frame (0 to ``MAX_PAUSE``).
       direction: ``"forward"``, ``"backward"`` or ``"boomerang"``.
       frames_dir: also write PNG frames here.
-      sheet: also write a contact sheet with this many frames (0: none).
+      sheet: also write a contact sheet with this many frames (0: none; at most
+        ``MAX_SHEET``).
       grid: draw the deformation grid with this spacing in pixels (0: none; -1: size / 8,
         at least 4).
       scale: integer upscaling of the animation (1 to ``MAX_SCALE``; the frames at most
@@ -68,7 +75,8 @@ class RenderOptions:
       fit: fit the input/target pair without a model even if a run exists.
       size: pair fitting: the longer side (default: the input's own, at most 256).
       fit_size: pair fitting: fit at most at this size and resample the field.
-      fit_steps: pair fitting: steps at the finest pyramid level (``FitConfig.steps``).
+      fit_steps: pair fitting: steps at the finest pyramid level (``FitConfig.steps``; 1 to
+        ``MAX_FIT_STEPS``).
       fit_similarity: pair fitting: ``"l2"`` or ``"lncc"`` (``FitConfig.similarity``).
       fit_smoothness: pair fitting: ``FitConfig.smoothness`` (default: its own).
       morph: pair fitting: blend the source warped forward with the target warped backward,
@@ -120,14 +128,16 @@ class RenderOptions:
         checks = [
             (2 <= self.t_steps <= MAX_T_STEPS,
              f"--t-steps: expected 2 to {MAX_T_STEPS} frames, got {self.t_steps}"),
-            (self.fps > 0 and math.isfinite(self.fps), f"--fps: expected > 0, got {self.fps}"),
-            (self.pause >= 0, f"--pause: expected >= 0 seconds, got {self.pause}"),
+            (MIN_FPS <= self.fps <= MAX_FPS,  # NaN fails every comparison
+             f"--fps: expected {MIN_FPS:g} to {MAX_FPS:g} frames per second, got {self.fps}"),
+            (0 <= self.pause <= MAX_PAUSE,
+             f"--pause: expected 0 to {MAX_PAUSE:g} seconds, got {self.pause}"),
             (self.direction in DIRECTIONS, f"--direction: expected one of {DIRECTIONS}"),
             (self.format is None or self.format in OUTPUT_FORMATS,
              f"--format: expected one of {OUTPUT_FORMATS}, got {self.format!r}"),
             (self.resize in RESIZE_MODES,
              f"--resize: expected one of {RESIZE_MODES}, got {self.resize!r}"),
-            (self.sheet >= 0, f"--sheet: expected a number of frames >= 1, got {self.sheet}"),
+            (0 <= self.sheet <= MAX_SHEET, f"--sheet: {sheet_expected(self.sheet)}"),
             (
                 self.grid in (0, -1) or self.grid >= 2,
                 f"--grid: expected spacing >= 2, got {self.grid}",
@@ -138,11 +148,13 @@ class RenderOptions:
              f"--size: expected {MIN_FIT_SIDE} to {MAX_SIDE} pixels, got {self.size}"),
             (MIN_FIT_SIDE <= self.fit_size <= MAX_SIDE,
              f"--fit-size: expected {MIN_FIT_SIDE} to {MAX_SIDE} pixels, got {self.fit_size}"),
-            (self.fit_steps >= 1, f"--fit-steps: expected >= 1, got {self.fit_steps}"),
+            (1 <= self.fit_steps <= MAX_FIT_STEPS,
+             f"--fit-steps: expected 1 to {MAX_FIT_STEPS} steps, got {self.fit_steps}"),
             (self.fit_similarity in SIMILARITIES,
              f"--fit-similarity: expected one of {SIMILARITIES}, got {self.fit_similarity!r}"),
-            (self.fit_smoothness is None or self.fit_smoothness >= 0,
-             f"--fit-smoothness: expected >= 0, got {self.fit_smoothness}"),
+            (self.fit_smoothness is None
+             or (self.fit_smoothness >= 0 and math.isfinite(self.fit_smoothness)),
+             f"--fit-smoothness: expected a finite number >= 0, got {self.fit_smoothness}"),
             (self.n_test >= 1, f"n_test: expected >= 1, got {self.n_test}"),
             (self.max_size is None or self.max_size >= 16,
              f"--max-size: expected a number of pixels >= 16, got {self.max_size}"),
@@ -150,6 +162,11 @@ class RenderOptions:
         for ok, message in checks:
             if not ok:
                 raise AnimationError(message)
+
+
+def sheet_expected(n: int) -> str:
+    """What ``--sheet N`` must be, for its one-line message."""
+    return f"expected a number of frames from 1 to {MAX_SHEET}, got {n}"
 
 
 F32 = 4  # bytes
@@ -177,7 +194,7 @@ def check_frames(
     training, the estimate is a lower bound, so a refusal is never wrong: the float32 frames
     and displacements of ``n`` animations at once on the device and again on the host
     (unless not ``computed``: read lazily, in place in a photo) and, for a GIF, the upscaled
-    palette indices of one.
+    palette indices of one (or its contact sheet, if larger).
 
     Args:
       opts: what was asked for (``t_steps``, ``direction``, ``scale``).
@@ -205,7 +222,8 @@ def check_frames(
         )
     held = n * frames * h * w * (c + 2) * F32 if computed else 0  # frames [T, H, W, C], u
     encoder = frames * h * w * scale**2 if fmt == "gif" else 0  # one byte a pixel
-    host, device = held + encoder, held
+    sheet = min(opts.sheet, frames) * h * w * c * F32 if computed else 0  # side by side
+    host, device = held + max(encoder, sheet), held
     if memory is None:
         from jwarp.parallel import device_memory
 
@@ -256,17 +274,50 @@ def fitted_at(opts: RenderOptions, h: int, w: int) -> tuple[int, int]:
     return (max(2, round(h * f)), max(2, round(w * f))) if f < 1 else (h, w)
 
 
+# Pair fitting's arrays per pixel of the copies it fits (velocity, Adam's moments, the last
+# good iterate, gradients, the flow's steps kept for them, the pyramid): XLA's own count of a
+# compiled fit_field (memory_analysis, CPU, 32 to 128 px) is 114 to 119 + 5 (C - 1) float32s
+# with "l2" and 119 to 121 + 18 (C - 1) with "lncc"; this is below both (a refusal is never
+# wrong).
+def fit_floats_per_pixel(channels: int) -> int:
+    """A lower bound on pair fitting's float32 values per pixel fitted (``channels``: C)."""
+    return 104 + 4 * channels
+
+
 def check_fit_shape(
-    opts: RenderOptions, source: Path, h: int, w: int, fmt: str = "gif", channels: int = 1
+    opts: RenderOptions,
+    source: Path,
+    h: int,
+    w: int,
+    fmt: str = "gif",
+    channels: int = 1,
+    memory: tuple[int | None, int | None] | None = None,
 ) -> None:
-    """Refuses a pair too small to fit, or whose frames cannot fit in memory (``check_frames``;
-    ``channels``: 1 before the image is read, a lower bound), before it is read at that size."""
+    """Refuses a pair too small to fit, or whose fit or frames cannot fit in memory
+    (``check_frames``; ``channels``: 1 before the image is read, a lower bound), before it is
+    read at that size. ``memory``: as ``check_frames``'s."""
+    from jwarp.memory import available_host_bytes, format_bytes
+
     fh, fw = fitted_at(opts, h, w)
+    at = f", fitted at {fw}x{fh} (--fit-size {opts.fit_size})" if (fh, fw) != (h, w) else ""
     if min(fh, fw) < MIN_FIT_SIDE:
-        at = f", fitted at {fw}x{fh} (--fit-size {opts.fit_size})" if (fh, fw) != (h, w) else ""
         raise AnimationError(
             f"{source}: {w}x{h} pixels{at}; pair fitting needs at least {MIN_FIT_SIDE} pixels "
             "on each side: give a larger image (or --size, --fit-size)"
         )
     what = f"--size {opts.size}" if opts.size is not None else str(source)
-    check_frames(opts, what, (h, w, channels), fmt=fmt)
+    if memory is None:
+        from jwarp.parallel import device_memory
+
+        memory = available_host_bytes(), device_memory()
+    check_frames(opts, what, (h, w, channels), fmt=fmt, memory=memory)
+    # The fit runs before the frames are made, on the device (CPU: in the host's memory).
+    need = fh * fw * fit_floats_per_pixel(channels) * F32 + 2 * h * w * channels * F32
+    host_bytes, device_bytes = memory
+    has = host_bytes if device_bytes is None else device_bytes
+    if has is not None and need > has:
+        where = "is available" if device_bytes is None else "on the device"
+        raise AnimationError(
+            f"{what}: fitting {w}x{h}{at} needs at least {format_bytes(need)} of memory, and "
+            f"{format_bytes(has)} {where}; lower --fit-size (or --size)"
+        )

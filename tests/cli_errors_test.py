@@ -189,7 +189,7 @@ CASES = [
     _animate(
         "fit-smoothness",
         (*_FIT, "ok.png", "--fit-smoothness", "-1"),
-        ("--fit-smoothness", "expected >= 0", "got -1.0"),
+        ("--fit-smoothness", "expected a finite number >= 0", "got -1.0"),
     ),
     _animate(
         "fit-similarity",

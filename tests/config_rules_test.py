@@ -125,14 +125,15 @@ def test_paired_says_whether_training_pairs_each_source_with_its_target(data, mo
             config_args.config_from_args(args)
         return
     config, _ = config_args.config_from_args(args)
-    # GAN training shuffles sources and targets separately, whatever the data.
-    assert config.data.paired == (mode == "l2")
+    # GAN training shuffles sources and targets separately, whatever the data; folder and npy
+    # data keep their flag: it says how they load, and evaluation measures against the pairs.
+    assert config.data.paired == (mode == "l2" or data in ("folder", "npy"))
     if data in ("faces", "digits", "folder", "npy"):  # small enough to load here
         from jwarp import parallel
         from jwarp.training import training_batches
 
         batches = training_batches(config, parallel.data_mesh())
-        assert batches.paired == config.data.paired
+        assert batches.paired == (mode == "l2")
 
 
 def test_an_old_gan_run_folder_that_says_paired_reads_as_it_trained(tmp_path):
@@ -142,6 +143,25 @@ def test_an_old_gan_run_folder_that_says_paired_reads_as_it_trained(tmp_path):
     assert old.data.paired is False
     # So it resumes beside a config resolved today (jwarp.training compares [data]).
     assert old.data == load_config(None, {"data.name": "faces", "loss.mode": "gan"}).data
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_a_gan_run_on_folder_data_keeps_its_pairing(paired, tmp_path):
+    """Forcing paired = false for every GAN run loaded paired folders unpaired: evaluation
+    lost its pairs (and --compare-fit was refused)."""
+    from jwarp.config import to_toml
+    from jwarp.data import load_dataset
+
+    folder = _folder(tmp_path / "folder")
+    config = load_config(None, {"data.name": "folder", "data.data_dir": str(folder),
+                                "data.paired": paired, "data.image_size": 16,
+                                "loss.mode": "gan"})
+    assert config.data.paired is paired
+    (tmp_path / "config.toml").write_text(to_toml(config))
+    run = load_config(tmp_path / "config.toml")  # as the run folder records it
+    assert run.data.paired is paired
+    x0, x1, loaded = load_dataset(run.data, "test")
+    assert loaded is paired and len(x0) == len(x1) == 2
 
 
 def test_faces_are_paired_in_l2_mode():

@@ -206,7 +206,7 @@ def test_a_model_that_is_not_finite_is_refused_and_nothing_written(
     assert evaluate_main(["--workdir", str(faces_run), "--json", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
-        f"jwarp-evaluate: error: {faces_run} at step 0: the model's frames are not finite"), err
+        f"jwarp-evaluate: error: {faces_run} at step 0: the animation is not finite"), err
     assert not out.exists()
 
 
@@ -232,6 +232,38 @@ def test_evaluate_refuses_one_file_for_sheet_and_json_and_a_run_s_own_files(
         assert len(err) == 1 and err[0].startswith(f"jwarp-evaluate: error: {line}"), err
     assert os.listdir(tmp_path) == [] and (faces_run / "config.toml").read_bytes() == config
     assert shipped.read_bytes() == card
+
+
+def test_evaluate_refuses_an_output_that_is_a_file_of_the_runs_data(tmp_path, capsys, monkeypatch):
+    """Issue 32 (held out): --sheet data/source/x.png replaced a training image of the run."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("data/source/x.png", "data/target/x.png", "fei/1a.jpg", "pairs.npz",
+                 "SMILEsmileD/SMILEs/list.txt"):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_bytes(name.encode())
+    for run, data in (("folder_run", 'name = "smiles"\ndata_dir = "data"\nfei_dir = "fei"'),
+                      ("npy_run", 'name = "npy"\ndata_dir = "pairs.npz"')):
+        Path(run).mkdir()
+        Path(run, "config.toml").write_text(f"[data]\n{data}\n")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for argv, line in [
+        (["--workdir", "folder_run", "--sheet", "data/source/x.png"],
+         "--sheet data/source/x.png: is the input --workdir folder_run's data.data_dir "
+         "data/source/x.png; it would be replaced"),
+        (["--workdir", "folder_run", "--json", str(tmp_path / "fei" / "1a.jpg")],
+         f"--json {tmp_path}/fei/1a.jpg: is the input --workdir folder_run's data.fei_dir "
+         "fei/1a.jpg"),
+        (["--workdir", "npy_run", "--json", "pairs.npz"],
+         "--json pairs.npz: is the input --workdir npy_run's data.data_dir pairs.npz"),
+        (["--workdir", "npy_run", "--smiles-dir", "SMILEsmileD", "--json",
+          "SMILEsmileD/SMILEs/list.txt"],
+         "--json SMILEsmileD/SMILEs/list.txt: is the input --smiles-dir "
+         "SMILEsmileD/SMILEs/list.txt"),
+    ]:
+        assert evaluate_main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"jwarp-evaluate: error: {line}"), err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 def _imports_outside_main_guard(path: Path) -> set[str]:

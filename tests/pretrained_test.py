@@ -135,6 +135,93 @@ def test_export_evaluation_that_is_missing_or_not_an_object_is_one_line(
     assert not out.exists()
 
 
+def _export_line(capsys, argv):
+    """``python -m jwarp.pretrained ARGV`` fails in one line, exit code 2; the line."""
+    code = pretrained.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("python -m jwarp.pretrained: error: "), err
+    return err[0]
+
+
+def _listing(folder):
+    return {p.relative_to(folder): p.read_bytes() if p.is_file() else None
+            for p in sorted(Path(folder).rglob("*"))}
+
+
+def test_export_from_a_missing_run_folder_is_one_line(tmp_path, capsys):
+    """Issue 32 (held out): Animator.load's ValueError was a traceback."""
+    shipped = _listing(SHIPPED)
+    line = _export_line(capsys, ["--workdir", str(tmp_path / "missing"), "--name", "x"])
+    assert f"{tmp_path / 'missing'}: folder not found" in line, line
+    assert _listing(SHIPPED) == shipped  # no jwarp/pretrained/x, no probe left
+
+
+@pytest.fixture
+def fake_run(tmp_path, monkeypatch):
+    """A run folder whose checkpoint is the shipped ``mnist`` model (no training)."""
+    from jwarp.animation import Animator
+
+    model = pretrained.load("mnist")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "5").mkdir(parents=True)
+    (run / "config.toml").write_text("# the run's own\n")
+    monkeypatch.setattr(Animator, "load", classmethod(lambda cls, workdir, step=None: model))
+    return run
+
+
+@pytest.mark.parametrize("failing", ["params.msgpack", "config.toml", "model.json"])
+def test_a_failed_export_leaves_the_model_there_as_it_was(
+    fake_run, model_copy, tmp_path, capsys, monkeypatch, failing
+):
+    """Issue 32 (held out): a write failing part way left new params beside the old card."""
+    import errno
+
+    from jwarp import files
+
+    write = files.atomic_write
+
+    def full(path, data):
+        if Path(path).name == failing:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        write(path, data)
+
+    monkeypatch.setattr(files, "atomic_write", full)
+    before = _listing(tmp_path)
+    line = _export_line(capsys, ["--workdir", str(fake_run), "--name", "mnist",
+                                 "--out", str(model_copy)])
+    assert line.endswith(f"{model_copy}: cannot write: No space left on device"), line
+    assert _listing(tmp_path) == before  # the old model intact, no temporary folder left
+    assert pretrained.load(str(model_copy)).step == pretrained.card("mnist")["step"]
+    monkeypatch.setattr(files, "atomic_write", write)
+    assert pretrained.main(["--workdir", str(fake_run), "--name", "m", "--out",
+                            str(model_copy), "--description", "again"]) == 0
+    assert pretrained.card(str(model_copy))["description"] == "again"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist", "run"]
+
+
+@pytest.mark.parametrize(
+    ("out", "needle"),
+    [
+        ("run", "--out {run}: is the run folder --workdir {run}; its own files would be "
+                "replaced"),
+        (".", "--out {tmp}: holds the run folder --workdir {run}"),
+        ("run/checkpoints", "--out {run}/checkpoints: holds 5, not a model's file"),
+        ("run/config.toml", "--out {run}/config.toml: cannot write: it is a file, not a folder"),
+    ],
+    ids=["the-run", "above-the-run", "checkpoints", "run-config"],
+)
+def test_export_refuses_an_out_that_would_replace_the_runs_files(
+    fake_run, tmp_path, capsys, out, needle
+):
+    """Issue 32 (held out): --out equal to --workdir overwrote the run's config.toml."""
+    before = _listing(tmp_path)
+    out = tmp_path if out == "." else tmp_path / out
+    line = _export_line(capsys, ["--workdir", str(fake_run), "--name", "x", "--out", str(out)])
+    assert needle.format(run=fake_run, tmp=tmp_path) in line, line
+    assert _listing(tmp_path) == before
+
+
 def _first_frames(animator, x0):
     anim = animator.animate(jnp.asarray(x0), np.linspace(0, 1, 11, dtype=np.float32))
     return np.asarray(anim.frames[-1]), metrics.jacobian_measures(anim.disp)

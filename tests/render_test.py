@@ -118,15 +118,28 @@ def test_colliding_names_give_one_animation_each(scene, fits, capsys):
 @pytest.mark.parametrize(
     ("flags", "needles"),
     [
-        (["--sheet", "0"], ["--sheet: expected a number of frames >= 1, got 0"]),
+        (["--sheet", "0"], ["--sheet: expected a number of frames from 1 to 100, got 0"]),
+        (["--sheet", "1000000"], ["--sheet: expected a number of frames from 1 to 100, got"]),
         (["--grid", "0"], ["--grid: expected a spacing >= 2 pixels, got 0"]),
         (["--grid", "-5"], ["--grid: expected a spacing >= 2 pixels, got -5"]),
         (["--scale", "100000"], ["--scale: expected an integer from 1 to 64, got 100000"]),
         (["--t-steps", "3000000"], [f"--t-steps: expected 2 to {MAX_T_STEPS} frames"]),
         (["--t-steps", "100000000"], [f"--t-steps: expected 2 to {MAX_T_STEPS} frames"]),
         (["--size", "50000"], [f"--size: expected 8 to {MAX_SIDE} pixels, got 50000"]),
+        (["--fps", "0.001"], ["--fps: expected 0.1 to 120 frames per second, got 0.001"]),
+        (["--fps", "1e-300"], ["--fps: expected 0.1 to 120 frames per second, got 1e-300"]),
+        (["--fps", "inf"], ["--fps: expected 0.1 to 120 frames per second, got inf"]),
+        (["--fps", "nan"], ["--fps: expected 0.1 to 120 frames per second, got nan"]),
+        (["--pause", "inf"], ["--pause: expected 0 to 60 seconds, got inf"]),
+        (["--pause", "1000"], ["--pause: expected 0 to 60 seconds, got 1000"]),
+        (["--pause", "1e9"], ["--pause: expected 0 to 60 seconds, got 1000000000"]),
+        (["--fit-steps", "3000000000"], ["--fit-steps: expected 1 to 10000 steps, got 3000000000"]),
+        (["--fit-steps", "100000000"], ["--fit-steps: expected 1 to 10000 steps, got 100000000"]),
+        (["--fit-smoothness", "inf"], ["--fit-smoothness: expected a finite number >= 0"]),
     ],
-    ids=["sheet-0", "grid-0", "grid-negative", "scale", "t-steps", "t-steps-huge", "size"],
+    ids=["sheet-0", "sheet-huge", "grid-0", "grid-negative", "scale", "t-steps", "t-steps-huge",
+         "size", "fps-tiny", "fps-tinier", "fps-inf", "fps-nan", "pause-inf", "pause-1000",
+         "pause-1e9", "fit-steps-overflow", "fit-steps-hours", "fit-smoothness-inf"],
 )
 def test_flags_out_of_bounds_are_one_line_before_any_work(scene, fits, capsys, flags, needles):
     """Issue 32 #9, #10, #13: tracebacks, minutes of silence, 0 silently ignored."""
@@ -135,6 +148,33 @@ def test_flags_out_of_bounds_are_one_line_before_any_work(scene, fits, capsys, f
     for needle in needles:
         assert needle in line, line
     assert fits == [] and not os.path.exists("x.gif")
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp", "mp4"])
+def test_the_timing_bounds_keep_every_format_valid(tmp_path, fmt):
+    """Issue 32 (held out): GIF's 16-bit delays overflowed at --fps 0.001 or --pause 1000;
+    MP4 repeats the last frame pause x fps times. At the bounds each format is written."""
+    from jwarp import media
+    from jwarp.render_options import MAX_FPS, MAX_PAUSE, MIN_FPS
+
+    if fmt == "mp4":
+        try:
+            media.mp4_writer()
+        except ValueError:
+            pytest.skip("no MP4 encoder (jwarp[video])")
+    frames = np.linspace(0, 1, 2, dtype=np.float32)[:, None, None, None] * np.ones((2, 4, 4, 3))
+    for fps, pause in ((MIN_FPS, MAX_PAUSE), (MAX_FPS, MAX_PAUSE), (MIN_FPS, 0.0)):
+        path = tmp_path / f"a_{fps}_{pause}.{fmt}"
+        media.write_animation(path, frames, fmt, fps, pause=pause)
+        assert path.stat().st_size > 0
+        if fmt != "mp4":
+            with Image.open(path) as img:
+                durations = []
+                for i in range(img.n_frames):
+                    img.seek(i)
+                    img.load()  # WebP: the frame's duration is read with it
+                    durations.append(img.info["duration"])
+            assert sum(durations) == pytest.approx(1000 * (2 / fps + pause), abs=40), durations
 
 
 @pytest.mark.parametrize(
@@ -179,6 +219,61 @@ def test_check_frames_counts_frames_channels_scale_and_the_device():
     check_frames(opts, "x", (64, 64, 3), fmt="mp4", computed=False, memory=(2**20, None))
     with pytest.raises(AnimationError, match=r"^x: 8x4100 frames at --scale 4 would be 32x16400"):
         check_frames(opts, "x", (4100, 8, 3), memory=(None, None))
+
+
+def test_a_fit_that_cannot_fit_in_memory_is_refused_before_the_image_is_read(
+    scene, capsys, monkeypatch
+):
+    """Issue 32 (held out): --size 16383 --fit-size 16383 --t-steps 2 passed the frames'
+    check (6.4 GB) and the fit at that size was killed (exit 137)."""
+    import jwarp.images
+    import jwarp.memory
+
+    monkeypatch.setattr(jwarp.memory, "available_host_bytes", lambda: 16 * GIB)
+    reads = []
+    monkeypatch.setattr(jwarp.images, "read_input", lambda *a, **k: reads.append(a))
+    argv = ["--fit", "--whole-image", "--input", "a.png", "--target", "b.png", "--size",
+            "16383", "--fit-size", "16383", "--t-steps", "2"]
+    got = _one_line(capsys, run_cli("animate.py", _animate(argv), []))
+    assert got == ("animate.py: error: --size 16383: fitting 16383x16383 needs at least 110 GiB "
+                   "of memory, and 16 GiB is available; lower --fit-size (or --size)"), got
+    assert reads == [] and not os.path.exists("animations")
+
+
+def test_check_fit_shape_counts_the_fit_at_its_own_size_on_the_device():
+    from jwarp.render_options import check_fit_shape
+
+    opts = RenderOptions(t_steps=2, fit_size=64)
+    check_fit_shape(opts, Path("a.png"), 2000, 2000, memory=(GIB, None))  # fitted at 64x64
+    with pytest.raises(AnimationError, match=r"^a.png: fitting 2000x2000 needs at least 1.64 "
+                                             r"GiB of memory, and 1 GiB is available"):
+        check_fit_shape(RenderOptions(t_steps=2, fit_size=2000), Path("a.png"), 2000, 2000,
+                        memory=(GIB, None))
+    with pytest.raises(AnimationError, match=r"^a.png: fitting 2000x1000, fitted at 1000x500 "
+                                             r"\(--fit-size 1000\) needs .* on the device"):
+        check_fit_shape(RenderOptions(t_steps=2, fit_size=1000), Path("a.png"), 1000, 2000, 3,
+                        memory=(64 * GIB, 128 * 2**20))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("similarity", ["l2", "lncc"])
+def test_the_fits_memory_bound_is_below_what_xla_allocates(similarity):
+    """``fit_floats_per_pixel`` is a lower bound (a refusal is never wrong): XLA's own count."""
+    import jax
+    import jax.numpy as jnp
+
+    from jwarp.animation import fit_field
+    from jwarp.fit import FitConfig
+    from jwarp.render_options import fit_floats_per_pixel
+
+    for c in (1, 3):
+        x = jax.ShapeDtypeStruct((1, 32, 32, c), jnp.float32)
+        m = fit_field.lower(x, x, FitConfig(similarity=similarity), 64).compile()
+        m = m.memory_analysis()
+        if m is None:
+            pytest.skip("no memory analysis on this backend")
+        total = m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
+        assert fit_floats_per_pixel(c) * 4 * 32 * 32 <= total, (c, total)
 
 
 def test_a_pair_too_small_to_fit_is_one_line(scene, capsys):

@@ -26,7 +26,19 @@ from jwarp.choices import (
 )
 from jwarp.cli import ArgumentParser, run_cli
 from jwarp.errors import AnimationError
-from jwarp.render_options import MAX_FIT_SIZE, MAX_SCALE, MAX_SIDE, MAX_T_STEPS, RenderOptions
+from jwarp.render_options import (
+    MAX_FIT_SIZE,
+    MAX_FIT_STEPS,
+    MAX_FPS,
+    MAX_PAUSE,
+    MAX_SCALE,
+    MAX_SHEET,
+    MAX_SIDE,
+    MAX_T_STEPS,
+    MIN_FPS,
+    RenderOptions,
+    sheet_expected,
+)
 
 PROG = "jwarp-animate"
 
@@ -92,13 +104,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--fps",
         type=float,
         default=defaults["fps"],
-        help="frames per second (default: %(default)s)",
+        help=f"frames per second, {MIN_FPS:g} to {MAX_FPS:g} (default: %(default)s)",
     )
     parser.add_argument(
         "--pause",
         type=float,
         default=defaults["pause"],
-        help="seconds to hold the last frame (default: %(default)s)",
+        help=f"seconds to hold the last frame, 0 to {MAX_PAUSE:g} (default: %(default)s)",
     )
     parser.add_argument(
         "--direction",
@@ -116,8 +128,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         nargs="?",
         const=8,
         metavar="N",
-        help="also write a contact sheet of N >= 1 evenly spaced frames (default: none; N "
-        "defaults to %(const)s)",
+        help=f"also write a contact sheet of N evenly spaced frames, 1 to {MAX_SHEET} "
+        "(default: none; N defaults to %(const)s)",
     )
     parser.add_argument(
         "--grid",
@@ -156,8 +168,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--fit-steps",
         type=int,
         default=defaults["fit_steps"],
-        help="pair fitting: Adam steps at the finest of the pyramid's levels (coarser levels "
-        "take twice as many each; default: %(default)s)",
+        help=f"pair fitting: Adam steps at the finest of the pyramid's levels, 1 to "
+        f"{MAX_FIT_STEPS} (coarser levels take twice as many each; default: %(default)s)",
     )
     parser.add_argument(
         "--fit-similarity",
@@ -221,8 +233,8 @@ def _main(argv: list[str], prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
     # Without a number they take their defaults (const); a number given must be one that
     # draws something: 0 is no more "off" than -5 is.
-    if args.sheet is not None and args.sheet < 1:
-        raise AnimationError(f"--sheet: expected a number of frames >= 1, got {args.sheet}")
+    if args.sheet is not None and not 1 <= args.sheet <= MAX_SHEET:
+        raise AnimationError(f"--sheet: {sheet_expected(args.sheet)}")
     if args.grid is not None and args.grid != -1 and args.grid < 2:
         raise AnimationError(f"--grid: expected a spacing >= 2 pixels, got {args.grid}")
     from jwarp.render import render  # JAX: only once the flags are parsed

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,12 +184,17 @@ def _main(argv: list[str], prog: str) -> int:
         x1 = x1[: len(x0)] if animator.needs_target else None
         evaluate.write_sheet(args.sheet, evaluate.contact_sheet(animator, x0, x1), len(x0))
         print(f"wrote {args.sheet}")
-    if args.json:
+    _write_json(args.json, result)
+    return 0
+
+
+def _write_json(path: str | None, result: dict) -> None:
+    """``--json PATH``: ``result`` written atomically (nothing without a path)."""
+    if path:
         from jwarp.files import atomic_write
 
-        atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
-        print(f"wrote {args.json}")
-    return 0
+        atomic_write(path, (json.dumps(result, indent=2) + "\n").encode())
+        print(f"wrote {path}")
 
 
 _MODEL_FILES = ("config.toml", "model.json", "params.msgpack")  # and checkpoints/
@@ -196,7 +202,8 @@ _MODEL_FILES = ("config.toml", "model.json", "params.msgpack")  # and checkpoint
 
 def _inputs(args) -> Iterator[tuple[str, Path]]:
     """The files the evaluation reads: a run's or a model folder's own (``_MODEL_FILES``,
-    checkpoints), and the images under ``--photos``, ``--sequences`` and ``--smiles-dir``."""
+    checkpoints) and its data set's (``_data_files``), the images under ``--photos`` and
+    ``--sequences``, and every file of ``--smiles-dir``."""
     from jwarp.data.folders import IMAGE_EXTENSIONS
 
     shipped = Path(__file__).parents[1] / "pretrained"  # jwarp.pretrained's models
@@ -206,11 +213,35 @@ def _inputs(args) -> Iterator[tuple[str, Path]]:
             if folder.is_dir():
                 yield from ((flag, folder / file) for file in _MODEL_FILES)
                 yield from ((flag, p) for p in (folder / "checkpoints").rglob("*"))
-    for flag, folder in (("--photos", args.photos), ("--sequences", args.sequences),
-                         ("--smiles-dir", args.smiles_dir)):
+                yield from _data_files(f"{flag} {name}", folder)
+    for flag, folder in (("--photos", args.photos), ("--sequences", args.sequences)):
         if folder is not None:
             yield from ((flag, p) for p in Path(folder).rglob("*")
                         if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if args.smiles_dir is not None:  # the checkout: its images and its lists
+        yield from _files("--smiles-dir", Path(args.smiles_dir))
+
+
+def _data_files(named: str, folder: Path) -> Iterator[tuple[str, Path]]:
+    """Every file of the data set in ``folder/config.toml`` (``data.data_dir``,
+    ``data.fei_dir``), read with tomllib alone (loading checks it later); relative paths from
+    the current folder, as the data set is loaded."""
+    try:
+        data = tomllib.loads((folder / "config.toml").read_text("utf-8")).get("data")
+    except (OSError, ValueError):  # unreadable: the evaluation says so, naming it
+        return
+    for key in ("data_dir", "fei_dir"):
+        where = data.get(key) if isinstance(data, dict) else None
+        if isinstance(where, str) and where:
+            yield from _files(f"{named}'s data.{key}", Path(where))
+
+
+def _files(named: str, path: Path) -> Iterator[tuple[str, Path]]:
+    """``path`` itself (a file) or every file under it (a folder), each named ``named``."""
+    if path.is_file():
+        yield named, path
+    elif path.is_dir():
+        yield from ((named, p) for p in path.rglob("*") if p.is_file())
 
 
 def _sequences(args) -> int:
@@ -244,11 +275,7 @@ def _sequences(args) -> int:
         raise EvaluationError(str(e)) from None
     result["model"] = args.model or args.workdir
     print(sequences.format_totals(result))
-    if args.json:
-        from jwarp.files import atomic_write
-
-        atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
-        print(f"wrote {args.json}")
+    _write_json(args.json, result)
     if result["skipped"]:  # the others are measured and written; one line, exit 2
         raise EvaluationError(f"{'; '.join(result['skipped'])} (skipped; the other "
                               f"{len(result['sequences'])} measured)")
@@ -322,11 +349,7 @@ def _photos(args) -> int:
             "smiling_rate_neutral": judge.smiling_rate_neutral,
         }
     print(faces_evaluate.format_totals(result))
-    if args.json:
-        from jwarp.files import atomic_write
-
-        atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
-        print(f"wrote {args.json}")
+    _write_json(args.json, result)
     return 0
 
 

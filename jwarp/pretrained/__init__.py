@@ -53,18 +53,23 @@ def card(name: str) -> dict[str, Any]:
     return _read_card(_folder(name) / CARD)
 
 
-def _read_card(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, where: str, hint: str) -> Any:
+    """The JSON value in ``path``; a file that cannot be read, or is not UTF-8 JSON, is one
+    line starting with ``where`` (ending with ``hint`` for invalid JSON)."""
     try:
-        info = json.loads(path.read_bytes().decode("utf-8"))
+        return json.loads(path.read_bytes().decode("utf-8"))
     except OSError as e:
-        raise PretrainedError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise PretrainedError(f"{where}: cannot read ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
-        raise PretrainedError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise PretrainedError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise PretrainedError(
-            f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
-            "reinstall jwarp or export the model again"
+            f"{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); {hint}"
         ) from None
+
+
+def _read_card(path: Path) -> dict[str, Any]:
+    info = _read_json(path, str(path), "reinstall jwarp or export the model again")
     problem = _card_problem(info)
     if problem:
         raise PretrainedError(f"{path}: {problem}; reinstall jwarp or export the model again")
@@ -205,30 +210,68 @@ def export(
     evaluation: dict[str, Any] | None = None,
 ) -> Path:
     """Writes the model folder ``out`` from a run's checkpoint (its inference parameters:
-    the parameter average when the run keeps one).
+    the parameter average when the run keeps one), whole or not at all
+    (``files.atomic_folder``): a model already there stays as it was if writing fails.
 
     Returns:
       ``out``.
+
+    Raises:
+      PretrainedError: one line: ``out`` is the run folder (or holds it), holds files other
+        than a model's, or cannot be written; ``workdir`` is not a run folder.
     """
     from jwarp.animation import Animator
-    from jwarp.config import save_config
-    from jwarp.files import atomic_write
+    from jwarp.cli import cannot_write
+    from jwarp.config import to_toml
+    from jwarp.files import atomic_folder, atomic_write
 
-    animator = Animator.load(workdir, checkpoint)
-    blob = serialization.to_bytes(jax.device_get(animator.params))
     out = Path(out)
-    atomic_write(out / PARAMS, blob)
-    save_config(_portable(animator.config), out / CONFIG)
-    info = {
-        "name": out.name,
-        "description": description,
-        "step": animator.step,
-        "sha256": digests(out),
-        "commands": commands or [],
-        "evaluation": evaluation or {},
-    }
-    atomic_write(out / CARD, json.dumps(info, indent=2) + "\n")
+    problem = _out_problem(Path(workdir), out)
+    if problem:
+        raise PretrainedError(problem)
+    try:
+        animator = Animator.load(workdir, checkpoint)
+    except ValueError as e:  # not a run folder, no such checkpoint (one line naming it)
+        raise PretrainedError(str(e)) from None
+    blob = serialization.to_bytes(jax.device_get(animator.params))
+    try:
+        with atomic_folder(out) as tmp:
+            atomic_write(tmp / PARAMS, blob)
+            atomic_write(tmp / CONFIG, to_toml(_portable(animator.config)))
+            info = {
+                "name": out.name,
+                "description": description,
+                "step": animator.step,
+                "sha256": digests(tmp),
+                "commands": commands or [],
+                "evaluation": evaluation or {},
+            }
+            atomic_write(tmp / CARD, json.dumps(info, indent=2) + "\n")
+    except OSError as e:
+        raise PretrainedError(cannot_write(out, e)) from None
     return out
+
+
+def _out_problem(workdir: Path, out: Path) -> str | None:
+    """Why the model folder ``out`` must not be written (it replaces ``out`` as a whole), or
+    None: the run folder or a folder holding it, a folder holding anything but a model's
+    files (a run's ``checkpoints/``), or a path that cannot be written."""
+    import os
+
+    from jwarp.cli import output_problem
+
+    real_out, real_run = (Path(os.path.realpath(p)) for p in (out, workdir))
+    if real_out == real_run or real_out in real_run.parents:
+        what = "is" if real_out == real_run else "holds"
+        return (f"--out {out}: {what} the run folder --workdir {workdir}; its own files would "
+                "be replaced: give the model a folder of its own")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in (*FILES, CARD))
+        if others:
+            return (f"--out {out}: holds {others[0]}, not a model's file; the folder is "
+                    "replaced as a whole: give the model a new folder (or a model folder)")
+    problem = output_problem(out, folder=True, whole=True)
+    return None if problem is None else f"--out {problem}"
 
 
 def _main(argv: list[str] | None) -> int:
@@ -260,17 +303,9 @@ def _main(argv: list[str] | None) -> int:
 def _read_evaluation(path: str) -> dict[str, Any]:
     """``--evaluation FILE``: a ``python -m jwarp.evaluate --json`` file (a JSON object)."""
     where = f"--evaluation {path}"
-    try:
-        evaluation = json.loads(Path(path).read_bytes().decode("utf-8"))
-    except OSError as e:
-        raise PretrainedError(f"{where}: cannot read ({e.strerror or e})") from None
-    except UnicodeDecodeError as e:
-        raise PretrainedError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise PretrainedError(
-            f"{where}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); expected "
-            "the file python -m jwarp.evaluate --json wrote"
-        ) from None
+    evaluation = _read_json(
+        Path(path), where, "expected the file python -m jwarp.evaluate --json wrote"
+    )
     if not isinstance(evaluation, dict):
         raise PretrainedError(
             f"{where}: expected a JSON object (what python -m jwarp.evaluate --json writes), "
