@@ -79,6 +79,7 @@ RULES: dict[str, tuple] = {
     "data.augment.shift": _non_negative(),
     "data.augment.rotate": _non_negative(),
     "data.augment.scale": _non_negative(),
+    "data.augment.stroke": _non_negative(),
     "model.condition": _one_of(CONDITIONS),
     "model.unet.encoder": _channels(non_empty=True),
     "model.unet.decoder": _channels(non_empty=True),

@@ -1,5 +1,7 @@
 """Aligned face data (jwarp.data.aligned, fei), augmentation, and the settings that use them."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
@@ -120,6 +122,33 @@ class TestAugment:
         p = draw(np.random.default_rng(0), 1, cfg)
         p["flip"][:] = True
         np.testing.assert_allclose(apply(x, p, cfg), x[:, :, ::-1], atol=1e-5)
+
+    def test_stroke_thickens_and_thins_as_grey_dilation_and_erosion(self):
+        from scipy import ndimage
+
+        x = np.random.default_rng(4).uniform(size=(3, 12, 10, 1)).astype(np.float32)
+        cross = ndimage.generate_binary_structure(2, 1)
+        cfg = AugmentConfig(stroke=2.0)
+        p = draw(np.random.default_rng(0), 3, cfg)
+        p["stroke"][:] = [1.0, -2.0, 0.5]
+        out = apply(x, p, cfg)[..., 0]
+        dilate = lambda a: ndimage.grey_dilation(a, footprint=cross, mode="nearest")  # noqa: E731
+        erode = lambda a: ndimage.grey_erosion(a, footprint=cross, mode="nearest")  # noqa: E731
+        np.testing.assert_allclose(out[0], dilate(x[0, ..., 0]), atol=1e-6)
+        np.testing.assert_allclose(out[1], erode(erode(x[1, ..., 0])), atol=1e-6)
+        np.testing.assert_allclose(out[2], (x[2, ..., 0] + dilate(x[2, ..., 0])) / 2, atol=1e-6)
+
+    def test_a_new_change_leaves_the_other_amounts_as_they_were(self):
+        # Runs without stroke draw what they drew before it existed (resumes stay bit for bit).
+        cfg = AugmentConfig(brightness=0.1, shift=2.0, flip=True)
+        rng_a, rng_b = np.random.default_rng(7), np.random.default_rng(7)
+        a = [draw(rng_a, 4, cfg) for _ in range(2)]
+        b = [draw(rng_b, 4, dataclasses.replace(cfg, stroke=1.0)) for _ in range(2)]
+        for key in a[0]:
+            if key != "stroke":
+                np.testing.assert_array_equal(a[0][key], b[0][key])
+        assert not np.array_equal(a[1]["shift"], b[1]["shift"])  # (the draw order is shared)
+        assert np.all(a[0]["stroke"] == 0) and np.any(b[0]["stroke"] != 0)
 
     def test_batches_are_augmented_reproducibly_and_resume_the_same(self):
         rng = np.random.default_rng(3)

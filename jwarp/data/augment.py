@@ -30,6 +30,8 @@ class AugmentConfig:
       rotate: turned about the centre by up to this many degrees.
       scale: scaled about the centre by ``exp(s)``, ``|s|`` up to this.
       flip: mirror half of the images left to right.
+      stroke: bright strokes (ink on a dark ground: digits) thickened or thinned by up to this
+        many pixels (grey dilation or erosion with a 3x3 cross, fractional amounts blended).
     """
 
     brightness: float = 0.0
@@ -41,6 +43,7 @@ class AugmentConfig:
     rotate: float = 0.0
     scale: float = 0.0
     flip: bool = False
+    stroke: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -65,6 +68,8 @@ def draw(rng: np.random.Generator, n: int, cfg: AugmentConfig) -> dict[str, np.n
         "rotate": np.deg2rad(u(cfg.rotate)),
         "scale": np.exp(u(cfg.scale)),
         "flip": (rng.uniform(size=n) < 0.5) & cfg.flip,
+        # Drawn last and only when asked for, so the other amounts (and runs) stay as they were.
+        "stroke": u(cfg.stroke) if cfg.stroke else np.zeros(n),
     }
 
 
@@ -117,6 +122,29 @@ def _blur(images: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return images
 
 
+def _cross_filter(images: np.ndarray, reduce) -> np.ndarray:
+    """``reduce`` (``np.maximum`` or ``np.minimum``) over each pixel's 3x3 cross, edges repeated."""
+    padded = np.pad(images, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="edge")
+    h, w = images.shape[1:3]
+    out = images
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        out = reduce(out, padded[:, dy : dy + h, dx : dx + w])
+    return out
+
+
+def _stroke(images: np.ndarray, amount: np.ndarray) -> np.ndarray:
+    """Bright strokes thickened (``amount > 0``) or thinned by ``|amount|`` pixels each: whole
+    pixels by repeated grey dilation / erosion, the fraction blended with one more."""
+    out = images
+    a = np.abs(amount)[:, None, None, None].astype(np.float32)
+    grow = (amount > 0)[:, None, None, None]
+    for k in range(int(np.ceil(a.max()))):
+        step = np.where(grow, _cross_filter(out, np.maximum), _cross_filter(out, np.minimum))
+        weight = np.clip(a - k, 0.0, 1.0)
+        out = out + weight * (step - out)
+    return out
+
+
 def apply(images: np.ndarray, p: dict, cfg: AugmentConfig) -> np.ndarray:
     """``[N, H, W, C]`` images in ``[0, 1]`` changed by the amounts ``p`` (``draw``).
 
@@ -124,6 +152,9 @@ def apply(images: np.ndarray, p: dict, cfg: AugmentConfig) -> np.ndarray:
     keeps its values. Vectorised over the batch: a few milliseconds for a batch of faces.
     """
     out = np.array(images, np.float32, copy=True)
+    if cfg.stroke:
+        colour = slice(0, 3) if out.shape[-1] == 4 else slice(None)
+        out[..., colour] = _stroke(out[..., colour], p["stroke"])
     if cfg.geometric:
         out = _geometry(out, p)
     colour = slice(0, 3) if out.shape[-1] == 4 else slice(None)
