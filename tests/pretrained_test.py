@@ -228,12 +228,18 @@ def _first_frames(animator, x0):
 
 
 def test_shipped_mnist_model_turns_unseen_real_threes_into_fours(real_mnist):
-    threes, _ = data.load_mnist(real_mnist, "test")
-    x1_hat, jac = _first_frames(pretrained.load("mnist"), threes[:64])
+    threes = data.load_mnist(real_mnist, "test")[0][:64]
+    # Also the same 3s framed and drawn as other people's are (larger, smaller, bolder,
+    # finer, shifted, turned, softer): one batch, one compile.
+    framings = {"as MNIST": threes, **data.reframed_digits(threes)}
+    x1_hat, jac = _first_frames(pretrained.load("mnist"), np.concatenate(list(framings.values())))
     judge = judges.digit_judge(32, str(real_mnist))
-    assert np.mean(judge.predict(threes[:64]) == 4) < 0.05
-    assert np.mean(judge.predict(x1_hat) == 4) >= 0.8
-    assert np.mean(metrics.stroke_count(x1_hat) == 1) >= 0.8
+    assert np.mean(judge.predict(threes) == 4) < 0.05
+    fours = {name: float(np.mean(judge.predict(x1_hat[64 * i : 64 * (i + 1)]) == 4))
+             for i, name in enumerate(framings)}
+    assert fours["as MNIST"] >= 0.8, fours
+    assert min(fours.values()) >= 0.75 and np.mean(list(fours.values())) >= 0.85, fours
+    assert np.mean(metrics.stroke_count(x1_hat[:64]) == 1) >= 0.8
     assert float(jnp.mean(jac["min_det"] <= 0)) <= 0.05
 
 

@@ -47,6 +47,7 @@ from jwarp.data.digits import (
     load_mnist,
     mnist_labelled,
     read_idx,
+    reframed_digits,
 )
 from jwarp.data.faces import (
     FaceParams,
@@ -104,6 +105,7 @@ __all__ = [
     "nearest_pairs",
     "open_image",
     "read_idx",
+    "reframed_digits",
     "read_image",
     "render_face",
     "render_faces",
