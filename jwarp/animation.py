@@ -189,6 +189,9 @@ def inference_model(config: Config, params: Any) -> tuple[Config, Any]:
     return config, {**params, **kernels}
 
 
+REFRAMED = ("mnist",)  # data sets whose models reframe digits as MNIST frames them (Animator)
+
+
 class Animator:
     """A trained generator with jitted animation methods.
 
@@ -197,6 +200,9 @@ class Animator:
       params: generator parameters.
       step: the checkpoint's step (None when built from parameters).
       workdir: the run folder (None when built from parameters).
+      reframe: a digit model (trained on MNIST) moves each digit framed as MNIST frames them
+        and the motion comes back to the digit as given (``jwarp.reframe``); True for
+        ``data.name`` in ``REFRAMED``. Set it to False to animate the digits as they are.
     """
 
     def __init__(
@@ -211,6 +217,7 @@ class Animator:
         self.params = params
         self.step = step
         self.workdir = None if workdir is None else Path(workdir)
+        self.reframe = config.data.name in REFRAMED
         self._prepared: tuple[Any, Config, Any] | None = None
 
     def _model(self) -> tuple[Config, Any]:
@@ -300,6 +307,13 @@ class Animator:
         ts = check_times(ts)
         self._check_inputs(x0, x1, start)
         config, variables = self._model()
+        if self.reframe and x1 is None and start is None:
+            from jwarp import reframe
+
+            a = reframe.similarities(x0)
+            disp = _displacements_jit(config, variables, reframe.framed(x0, a), None, ts,
+                                      direction)
+            return Animation(*reframe.carried_back(x0, disp, a))
         return _animate_jit(config, variables, x0, x1, ts, direction, start)
 
     def frames(
@@ -324,6 +338,8 @@ class Animator:
         _check_direction(direction)
         ts = check_times(ts)
         self._check_inputs(x0, x1, None)
+        if self.reframe and x1 is None:
+            return self.animate(x0, ts, None, direction).disp
         config, variables = self._model()
         return _displacements_jit(config, variables, x0, x1, ts, direction)
 

@@ -238,9 +238,37 @@ def test_shipped_mnist_model_turns_unseen_real_threes_into_fours(real_mnist):
     fours = {name: float(np.mean(judge.predict(x1_hat[64 * i : 64 * (i + 1)]) == 4))
              for i, name in enumerate(framings)}
     assert fours["as MNIST"] >= 0.8, fours
-    assert min(fours.values()) >= 0.75 and np.mean(list(fours.values())) >= 0.85, fours
+    # The judge, fitted on MNIST's framing, knows fewer real 4s in some framings (66 % of
+    # shifted ones): each framing is held to 90 % of what it calls 4 among real 4s so framed.
+    real_fours = data.load_mnist(real_mnist, "test")[1][:64]
+    ceiling = {name: float(np.mean(judge.predict(v) == 4)) for name, v in
+               {"as MNIST": real_fours, **data.reframed_digits(real_fours)}.items()}
+    assert all(fours[k] >= 0.9 * ceiling[k] for k in fours), (fours, ceiling)
     assert np.mean(metrics.stroke_count(x1_hat[:64]) == 1) >= 0.8
     assert float(jnp.mean(jac["min_det"] <= 0)) <= 0.05
+
+
+def test_a_digit_model_moves_a_digit_the_same_wherever_and_however_large_it_is():
+    # jwarp.reframe: the digit is framed as MNIST frames them, moved, and the motion carried
+    # back; so a shifted digit's frames are the digit's frames, shifted, and frame 0 is the
+    # input pixel for pixel. Digits drawn with a margin, so the shift loses no ink.
+    animator = pretrained.load("mnist")
+    assert animator.reframe
+    rng = np.random.default_rng(0)
+    digit = np.zeros((2, 32, 32, 1), np.float32)
+    ink = rng.uniform(size=(2, 12, 9, 1))
+    digit[:, 10:22, 11:20] = np.where(ink > 0.4, ink, 0.0)
+    moved = np.roll(digit, (3, -2), axis=(1, 2))
+    ts = np.array([0.0, 0.5, 1.0], np.float32)
+    frames = np.asarray(animator.frames(jnp.asarray(np.concatenate([digit, moved])), ts))
+    np.testing.assert_array_equal(frames[0], np.concatenate([digit, moved]))
+    shifted = np.roll(frames[:, :2], (3, -2), axis=(2, 3))
+    np.testing.assert_allclose(frames[:, 2:, 6:-6, 6:-6], shifted[:, :, 6:-6, 6:-6], atol=1e-4)
+    assert np.abs(frames[-1] - frames[0]).max() > 0.3  # and it does move
+    animator.reframe = False  # the model as trained: the shift changes the motion
+    raw = np.asarray(animator.frames(jnp.asarray(np.concatenate([digit, moved])), ts))
+    raw_shifted = np.roll(raw[:, :2], (3, -2), axis=(2, 3))
+    assert np.abs(raw[:, 2:, 6:-6, 6:-6] - raw_shifted[:, :, 6:-6, 6:-6]).max() > 1e-3
 
 
 def _smiling_before_and_after(checkout, n=None):
