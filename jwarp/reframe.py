@@ -7,12 +7,13 @@ otherwise: larger, smaller, off centre; a model that has only seen MNIST's frami
 fewer of those into the target class (``benchmarks/mnist_heldout.py``). So the model moves the
 digit reframed by a similarity ``A`` (a scale and a shift: ``framed(q) = x(A^{-1} q)``), and
 its displacements come back as ``u(p) = L^{-1} u_c(A p)`` (as ``jwarp.faces.inplace``
-carries a face's, ``L`` the scale), so the frames are the given digit warped: frame 0 is the input,
-pixel for pixel, at its own framing.
+carries a face's, ``L`` the scale), so the frames are the given digit warped: frame 0 is the
+input, pixel for pixel, at its own framing.
 """
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,6 +51,8 @@ def digit_similarity(image: np.ndarray) -> np.ndarray:
 @jax.jit
 def framed(x: Float[Array, "B S S C"], a: Float[Array, "B 2 3"]) -> Float[Array, "B S S C"]:
     """Each digit reframed: ``framed(q) = x(A^{-1} q)``, black outside the digit's image."""
+    chex.assert_rank(x, 4)
+    chex.assert_shape(a, (x.shape[0], 2, 3))
     size = x.shape[1]
     inverse = jnp.linalg.inv(a[:, :, :2])
     q = identity_grid(size, size)
@@ -65,6 +68,8 @@ def carried_back(
     u_c(A p)`` (bilinear; beyond the framed square, its edge's), and the given digits warped
     by them: ``(frames, disp)``. ``u`` is ``u_c`` in other coordinates, so its ``det J`` is
     ``u_c``'s: no window, which would fold a field that does not vanish at the edge."""
+    chex.assert_rank(x, 4)
+    chex.assert_shape(disp_framed, (None, *x.shape[:3], 2))
     t, b, size = disp_framed.shape[0], x.shape[0], x.shape[1]
     q = jnp.einsum("bij,hwj->bhwi", a[:, :, :2], identity_grid(size, size)) + a[:, None, None, :, 2]
     u = sample(disp_framed.reshape(t * b, size, size, 2),
