@@ -19,9 +19,10 @@ _PACKAGE = Path(__file__).resolve().parent
 
 def _presets_dir() -> Path:
     """``jwarp/configs/`` of an installed wheel, else ``configs/`` beside the package (a
-    checkout, used in place or installed editable): one folder in either case."""
+    checkout, used in place or installed editable): one folder in either case. A checkout
+    updated from before the move may keep an empty ``jwarp/configs/``: it does not count."""
     installed = _PACKAGE / "configs"
-    return installed if installed.is_dir() else _PACKAGE.parent / "configs"
+    return installed if any(installed.glob("*.toml")) else _PACKAGE.parent / "configs"
 
 
 PRESETS_DIR = _presets_dir()
