@@ -98,6 +98,29 @@ def python_child():
     return _python_child
 
 
+def slow_write_script(write: str, side: int) -> str:
+    """A child script that writes 100 ``side``-pixel frames with ``write`` (a call on
+    ``media`` and ``Slow()``, the output path in ``sys.argv[1]``), each made in 0.05 s, and
+    prints "writing" once the write is under way: for signals sent during a write."""
+    return f"""
+import sys, time
+from collections.abc import Sequence
+import numpy as np
+from jwarp import media
+
+class Slow(Sequence):
+    def __len__(self):
+        return 100
+    def __getitem__(self, k):
+        if k == 2:
+            print("writing", flush=True)
+        time.sleep(0.05)
+        return np.full(({side}, {side}, 3), k / 100, np.float32)
+
+{write}
+"""
+
+
 def _flip_checkpoint_bytes(step_dir: Path, n: int = 64) -> int:
     """Flips ``n`` bytes in the middle of every array data file of a checkpoint folder (the
     ocdbt chunks under ``state/ocdbt.process_0/d/``); returns how many files it changed."""

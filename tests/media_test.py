@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from conftest import slow_write_script
 from PIL import Image, ImageSequence, features
 
 from jwarp import images, media
@@ -173,23 +174,7 @@ def test_a_frames_write_that_stops_midway_leaves_no_trace(tmp_path, monkeypatch,
         assert {name: (earlier / name).read_bytes() for name in _names(earlier)} == contents
 
 
-_SLOW_FRAMES = """
-import sys, time
-from collections.abc import Sequence
-import numpy as np
-from jwarp import media
-
-class Slow(Sequence):  # frames made one at a time: the write is under way for seconds
-    def __len__(self):
-        return 100
-    def __getitem__(self, k):
-        if k == 2:
-            print("writing", flush=True)
-        time.sleep(0.05)
-        return np.full((8, 8, 3), k / 100, np.float32)
-
-media.write_frames(sys.argv[1], Slow())
-"""
+_SLOW_FRAMES = slow_write_script("media.write_frames(sys.argv[1], Slow())", 8)
 
 
 def test_sigterm_during_a_frames_write_leaves_no_trace(tmp_path, python_child):

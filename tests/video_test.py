@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_write_script
 
 from jwarp import media, video
 
@@ -83,23 +84,7 @@ def test_a_whole_mp4_has_its_boxes(old_mp4):
     assert video._incomplete_mp4(str(path))[0] == errno.EIO
 
 
-_SLOW_WRITER = """
-import sys, time
-from collections.abc import Sequence
-import numpy as np
-from jwarp import media
-
-class Slow(Sequence):  # frames read one at a time: the write is under way for seconds
-    def __len__(self):
-        return 100
-    def __getitem__(self, k):
-        if k == 2:
-            print("writing", flush=True)
-        time.sleep(0.05)
-        return np.full((16, 16, 3), k / 100, np.float32)
-
-media.write_mp4(sys.argv[1], Slow(), fps=10)
-"""
+_SLOW_WRITER = slow_write_script("media.write_mp4(sys.argv[1], Slow(), fps=10)", 16)
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
