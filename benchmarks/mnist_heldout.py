@@ -8,7 +8,8 @@ and 4s. The judge (an RBF SVM fitted on real training digits, ``jwarp.judges.dig
 reports how many real 4s of the same variant it still calls 4 (its ceiling there) beside how
 many warped 3s it calls 4. Prints a table; ``--json`` writes it.
 
-    python benchmarks/mnist_heldout.py --data-dir ../shared/data/mnist [--model mnist | --workdir runs/mnist_gan] [--json out.json]
+    python benchmarks/mnist_heldout.py --data-dir ../shared/data/mnist \
+        [--model mnist | --workdir runs/mnist_gan] [--json out.json]
 """
 
 from __future__ import annotations
