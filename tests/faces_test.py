@@ -11,6 +11,7 @@ from jwarp.faces.align import (
     DEFAULT_CROP,
     CanonicalCrop,
     Similarity,
+    bilinear,
     crop_face,
     fit_similarity,
     footprint,
@@ -249,3 +250,17 @@ def test_a_models_own_window_keeps_the_motion_inside_its_box():
     rows = (np.arange(32) + 0.5) / 32
     assert np.all(u[0][(rows < 0.25) | (rows > 0.75)] == 0) and np.all(u[0][:, :16] == 0)
     assert np.allclose(u[0][12:20, 20:28], 1.0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (6, 1), (7, 9)])
+def test_bilinear_reads_as_scipy_map_coordinates_with_edges_repeated(shape):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    image = rng.random((*shape, 3)).astype(np.float32)
+    coords = rng.uniform(-3, max(shape) + 3, (400, 2))
+    coords[:3] = [[0, 0], [shape[0] - 1, shape[1] - 1], [shape[0] - 1.5, 0.25]]
+    expected = np.stack(
+        [ndimage.map_coordinates(image[..., c], coords.T, order=1, mode="nearest")
+         for c in range(3)], axis=-1)
+    np.testing.assert_allclose(bilinear(image, coords), expected, atol=1e-6)

@@ -175,8 +175,6 @@ def resample(
     Returns:
       ``[height, width, C]`` float32.
     """
-    from scipy import ndimage
-
     image = np.asarray(image, np.float32)
     if image.ndim != 3:
         raise ValueError(f"image: expected [H, W, C], got shape {image.shape}")
@@ -202,11 +200,24 @@ def resample(
         region_to_out = to_small.inverse().then(region_to_out)
     grid = np.stack(np.meshgrid(np.arange(height), np.arange(width), indexing="ij"), axis=-1)
     coords = region_to_out.inverse().apply(grid.reshape(-1, 2).astype(np.float64))
-    out = np.stack([
-        ndimage.map_coordinates(region[..., c], coords.T, order=1, mode="nearest")
-        for c in range(region.shape[-1])
-    ], axis=-1)
+    out = bilinear(region, coords)
     return np.clip(out.reshape(height, width, -1), 0.0, 1.0).astype(np.float32)
+
+
+def bilinear(image: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """``image`` ``[H, W, C]`` read at ``coords`` ``[N, 2]`` (row, col): bilinear, the edge
+    pixels repeated beyond the image (``scipy.ndimage.map_coordinates(order=1,
+    mode="nearest")``, without importing scipy: a command's start-up). Returns ``[N, C]``."""
+    h, w = image.shape[:2]
+    rows = np.clip(coords[:, 0], 0, h - 1)
+    cols = np.clip(coords[:, 1], 0, w - 1)
+    r0 = np.minimum(np.floor(rows).astype(np.intp), max(h - 2, 0))
+    c0 = np.minimum(np.floor(cols).astype(np.intp), max(w - 2, 0))
+    r1, c1 = np.minimum(r0 + 1, h - 1), np.minimum(c0 + 1, w - 1)
+    fr, fc = (rows - r0)[:, None], (cols - c0)[:, None]
+    top = image[r0, c0] * (1 - fc) + image[r0, c1] * fc
+    bottom = image[r1, c0] * (1 - fc) + image[r1, c1] * fc
+    return (top * (1 - fr) + bottom * fr).astype(np.float32)
 
 
 def crop_face(image: np.ndarray, to_crop_: Similarity, size: int) -> np.ndarray:
