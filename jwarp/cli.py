@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from jwarp import __version__  # jwarp/__init__.py loads its names lazily: light
+from jwarp import cache as _cache
 from jwarp.errors import USER_ERRORS as _JWARP_ERRORS
 
 # Exit code 2 for bad input, except TrainingError's 1 (see its ``exit_code``).
@@ -64,6 +65,13 @@ class ArgumentParser(argparse.ArgumentParser):
             action="store_true",
             help="on an error, show the full traceback and the libraries' log messages "
             "(default: off; JWARP_DEBUG=1 turns it on too)",
+        )
+        self.add_argument(
+            _cache.FLAG,
+            action="store_true",
+            help="neither read nor write the compilation cache (default: programs compiled "
+            "once are kept in a per-user folder; JWARP_CACHE_DIR=off turns it off too, "
+            "JWARP_CACHE_DIR=FOLDER moves it)",
         )
         self.add_argument(
             "--version", action="version", version=f"%(prog)s (jwarp) {__version__}"
@@ -245,6 +253,7 @@ def run_cli(
     entry_point = argv is None  # the process's own arguments: it exits when this returns
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = wants_debug(argv)
+    _cache.enable(argv)
     with _quiet_libraries(debug), _one_line_warnings(prog, debug):
         try:
             return int(main(argv) or 0)
