@@ -28,9 +28,14 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from jwarp.errors import CheckpointError, TrainingError
+
+
+def _orbax():
+    import orbax.checkpoint as ocp  # imported on use: ~0.3 s of a command that needs none
+
+    return ocp
 
 _TMP_SUFFIX = ".orbax-checkpoint-tmp"
 DIGEST = "digest"  # the record's key for ``digest``
@@ -185,6 +190,7 @@ class Checkpoints:
         self.directory = directory
         if cleanup and local:
             self._remove_temporaries()  # now, not in orbax's background thread
+        ocp = _orbax()
         self.manager = ocp.CheckpointManager(
             directory,
             options=ocp.CheckpointManagerOptions(
@@ -222,6 +228,7 @@ class Checkpoints:
             )
         record = {**record, DIGEST: digest(host, record)}
         threads = set(threading.enumerate())
+        ocp = _orbax()
         try:
             self.manager.save(
                 step,
@@ -273,6 +280,7 @@ class Checkpoints:
             was saved), or its arrays do not match ``target`` (one line naming the step's
             folder).
         """
+        ocp = _orbax()
         try:
             restored = self.manager.restore(
                 step,
