@@ -12,9 +12,10 @@ methods that return the frames ``x_t = warp(x, u_t)`` and displacements ``u_t`` 
   end frame (``2T - 1`` frames).
 
 Solves run as ``jwarp.execution.plan(config, "animate")`` says: diffrax's rolled loop with the
-run's solver and step size, whose steps are uniform whatever the save times (frames are read
-off the solver's dense output), so a frame does not depend on which other frames were asked
-for and the compile time does not grow with ``T``.
+run's solver and step size (or the same Euler steps as ``jwarp.flow``'s ``"dense"`` loop),
+whose steps are uniform whatever the save times (frames are read off the solver's dense
+output), so a frame does not depend on which other frames were asked for and the compile time
+does not grow with ``T``.
 
 ``animate_pair`` does the same for one pair registered by ``jwarp.fit.fit_pair`` (no training
 set), by default as a morph that ends exactly on the target (``svf_animation``).
@@ -41,7 +42,7 @@ from jwarp.config import Config, load_config
 from jwarp.execution import plan
 from jwarp.field import get_field
 from jwarp.fit import FitConfig, fit_pair, resize_field
-from jwarp.flow import SolverConfig, check_times, integrate_svf
+from jwarp.flow import SolverConfig, animation_loop, check_times, integrate_svf
 from jwarp.models import winograd_kernels
 from jwarp.objective import conditioning, generator_in_channels
 from jwarp.optim import create_states, inference_params
@@ -410,7 +411,10 @@ def svf_animation(
     _check_direction(direction)
     chex.assert_equal_shape([x0, x1])
     chex.assert_equal_shape_prefix([v, x0], 3)
-    solve = lambda t, d: integrate_svf(v, t, direction=d, config=solver, penalties=False).disp
+    loop = animation_loop(solver)
+    solve = lambda t, d: integrate_svf(
+        v, t, direction=d, config=solver, loop=loop, penalties=False
+    ).disp
     ts = jnp.asarray(ts, jnp.float32)
     if not morph:
         return _assemble(solve, x0, lambda: x1, ts, direction)

@@ -17,7 +17,9 @@ run folder resumes under other execution settings. ``plan(config, purpose)`` res
   gradient-only choices.
 * ``"animate"``: diffrax's rolled loop whatever ``loop`` says (its uniform steps make a frame
   independent of which other frames were asked for, and the compile time independent of their
-  number); on CPU a wide U-Net runs Winograd convolutions with kernels transformed once.
+  number), or for Euler steps that divide ``[0, 1]`` evenly the same solve as a ``"dense"``
+  scan (``jwarp.flow``: traced and imported in a fraction of diffrax's time); on CPU a wide
+  U-Net runs Winograd convolutions with kernels transformed once.
 
 On CPU, ``"auto"`` convolutions otherwise run as im2col on tiny maps and as XLA's elsewhere
 (``jwarp.conv``). The measurements behind each choice are in docs/performance.md.
@@ -33,7 +35,7 @@ import jax
 from jwarp.conv import CONV_OUT
 from jwarp.field import get_field
 from jwarp.flow import LOOPS as CONCRETE_LOOPS
-from jwarp.flow import Loop, SolverConfig
+from jwarp.flow import Loop, SolverConfig, animation_loop
 from jwarp.models import Critic, CriticConfig, UNet, UNetConfig
 
 LOOPS = ("auto", *CONCRETE_LOOPS)
@@ -49,7 +51,7 @@ class ExecutionConfig:
 
     Attributes:
       loop: ``"auto"``, ``"diffrax"``, ``"unrolled"`` or ``"scan"`` (``jwarp.flow``); animation
-        always runs ``"diffrax"``.
+        always runs ``"diffrax"`` (or its equal, ``"dense"``).
       max_unrolled_steps: ``"auto"`` unrolls at most this many steps (compile time grows with
         them); longer solves run diffrax's loop.
       remat: in the unrolled and scan loops, recompute parts of each step in the backward pass
@@ -163,7 +165,7 @@ def plan(config: RunSettings, purpose: str, on: str | None = None) -> Plan:
 
     kind, max_unrolled, policy = ex.loop, None, ex.remat_policy
     if purpose == "animate":
-        kind = "diffrax"
+        kind = animation_loop(config.flow).kind
     elif kind == "auto":
         kind = "diffrax"
         if cpu and network_in_loop and config.flow.fixed_steps:

@@ -18,6 +18,10 @@ Three loops run the same solvers:
   many times faster there (``benchmarks/bench_flow.py``). It steps exactly onto every save time.
 * ``"scan"``: the same fixed steps in one ``lax.scan`` (compiled once, whatever the step
   count). Its gradient can keep what diffrax's checkpointed loop recomputes (``Loop.keep``).
+* ``"dense"``: for animation, Euler's uniform steps in one ``lax.scan`` and each save time
+  read between its two steps, linearly: diffrax's Euler solve with its dense output (up to
+  float rounding) at traced times, so a frame does not depend on which others were asked for
+  and the program not on their number, without diffrax's tracing and import (not a setting).
 
 Which loop runs is chosen by ``jwarp.execution`` from the backend and the network.
 """
@@ -31,7 +35,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import chex
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,6 +56,7 @@ SOLVERS = ("euler", "heun", "rk4", "tsit5", "dopri5")
 ADAPTIVE_SOLVERS = ("tsit5", "dopri5")
 ADJOINTS = ("checkpoint", "backsolve")
 LOOPS = ("diffrax", "unrolled", "scan")
+DENSE = "dense"  # chosen by jwarp.execution for animation; not an execution.loop setting
 SOLVE_DIRECTIONS = ("forward", "backward")
 
 
@@ -124,6 +128,13 @@ class SolverConfig:
         return math.ceil(1.0 / self.step_size - 1e-9)
 
     @property
+    def dense_euler(self) -> bool:
+        """Fixed Euler steps that divide ``[0, 1]`` evenly: what the ``"dense"`` loop runs as
+        diffrax does (diffrax spreads an uneven last step over the ones before it)."""
+        n = self.num_steps
+        return self.solver == "euler" and not self.adaptive and abs(n * self.step_size - 1) < 1e-6
+
+    @property
     def fixed_steps(self) -> bool:
         """Fixed steps with exact discrete gradients: what the unrolled and scan loops run."""
         return not self.adaptive and self.adjoint == "checkpoint"
@@ -151,11 +162,17 @@ class Loop:
     keep: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.kind not in LOOPS:
+        if self.kind not in (*LOOPS, DENSE):
             raise ValueError(f"execution.loop: expected one of {LOOPS}, got {self.kind!r}")
 
     def check(self, config: SolverConfig) -> None:
         """The unrolled and scan loops need ``config.fixed_steps``; a one-line ``ValueError``."""
+        if self.kind == DENSE:
+            if not config.dense_euler:
+                raise ValueError(
+                    "execution.loop: 'dense' runs fixed Euler steps that divide [0, 1] evenly"
+                )
+            return
         if self.kind == "diffrax" or config.fixed_steps:
             return
         if config.adaptive:
@@ -169,6 +186,12 @@ class Loop:
 DIFFRAX = Loop()
 
 
+def animation_loop(config: SolverConfig) -> Loop:
+    """The loop an animation runs: ``"dense"`` for Euler steps that divide ``[0, 1]`` evenly,
+    diffrax's own otherwise (the same frames either way; see the module docstring)."""
+    return Loop(DENSE) if config.dense_euler else DIFFRAX
+
+
 # --- Butcher tableaus -----------------------------------------------------------------------
 
 
@@ -178,7 +201,7 @@ class _Tableau(NamedTuple):
     c: tuple[float, ...]  # c[i] is the time fraction of stage i+1
 
 
-def _from_diffrax(tab: diffrax.ButcherTableau) -> _Tableau:
+def _from_diffrax(tab) -> _Tableau:
     b = tuple(float(x) for x in tab.b_sol)
     # Stages after the last one with a non-zero weight only feed the error estimate.
     used = max(i for i, x in enumerate(b) if x != 0.0) + 1
@@ -186,40 +209,47 @@ def _from_diffrax(tab: diffrax.ButcherTableau) -> _Tableau:
     return _Tableau(a, b[:used], tuple(float(x) for x in tab.c[: used - 1]))
 
 
-_RK4_TABLEAU = diffrax.ButcherTableau(
-    c=np.array([0.5, 0.5, 1.0]),
-    b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
-    b_error=np.zeros(4),
-    a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
-)
+EULER = _Tableau((), (1.0,), ())
 
 
-class RK4(diffrax.AbstractERK):
-    """The classical 4th-order Runge--Kutta method (fixed steps only: no error estimate)."""
+@functools.cache
+def _diffrax_solvers() -> dict[str, Callable[[], Any]]:
+    """diffrax's solver of each name (diffrax is imported here: ~0.5 s that a command which
+    only runs the scan loops, such as an Euler animation or a pair fit, does without)."""
+    import diffrax
 
-    tableau = _RK4_TABLEAU
-    interpolation_cls = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+    rk4_tableau = diffrax.ButcherTableau(
+        c=np.array([0.5, 0.5, 1.0]),
+        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+        b_error=np.zeros(4),
+        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+    )
 
-    def order(self, terms):
-        del terms
-        return 4
+    class RK4(diffrax.AbstractERK):
+        """The classical 4th-order Runge--Kutta method (fixed steps only: no error
+        estimate)."""
+
+        tableau = rk4_tableau
+        interpolation_cls = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+        def order(self, terms):
+            del terms
+            return 4
+
+    return {
+        "euler": diffrax.Euler,
+        "heun": diffrax.Heun,
+        "rk4": RK4,
+        "tsit5": diffrax.Tsit5,
+        "dopri5": diffrax.Dopri5,
+    }
 
 
-_DIFFRAX_SOLVERS: dict[str, Callable[[], diffrax.AbstractSolver]] = {
-    "euler": diffrax.Euler,
-    "heun": diffrax.Heun,
-    "rk4": RK4,
-    "tsit5": diffrax.Tsit5,
-    "dopri5": diffrax.Dopri5,
-}
-
-_TABLEAUS: dict[str, _Tableau] = {
-    "euler": _Tableau((), (1.0,), ()),
-    "heun": _from_diffrax(diffrax.Heun.tableau),
-    "rk4": _from_diffrax(_RK4_TABLEAU),
-    "tsit5": _from_diffrax(diffrax.Tsit5.tableau),
-    "dopri5": _from_diffrax(diffrax.Dopri5.tableau),
-}
+def _tableau(solver: str) -> _Tableau:
+    """The Butcher tableau of ``solver``, read from diffrax's solver of that name."""
+    if solver == "euler":
+        return EULER
+    return _from_diffrax(_diffrax_solvers()[solver].tableau)
 
 
 def _axpy(y, coeffs: Sequence[float], ks: Sequence[Any], h):
@@ -351,7 +381,9 @@ def integrate(
         vector_field = lambda t, y, a: (velocity(t, y[0], a), zeros_b, zeros_b)
 
     kind = _loop_kind(loop, config, ts_np)
-    if kind != "diffrax":
+    if kind == DENSE:
+        disp, jd, og = _integrate_dense(vector_field, args, y0, ts, sign, config)
+    elif kind != "diffrax":
         if ts_np is None:
             raise ValueError(f"ts: the {kind} loop needs concrete (non-traced) save times")
         run = _integrate_scan if kind == "scan" else _integrate_unrolled
@@ -376,7 +408,7 @@ def _remat(step: Callable, loop: Loop, static_argnums=()) -> Callable:
 
 
 def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config, loop):
-    tab = _TABLEAUS[config.solver]
+    tab = _tableau(config.solver)
     grid = _unrolled_grid(config.step_size, ts_np)
     step_fn = _remat(_rk_step, loop, static_argnums=(0, 1, 2, 5))
     saved = []
@@ -394,7 +426,7 @@ def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config, loop):
 
 
 def _integrate_scan(vector_field, args, y0, ts_np, sign, config, loop):
-    tab = _TABLEAUS[config.solver]
+    tab = _tableau(config.solver)
     grid = _unrolled_grid(config.step_size, ts_np)
     times = jnp.asarray(sign * grid[:-1], jnp.float32)
     steps = jnp.asarray(sign * np.diff(grid), jnp.float32)
@@ -410,8 +442,30 @@ def _integrate_scan(vector_field, args, y0, ts_np, sign, config, loop):
     return disps[np.asarray(_save_rows(grid, ts_np))], y[1], y[2]
 
 
+def _integrate_dense(vector_field, args, y0, ts, sign, config):
+    n = config.num_steps
+    grid = np.minimum(np.arange(n + 1) * config.step_size, 1.0)
+    times = jnp.asarray(sign * grid[:-1], jnp.float32)
+    steps = jnp.asarray(sign * np.diff(grid), jnp.float32)
+
+    def body(y, time_step):
+        t, h = time_step
+        y = _rk_step(vector_field, EULER, t, y, args, h)
+        return y, y[0]
+
+    y, us = jax.lax.scan(body, y0, (times, steps))
+    us = jnp.concatenate([y0[0][None], us])  # [n + 1, B, H, W, 2] at grid
+    # Each time between grid[k] and grid[k + 1], read linearly (Euler's dense output).
+    g = jnp.asarray(grid, jnp.float32)
+    k = jnp.clip(jnp.searchsorted(g, ts, side="right") - 1, 0, n - 1)
+    frac = jnp.clip((ts - g[k]) / (g[k + 1] - g[k]), 0.0, 1.0).reshape(-1, 1, 1, 1, 1)
+    return us[k] + frac * (us[k + 1] - us[k]), y[1], y[2]
+
+
 def _integrate_diffrax(vector_field, args, y0, ts, ts_np, sign, config):
-    solver = _DIFFRAX_SOLVERS[config.solver]()
+    import diffrax
+
+    solver = _diffrax_solvers()[config.solver]()
     if config.adaptive:
         controller = diffrax.PIDController(rtol=config.rtol, atol=config.atol)
         max_steps = config.max_steps

@@ -41,17 +41,20 @@ def test_training_a_wide_neural_field_on_cpu_scans_keeping_convolutions_with_win
 
 def test_fields_computed_once_per_image_run_diffraxs_loop_everywhere():
     for field, purpose in itertools.product(("stationary", "straight"), PURPOSES):
-        got = _plan(purpose, **{"flow.field": field, **WIDE})
+        got = _plan(purpose, **{"flow.field": field, "flow.solver": "heun", **WIDE})
         assert got.loop.kind == "diffrax", (field, purpose)
         assert got.unet_conv == ("winograd" if purpose == "animate" else "by-size")
 
 
-def test_animation_always_runs_diffrax_and_caches_winograd_kernels_of_wide_networks():
+def test_animation_runs_diffrax_or_its_dense_euler_and_caches_winograd_kernels_of_wide_nets():
     for field in ("neural", "stationary"):
         got = _plan("animate", **{"flow.field": field, "execution.loop": "unrolled", **WIDE})
-        assert (got.loop.kind, got.unet_conv, got.winograd_cache) == ("diffrax", "winograd", True)
+        assert (got.loop.kind, got.unet_conv, got.winograd_cache) == ("dense", "winograd", True)
         narrow = _plan("animate", **{"flow.field": field})
         assert (narrow.unet_conv, narrow.winograd_cache) == ("by-size", False)
+        # Other solvers, and Euler steps that do not divide [0, 1], run diffrax itself.
+        for other in ({"flow.solver": "rk4"}, {"flow.step_size": 0.3}):
+            assert _plan("animate", **{"flow.field": field, **other}).loop.kind == "diffrax"
 
 
 def test_wgan_gp_critic_updates_run_im2col_on_cpu_and_other_critic_uses_do_not():
@@ -62,10 +65,10 @@ def test_wgan_gp_critic_updates_run_im2col_on_cpu_and_other_critic_uses_do_not()
 
 
 @pytest.mark.parametrize("purpose", PURPOSES)
-def test_other_backends_get_xla_convolutions_and_diffraxs_loop(purpose):
+def test_other_backends_get_xla_convolutions_and_diffraxs_loop_or_its_dense_euler(purpose):
     for field in ("neural", "stationary"):
         got = _plan(purpose, on="gpu", **{"flow.field": field, **WIDE, **GAN})
-        assert got.loop.kind == "diffrax"
+        assert got.loop.kind == ("dense" if purpose == "animate" else "diffrax")
         assert {got.unet_conv, got.critic_conv, got.critic_update_conv} == {"lax"}
         assert not got.winograd_cache
 

@@ -27,7 +27,7 @@ from jwarp import (
 )
 from jwarp.conv import CONV_OUT
 from jwarp.field import flow
-from jwarp.flow import DIFFRAX
+from jwarp.flow import DIFFRAX, integrate
 
 H, W = 20, 24
 
@@ -193,6 +193,39 @@ def _affine_field(a, b=1, h=H, w=W):
     g = identity_grid(h, w)
     c = jnp.array([[[(h - 1) / 2, (w - 1) / 2]]])
     return jnp.broadcast_to((g - c) @ jnp.asarray(a, jnp.float32).T, (b, h, w, 2))
+
+
+class DenseLoopTest(chex.TestCase):
+    """The animation's ``"dense"`` loop is diffrax's Euler solve with its dense output."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.product(direction=DIRECTIONS, step_size=(0.1, 0.25))
+    def test_dense_euler_matches_diffrax_at_any_times(self, direction, step_size):
+        # A field that depends on time and position, as the neural field does.
+        velocity = lambda t, u, a: a * (1.0 + t) * jnp.sin(u + 0.3 * t) + 0.5 * a
+        v = _smooth_field(jax.random.PRNGKey(3), 2.0)
+        config = SolverConfig(solver="euler", step_size=step_size)
+        ts = jnp.array([0.0, 0.1, 0.37, 0.5, 0.61, 0.999, 1.0])
+
+        def run(loop, v, ts):
+            return integrate(
+                velocity, v, v.shape[:3], ts, direction=direction, config=config,
+                loop=Loop(loop), penalties=False,
+            ).disp
+
+        dense = self.variant(functools.partial(run, "dense"))(v, ts)
+        want = run("diffrax", v, ts)
+        assert float(jnp.abs(want).max()) > 0.5  # the maps move
+        np.testing.assert_allclose(dense, want, atol=2e-5)
+        # A frame does not depend on which other frames were asked for.
+        alone = self.variant(functools.partial(run, "dense"))(v, ts[2:3])
+        np.testing.assert_allclose(alone[0], dense[2], atol=1e-6)
+
+    def test_dense_refuses_what_it_cannot_run_as_diffrax_does(self):
+        for config in (SolverConfig(solver="rk4", step_size=0.25),
+                       SolverConfig(solver="euler", step_size=0.3)):
+            with pytest.raises(ValueError, match="dense"):
+                integrate_svf(jnp.zeros((1, 4, 4, 2)), config=config, loop=Loop("dense"))
 
 
 class StraightFieldTest(chex.TestCase):

@@ -14,6 +14,7 @@ The model sees exactly what it was trained on: the same detector and the same al
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -171,13 +172,18 @@ def animate_photo(
     return animate_photos(animator, [photo], [found], ts, direction)[0]
 
 
+@functools.partial(jax.jit, static_argnames=("direction", "solver"))
+def _svf_disp(v, times, direction: str, solver):
+    from jwarp.flow import animation_loop, integrate_svf
+
+    return integrate_svf(v, times, direction=direction, config=solver,
+                         loop=animation_loop(solver), penalties=False).disp
+
+
 def _svf(v: np.ndarray, times: np.ndarray, direction: str, solver) -> np.ndarray:
     """``[T, S, S, 2]`` displacements of the stationary velocity ``v [1, S, S, 2]`` at
     ``times`` (``"backward"``: the maps to time ``-t``)."""
-    from jwarp.flow import integrate_svf
-
-    out = integrate_svf(jnp.asarray(v), jnp.asarray(times, jnp.float32), direction=direction,
-                        config=solver, penalties=False).disp
+    out = _svf_disp(jnp.asarray(v), jnp.asarray(times, jnp.float32), direction, solver)
     return np.asarray(out)[:, 0]
 
 
