@@ -14,13 +14,16 @@ from pathlib import Path
 # Many tests train or animate the same tiny models in fresh jits (and fresh subprocesses):
 # one persistent compilation cache for this session, inherited by the subprocesses, skips
 # the XLA compile of a program seen before (about a quarter of a training test's time). It
-# starts empty, so every run still compiles everything once.
+# starts empty, so every run still compiles everything once. Commands use it as they would a
+# user's own (jwarp.cache), and diffrax's programs are cacheable as in every command.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _cache = tempfile.mkdtemp(prefix="jwarp-tests-jax-cache-")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.05")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 1024**3))  # locked writes
+os.environ.setdefault("EQX_ON_ERROR", "nan")  # read by equinox when it is imported
 
 import jax  # noqa: E402  (after the cache settings, which jax reads when imported)
 import numpy as np  # noqa: E402
