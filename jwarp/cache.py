@@ -113,19 +113,23 @@ EQX_ON_ERROR = ("EQX_ON_ERROR", "nan")
 def enable(argv: Sequence[str], environ: dict[str, str] | None = None) -> Path | None:
     """Points JAX's persistent compilation cache at ``cache_dir(argv)``, without importing
     JAX; returns the folder used (the user's own ``JAX_COMPILATION_CACHE_DIR`` if set; None:
-    switched off or unwritable)."""
+    switched off, which also switches that off, or unwritable)."""
     environ = os.environ if environ is None else environ
     jax = sys.modules.get("jax")
+    if not wants_cache(argv, environ):
+        environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+        if jax is not None:
+            jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    environ.setdefault(*EQX_ON_ERROR)
     own = environ.get("JAX_COMPILATION_CACHE_DIR") or (
         jax is not None and jax.config.jax_compilation_cache_dir
     )
-    if own:  # the user's own JAX setting wins; its programs are made cacheable all the same
-        environ.setdefault(*EQX_ON_ERROR)
+    if own:  # the user's own JAX setting wins
         return Path(own)
     folder = cache_dir(argv, environ)
     if folder is None or not _usable(folder):
         return None
-    environ.setdefault(*EQX_ON_ERROR)
     for name, value in SETTINGS.items():
         value = str(folder) if value is None else value
         environ[name] = value
