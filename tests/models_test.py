@@ -236,3 +236,22 @@ class GaussianSmoothTest(chex.TestCase):
         np.testing.assert_allclose(gaussian_smooth(constant, 2.0), constant, rtol=1e-6)
         with pytest.raises(ValueError, match="out_sigma"):
             UNetConfig(out_sigma=-1.0)
+
+
+def test_fresh_states_draw_torchs_uniform_weights_reproducibly_from_the_seed():
+    from jwarp.config import load_config
+    from jwarp.optim import create_states
+
+    config = load_config("smoke", {"model.unet.encoder": [64, 64], "loss.mode": "gan"})
+    draw = lambda seed: create_states(config, jax.random.key(seed), 4).generator.params
+    a, b, c = draw(0), draw(0), draw(1)
+    chex.assert_trees_all_equal(a, b)
+    kernels = [k for path, k in jax.tree_util.tree_leaves_with_path(a)
+               if "kernel" in jax.tree_util.keystr(path) and k.size >= 4096]
+    assert kernels
+    for k in kernels:
+        bound = 1.0 / np.sqrt(np.prod(k.shape[:-1]))  # PyTorch's U(+-1/sqrt(fan_in))
+        np.testing.assert_allclose(np.std(k) / bound, 1.0 / np.sqrt(3.0), atol=0.02)
+        assert abs(float(np.mean(k))) / bound < 0.03
+        assert 0.98 * bound < np.abs(k).max() <= bound
+    assert not np.allclose(jax.tree.leaves(a)[-1], jax.tree.leaves(c)[-1])
