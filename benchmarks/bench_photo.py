@@ -5,9 +5,10 @@ Runs the whole command in a fresh process, as a user does, start-up and compilat
     python animate.py --model smiles --input photo.jpg --out photo.mp4 --t-steps 120
 
 on colour photos made from ../shared/data/photos (MIT licence) at several sizes, 1920x1440 the
-issue's target (at most 20 s on 2 cores). Each size runs ``--repeats`` times; the table gives the
-median and the range, and the output's size and frame count are checked. A fresh compilation
-cache folder per run keeps every run cold (JAX_COMPILATION_CACHE_DIR, if the command uses one).
+issue's target (at most 20 s on 2 cores). Each size runs ``--repeats`` times cold (an empty
+compilation cache folder: a first run) and ``--repeats`` times warm (the folder a first run
+filled); the table gives the medians (``median_s`` in the JSON is the cold one, as before), and
+the output's size and frame count are checked.
 
     python benchmarks/bench_photo.py [--repeats 3] [--json out.json] [--data ../shared/data]
 """
@@ -15,32 +16,15 @@ cache folder per run keeps every run cold (JAX_COMPILATION_CACHE_DIR, if the com
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import write_json
+from common import cold_and_warm, cpu_name, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = ((640, 480), (1920, 1440), (4000, 3000))
 SOURCE = "two_people.jpg"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
-                return f"{line.split(':', 1)[1].strip()} ({simd}, {os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def make_photo(data: Path, size: tuple[int, int], out: Path) -> Path:
@@ -67,16 +51,6 @@ def probe(path: Path) -> tuple[int, int, int]:
     return (*meta["size"], frames)
 
 
-def run_once(photo: Path, out: Path, frames: int) -> float:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "JAX_COMPILATION_CACHE_DIR": tempfile.mkdtemp(prefix="jwarp-bench-cold-")}
-    cmd = [sys.executable, str(ROOT / "animate.py"), "--model", "smiles", "--input", str(photo),
-           "--out", str(out), "--t-steps", str(frames)]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, cwd=out.parent, capture_output=True, text=True)
-    return time.perf_counter() - t0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -84,23 +58,24 @@ def main() -> int:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "cpu_photo.json"))
     args = parser.parse_args()
-    print(f"{cpu_name()}; {args.frames} frames, MP4, cold process, median of {args.repeats}")
-    print(f"{'photo':>12s} {'median s':>9s} {'min s':>7s} {'max s':>7s}  output")
+    print(f"{cpu_name()}; {args.frames} frames, MP4, fresh process, medians of {args.repeats}")
+    print(f"{'photo':>12s} {'cold s':>7s} {'warm s':>7s}  output")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for size in SIZES:
             photo = make_photo(Path(args.data), size, tmp)
             out = tmp / f"{photo.stem}.mp4"
-            times = [run_once(photo, out, args.frames) for _ in range(args.repeats)]
+            cmd = [sys.executable, str(ROOT / "animate.py"), "--model", "smiles", "--input",
+                   str(photo), "--out", str(out), "--t-steps", str(args.frames)]
+            got = cold_and_warm(cmd, args.repeats, tmp)
             w, h, n = probe(out)
             assert (w, h) == size and n == args.frames, (w, h, n)
             row = {"name": f"animate --model smiles, {size[0]}x{size[1]} colour -> MP4",
-                   "median_s": statistics.median(times), "min_s": min(times),
-                   "max_s": max(times), "repeats": len(times), "frames": n, "cpu": cpu_name()}
+                   "median_s": got["cold_median_s"], "frames": n, "cpu": cpu_name(), **got}
             rows.append(row)
-            print(f"{size[0]:>6d}x{size[1]:<5d} {row['median_s']:9.1f} {row['min_s']:7.1f} "
-                  f"{row['max_s']:7.1f}  {w}x{h}, {n} frames", flush=True)
+            print(f"{size[0]:>6d}x{size[1]:<5d} {got['cold_median_s']:7.1f} "
+                  f"{got['warm_median_s']:7.1f}  {w}x{h}, {n} frames", flush=True)
     write_json(args.json, rows)
     print(f"wrote {args.json}")
     return 0

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 
@@ -64,3 +70,44 @@ def write_json(path: str, rows: list[dict]) -> None:
         "peak_rss_gb": peak_rss_gb(),
     }
     atomic_write(path, json.dumps({**meta, "rows": rows}, indent=1))
+
+
+def cpu_name() -> str:
+    """This machine's CPU with its widest vector instructions and core count, e.g.
+    ``AMD EPYC (AVX-512, 2 cores)``: the same code runs 2x apart on AVX2 and AVX-512."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return f"{platform.processor() or 'unknown CPU'} ({os.cpu_count()} cores)"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), platform.machine())
+    simd = "AVX-512" if "avx512f" in text else "AVX2" if "avx2" in text else "no AVX2"
+    return f"{model} ({simd}, {os.cpu_count()} cores)"
+
+
+def run_command(cmd: list[str], cache: str | None, cwd: Path) -> float:
+    """Seconds ``cmd`` takes in a fresh process, end to end, with its compilation cache in
+    ``cache`` (None: ``--no-cache``-like, a throwaway folder)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    with tempfile.TemporaryDirectory(prefix="jwarp-bench-cache-") as throwaway:
+        env.update(JAX_PLATFORMS="cpu", JWARP_CACHE_DIR=cache or throwaway)
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
+    return seconds
+
+
+def cold_and_warm(cmd: list[str], repeats: int, cwd: Path) -> dict:
+    """``cmd`` run ``repeats`` times cold (each with an empty cache folder) and ``repeats``
+    times warm (the folder the first cold run filled): medians, minima and maxima."""
+    with tempfile.TemporaryDirectory(prefix="jwarp-bench-warm-") as kept:
+        cold = [run_command(cmd, kept if i == 0 else None, cwd) for i in range(repeats)]
+        warm = [run_command(cmd, kept, cwd) for _ in range(repeats)]
+    return {
+        "cold_median_s": statistics.median(cold), "cold_min_s": min(cold),
+        "cold_max_s": max(cold), "warm_median_s": statistics.median(warm),
+        "warm_min_s": min(warm), "warm_max_s": max(warm), "repeats": repeats,
+        "python": sys.version.split()[0],
+    }
