@@ -28,7 +28,7 @@ RESIZE_MODES = ("crop", "pad", "stretch")
 # jwarp.fit: pair fitting's similarity measures and FitConfig's defaults of the settings that
 # animate.py exposes (--fit-steps, --fit-similarity, --fit-smoothness).
 SIMILARITIES = ("l2", "lncc")
-FIT_STEPS = 150
+FIT_STEPS = 30
 FIT_SIMILARITY = "l2"
 FIT_SMOOTHNESS = 5.0
 

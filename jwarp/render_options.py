@@ -31,7 +31,7 @@ MAX_SIDE = 16_383  # pixels on an output frame's longer side, --scale included (
 # most 655.35 s) and WebP duration, and --pause adds at most MAX_PAUSE * MAX_FPS MP4 frames.
 MIN_FPS, MAX_FPS = 0.1, 120.0
 MAX_PAUSE = 60.0  # seconds
-MAX_FIT_STEPS = 10_000  # --fit-steps: about 67 times the default (each coarser level: twice)
+MAX_FIT_STEPS = 10_000  # --fit-steps: about 330 times the default (each coarser level: twice)
 MAX_SHEET = 100  # --sheet: frames on a contact sheet
 
 
@@ -274,11 +274,11 @@ def fitted_at(opts: RenderOptions, h: int, w: int) -> tuple[int, int]:
     return (max(2, round(h * f)), max(2, round(w * f))) if f < 1 else (h, w)
 
 
-# Pair fitting's arrays per pixel of the copies it fits (velocity, Adam's moments, the last
-# good iterate, gradients, the flow's steps kept for them, the pyramid): XLA's own count of a
-# compiled fit_field (memory_analysis, CPU, 32 to 128 px) is 114 to 119 + 5 (C - 1) float32s
-# with "l2" and 119 to 121 + 18 (C - 1) with "lncc"; this is below both (a refusal is never
-# wrong).
+# Pair fitting's arrays per pixel of the copies it fits (velocity, L-BFGS's curvature pairs,
+# gradients, the flow's steps and derivatives kept for them, the pyramid): XLA's own count of
+# a compiled fit_field (memory_analysis, CPU, 32 to 128 px) is 204 to 219 + 2 to 7 (C - 1)
+# float32s with "l2" and 206 to 221 + 18 to 31 (C - 1) with "lncc"; this is below both (a
+# refusal is never wrong).
 def fit_floats_per_pixel(channels: int) -> int:
     """A lower bound on pair fitting's float32 values per pixel fitted (``channels``: C)."""
     return 104 + 4 * channels

@@ -41,7 +41,7 @@ from jwarp.steps import make_step_fns
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 16
-FIT = FitConfig(steps=150)
+FIT = FitConfig()
 TS = np.linspace(0.0, 1.0, 7)  # one T for most tests: fewer compilations
 
 

@@ -168,7 +168,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--fit-steps",
         type=int,
         default=defaults["fit_steps"],
-        help=f"pair fitting: Adam steps at the finest of the pyramid's levels, 1 to "
+        help=f"pair fitting: L-BFGS steps at the finest of the pyramid's levels, 1 to "
         f"{MAX_FIT_STEPS} (coarser levels take twice as many each; default: %(default)s)",
     )
     parser.add_argument(
