@@ -24,6 +24,12 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
     os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 1024**3))  # locked writes
 os.environ.setdefault("EQX_ON_ERROR", "nan")  # read by equinox when it is imported
+# The suite is compile-bound (tiny shapes, few steps): XLA:CPU's LLVM optimisations take ~40 %
+# of its compile time and save nothing the tests can see (the same operations, unfused).
+# Subprocesses inherit it (and the cache keys include it). JWARP_TEST_XLA_OPT=1 keeps them.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+if os.environ.get("JWARP_TEST_XLA_OPT", "") in ("", "0"):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 import jax  # noqa: E402  (after the cache settings, which jax reads when imported)
 import numpy as np  # noqa: E402

@@ -37,7 +37,8 @@ from jwarp.steps import make_step_fns, train_iteration
 from jwarp.training import _read_run_config, training_batches
 
 ROOT = Path(__file__).resolve().parents[1]
-FOUR_DEVICES = "--xla_force_host_platform_device_count=4"
+# With the session's own XLA flags (conftest), which the subprocess would otherwise lose.
+FOUR_DEVICES = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
 OVERRIDES = {
     "train.batch_size": 4,
     "data.image_size": 8,
@@ -302,7 +303,7 @@ def test_two_processes_train_like_one_device_resume_and_stop_together(tmp_path):
                 + ["--workdir", str(tmp_path / "two")],
                 env={
                     **env,
-                    "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+                    "XLA_FLAGS": FOUR_DEVICES.replace("count=4", "count=2"),
                     "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
                     "JAX_NUM_PROCESSES": "2",
                     "JAX_PROCESS_ID": str(i),
