@@ -12,7 +12,8 @@ run folder resumes under other execution settings. ``plan(config, purpose)`` res
   the authors') runs a ``scan`` that keeps every convolution's output (unrolled it compiles
   slowly and XLA:CPU does not bound its memory), with Winograd convolutions, whose weight
   gradient is the fastest inside a loop. WGAN-GP's critic updates (second-order gradients)
-  run the critic's convolutions as im2col. Everything else: diffrax's loop, XLA convolutions.
+  run the critic's 4x4 stride-2 convolutions as Winograd F(2x2, 2x2) (``jwarp.conv``).
+  Everything else: diffrax's loop, XLA convolutions.
 * ``"sample"``: forward solves inside training (sample GIFs): the same loops without the
   gradient-only choices.
 * ``"animate"``: diffrax's rolled loop whatever ``loop`` says (its uniform steps make a frame
@@ -187,7 +188,7 @@ def plan(config: RunSettings, purpose: str, on: str | None = None) -> Plan:
     critic_conv = by_size if ex.critic_conv == "auto" else ex.critic_conv
     critic_update_conv = critic_conv
     if cpu and ex.critic_conv == "auto" and config.loss.gan == "wgan-gp":
-        critic_update_conv = "im2col"
+        critic_update_conv = "winograd"
     return Plan(
         loop=loop,
         unet_conv=unet_conv,
