@@ -12,9 +12,9 @@ run folder resumes under other execution settings. ``plan(config, purpose)`` res
   the authors') runs a ``scan`` that keeps every convolution's output (unrolled it compiles
   slowly and XLA:CPU does not bound its memory), with Winograd convolutions, whose weight
   gradient is the fastest inside a loop; a wide network computed once per image (the
-  stationary field) also trains with Winograd convolutions. WGAN-GP's critic updates (second-order gradients)
-  run the critic's 4x4 stride-2 convolutions as Winograd F(2x2, 2x2) (``jwarp.conv``).
-  Everything else: diffrax's loop, XLA convolutions.
+  stationary field) also trains with Winograd convolutions. WGAN-GP's critic updates
+  (second-order gradients) run the critic's 4x4 stride-2 convolutions as Winograd F(2x2, 2x2)
+  (``jwarp.conv``). Everything else: diffrax's loop, XLA convolutions.
 * ``"sample"``: forward solves inside training (sample GIFs): the same loops without the
   gradient-only choices.
 * ``"animate"``: diffrax's rolled loop whatever ``loop`` says (its uniform steps make a frame

@@ -73,12 +73,14 @@ def test_matmul_convs_match_lax_conv_and_its_gradient(impl, shape, k, stride, pa
     chex.assert_trees_all_close(g_lax, g_mm, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # ~20 s compiling three twice-differentiated critics (float64)
 def test_wgan_gp_critic_gradients_match_across_convolutions():
     """A WGAN-GP critic update differentiates the critic twice (the gradient penalty's input
     gradient, then the parameters'): the Winograd critic (``winograd_s2_kernel``, what CPU
     training runs) gives the gradient of XLA's convolutions and of ``im2col`` (what it ran
     before). In float64, since at float32 a pre-activation rounded across LeakyReLU's kink
-    moves the penalty's gradient by ~1e-4 whichever convolution runs; padding by odd sizes."""
+    moves the penalty's gradient by ~1e-4 whichever convolution runs; padding by odd sizes.
+    (``training_test`` checks the plan's two critics against each other at float32.)"""
     from jwarp.config import load_config
     from jwarp.objective import critic_objective
 
