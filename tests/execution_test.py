@@ -43,7 +43,10 @@ def test_fields_computed_once_per_image_run_diffraxs_loop_everywhere():
     for field, purpose in itertools.product(("stationary", "straight"), PURPOSES):
         got = _plan(purpose, **{"flow.field": field, "flow.solver": "heun", **WIDE})
         assert got.loop.kind == "diffrax", (field, purpose)
-        assert got.unet_conv == ("winograd" if purpose == "animate" else "by-size")
+        # A wide U-Net trains and animates as Winograd; sample GIFs (forward only) do not.
+        assert got.unet_conv == ("by-size" if purpose == "sample" else "winograd")
+        narrow = _plan(purpose, **{"flow.field": field})
+        assert narrow.unet_conv == "by-size", (field, purpose)
 
 
 def test_animation_runs_diffrax_or_its_dense_euler_and_caches_winograd_kernels_of_wide_nets():
@@ -57,9 +60,9 @@ def test_animation_runs_diffrax_or_its_dense_euler_and_caches_winograd_kernels_o
             assert _plan("animate", **{"flow.field": field, **other}).loop.kind == "diffrax"
 
 
-def test_wgan_gp_critic_updates_run_im2col_on_cpu_and_other_critic_uses_do_not():
+def test_wgan_gp_critic_updates_run_winograd_on_cpu_and_other_critic_uses_do_not():
     got = _plan("train", **GAN)
-    assert (got.critic_conv, got.critic_update_conv) == ("by-size", "im2col")
+    assert (got.critic_conv, got.critic_update_conv) == ("by-size", "winograd")
     lsgan = _plan("train", **GAN, **{"loss.gan": "lsgan"})
     assert lsgan.critic_update_conv == "by-size"
 
@@ -100,6 +103,6 @@ def test_the_plan_builds_networks_with_its_convolutions():
     got = plan(config, "train", on="cpu")
     assert got.unet(config.model.unet).conv == "winograd"
     assert got.critic(config.model.critic).conv == "by-size"
-    assert got.critic(config.model.critic, update=True).conv == "im2col"
+    assert got.critic(config.model.critic, update=True).conv == "winograd"
     with pytest.raises(ValueError, match="purpose"):
         plan(config, "serve")

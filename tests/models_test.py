@@ -7,6 +7,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jwarp import Critic, CriticConfig, UNet, UNetConfig
@@ -47,14 +48,18 @@ def test_paper_unet_has_the_authors_size():
         ((2, 9, 11, 3), 3, 1, "SAME"),
         ((2, 9, 11, 3), 3, 2, "SAME"),
         ((2, 16, 16, 5), 4, 2, "SAME"),
+        ((2, 7, 9, 3), 4, 2, "SAME"),
+        ((1, 2, 2, 4), 4, 2, "SAME"),
+        ((2, 9, 8, 3), 4, 2, "VALID"),
         ((2, 4, 4, 6), 4, 1, "VALID"),
         ((1, 2, 2, 4), 3, 1, "SAME"),
         ((2, 7, 6, 3), 3, 1, "VALID"),
     ],
 )
 def test_matmul_convs_match_lax_conv_and_its_gradient(impl, shape, k, stride, padding):
-    """``im2col`` and ``winograd`` (F(2x2, 3x3) for 3x3 stride 1, else im2col) against XLA's
-    convolution: odd sizes (a partial last Winograd tile), a one-tile map, VALID padding."""
+    """``im2col`` and ``winograd`` (F(2x2, 3x3) for 3x3 stride 1, F(2x2, 2x2) on the
+    space-to-depth form of 4x4 stride 2, else im2col) against XLA's convolution: odd sizes (a
+    partial last Winograd tile), a one-tile map, VALID padding."""
     x = jax.random.normal(jax.random.key(0), shape)
     lax_conv = Conv(7, k, stride, padding, impl="lax")
     mm_conv = Conv(7, k, stride, padding, impl=impl)
@@ -66,6 +71,37 @@ def test_matmul_convs_match_lax_conv_and_its_gradient(impl, shape, k, stride, pa
     g_lax = jax.jit(jax.grad(loss(lax_conv), argnums=(0, 1)))(params, x)
     g_mm = jax.jit(jax.grad(loss(mm_conv), argnums=(0, 1)))(params, x)
     chex.assert_trees_all_close(g_lax, g_mm, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow  # ~20 s compiling three twice-differentiated critics (float64)
+def test_wgan_gp_critic_gradients_match_across_convolutions():
+    """A WGAN-GP critic update differentiates the critic twice (the gradient penalty's input
+    gradient, then the parameters'): the Winograd critic (``winograd_s2_kernel``, what CPU
+    training runs) gives the gradient of XLA's convolutions and of ``im2col`` (what it ran
+    before). In float64, since at float32 a pre-activation rounded across LeakyReLU's kink
+    moves the penalty's gradient by ~1e-4 whichever convolution runs; padding by odd sizes.
+    (``training_test`` checks the plan's two critics against each other at float32.)"""
+    from jwarp.config import load_config
+    from jwarp.objective import critic_objective
+
+    config = load_config("smoke", {"loss.mode": "gan", "loss.gan": "wgan-gp"})
+    cfg = CriticConfig(channels=(4, 8, 8))
+    with jax.enable_x64(True):
+        real, fake = (
+            jax.random.uniform(jax.random.key(i), (3, 18, 14, 2), jnp.float64) for i in (0, 1)
+        )
+        params = Critic(cfg, conv="lax").init(jax.random.key(2), real)
+        params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
+        grads = {
+            impl: jax.jit(jax.grad(critic_objective, has_aux=True), static_argnums=(4, 5))(
+                params, fake, real, jax.random.key(3), config, Critic(cfg, conv=impl).apply
+            )[0]
+            for impl in ("lax", "im2col", "winograd")
+        }
+        chex.assert_trees_all_equal_dtypes(grads["winograd"], params)
+        assert float(optax.tree.norm(grads["lax"])) > 1e-3  # not a vanishing gradient
+        for impl in ("im2col", "winograd"):
+            chex.assert_trees_all_close(grads[impl], grads["lax"], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,7 @@ def test_generator_and_critic_rates_decay_together_once_per_epoch():
 
 
 def test_critic_updates_run_the_same_critic_as_the_generators_loss():
-    """On CPU the plan runs WGAN-GP critic updates with im2col convolutions (the gradient
+    """On CPU the plan runs WGAN-GP critic updates with Winograd convolutions (the gradient
     penalty's second-order gradients): the same function of the same parameters, to fp32
     rounding, through the penalty's gradient."""
     config = load_config("smoke", {"loss.mode": "gan", "data.image_size": 16})
