@@ -126,10 +126,15 @@ def _folder(name: str) -> Path:
 
 
 def _param_shapes(config) -> Any:
-    """The generator's parameter tree of ``config`` as ``jax.ShapeDtypeStruct`` leaves."""
-    from jwarp.optim import create_states
+    """The generator's parameter tree of ``config`` as ``jax.ShapeDtypeStruct`` leaves (its
+    initialisation traced alone: no critic or optimiser, a tenth of a second of start-up)."""
+    from jwarp.execution import plan
+    from jwarp.objective import generator_in_channels
 
-    return jax.eval_shape(lambda: create_states(config, jax.random.key(0), 1)).generator.params
+    size = config.data.image_size
+    unet = plan(config, "train").unet(config.model.unet)
+    x = jax.ShapeDtypeStruct((1, size, size, generator_in_channels(config)), jax.numpy.float32)
+    return jax.eval_shape(unet.init, jax.random.key(0), x)
 
 
 def load(name: str):
