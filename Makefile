@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Two workers, one test file each at a time (module fixtures are not built twice): the suite
-# is compile-bound and XLA compiles on one core (7:06 here with two; the last CI run, serial, 9:47).
+# is compile-bound and XLA compiles on one core (5:45 on a fresh clone, 2-core AVX-512 CPU;
+# docs/performance.md#the-test-suite).
 test: $(STAMP)
 	$(PYTEST) -q -m "not slow" -n 2 --dist loadfile --durations=15
 
