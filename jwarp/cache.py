@@ -33,7 +33,7 @@ from pathlib import Path
 ENV = "JWARP_CACHE_DIR"
 OFF = ("off", "0", "false", "no", "none")
 FLAG = "--no-cache"
-# Eviction keeps the folder under this size; the shipped models' programs take ~20 MB.
+# Eviction keeps the folder under this size (a command's programs take well under 1 MB).
 MAX_BYTES = 2 * 1024**3
 
 
