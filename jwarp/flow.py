@@ -382,7 +382,7 @@ def integrate(
 
     kind = _loop_kind(loop, config, ts_np)
     if kind == DENSE:
-        disp, jd, og = _integrate_dense(vector_field, args, y0, ts, sign, config)
+        disp, jd, og = _integrate_dense(vector_field, args, y0, ts, sign, config, loop)
     elif kind != "diffrax":
         if ts_np is None:
             raise ValueError(f"ts: the {kind} loop needs concrete (non-traced) save times")
@@ -425,9 +425,9 @@ def _integrate_unrolled(vector_field, args, y0, ts_np, sign, config, loop):
     return disp, y[1], y[2]
 
 
-def _integrate_scan(vector_field, args, y0, ts_np, sign, config, loop):
-    tab = _tableau(config.solver)
-    grid = _unrolled_grid(config.step_size, ts_np)
+def _scan_grid(vector_field, tab: _Tableau, args, y0, grid: np.ndarray, sign, loop: Loop):
+    """The steps between consecutive ``grid`` times in one ``lax.scan``: the final state and
+    the displacement at every grid time, ``[len(grid), B, H, W, 2]``."""
     times = jnp.asarray(sign * grid[:-1], jnp.float32)
     steps = jnp.asarray(sign * np.diff(grid), jnp.float32)
 
@@ -437,24 +437,20 @@ def _integrate_scan(vector_field, args, y0, ts_np, sign, config, loop):
         return y, y[0]
 
     y, disps = jax.lax.scan(_remat(body, loop), y0, (times, steps))
-    # Row k of ``disps`` is the displacement at grid[k + 1]; only the saved rows are kept.
-    disps = jnp.concatenate([y0[0][None], disps])
-    return disps[np.asarray(_save_rows(grid, ts_np))], y[1], y[2]
+    # Row k of the scan's output is the displacement at grid[k + 1].
+    return y, jnp.concatenate([y0[0][None], disps])
 
 
-def _integrate_dense(vector_field, args, y0, ts, sign, config):
-    n = config.num_steps
-    grid = np.minimum(np.arange(n + 1) * config.step_size, 1.0)
-    times = jnp.asarray(sign * grid[:-1], jnp.float32)
-    steps = jnp.asarray(sign * np.diff(grid), jnp.float32)
+def _integrate_scan(vector_field, args, y0, ts_np, sign, config, loop):
+    grid = _unrolled_grid(config.step_size, ts_np)
+    y, disps = _scan_grid(vector_field, _tableau(config.solver), args, y0, grid, sign, loop)
+    return disps[np.asarray(_save_rows(grid, ts_np))], y[1], y[2]  # the saved rows only
 
-    def body(y, time_step):
-        t, h = time_step
-        y = _rk_step(vector_field, EULER, t, y, args, h)
-        return y, y[0]
 
-    y, us = jax.lax.scan(body, y0, (times, steps))
-    us = jnp.concatenate([y0[0][None], us])  # [n + 1, B, H, W, 2] at grid
+def _integrate_dense(vector_field, args, y0, ts, sign, config, loop):
+    grid = _unrolled_grid(config.step_size, np.zeros(0))  # uniform steps (dense_euler)
+    n = len(grid) - 1
+    y, us = _scan_grid(vector_field, EULER, args, y0, grid, sign, loop)
     # Each time between grid[k] and grid[k + 1], read linearly (Euler's dense output).
     g = jnp.asarray(grid, jnp.float32)
     k = jnp.clip(jnp.searchsorted(g, ts, side="right") - 1, 0, n - 1)
