@@ -103,6 +103,14 @@ def _init_key(key: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(jax.random.bits(key, (4,), jnp.uint32), impl="rbg")
 
 
+def generator_and_input(config: Config) -> tuple[Any, jax.Array]:
+    """The generator network training runs (``plan(config, "train")``) and the ``[1, S, S, C]``
+    zeros its parameters are initialised on."""
+    size = config.data.image_size
+    unet = plan(config, "train").unet(config.model.unet)
+    return unet, jnp.zeros((1, size, size, generator_in_channels(config)), jnp.float32)
+
+
 def create_states(
     config: Config, key: jax.Array, steps_per_epoch: int, mesh: Mesh | None = None
 ) -> States:
@@ -114,8 +122,7 @@ def create_states(
     size, channels = config.data.image_size, config.data.channels
     k_gen, k_critic = (_init_key(k) for k in jax.random.split(key))
     run = plan(config, "train")
-    unet = run.unet(config.model.unet)
-    x = jnp.zeros((1, size, size, generator_in_channels(config)), jnp.float32)
+    unet, x = generator_and_input(config)
     gen_tx = make_optimizer(config.optim.lr, config, steps_per_epoch)
     if config.optim.ema_decay > 0:
         gen_tx = optax.chain(gen_tx, params_ema(config.optim.ema_decay))

@@ -128,12 +128,9 @@ def _folder(name: str) -> Path:
 def _param_shapes(config) -> Any:
     """The generator's parameter tree of ``config`` as ``jax.ShapeDtypeStruct`` leaves (its
     initialisation traced alone: no critic or optimiser, a tenth of a second of start-up)."""
-    from jwarp.execution import plan
-    from jwarp.objective import generator_in_channels
+    from jwarp.optim import generator_and_input
 
-    size = config.data.image_size
-    unet = plan(config, "train").unet(config.model.unet)
-    x = jax.ShapeDtypeStruct((1, size, size, generator_in_channels(config)), jax.numpy.float32)
+    unet, x = generator_and_input(config)
     return jax.eval_shape(unet.init, jax.random.key(0), x)
 
 
